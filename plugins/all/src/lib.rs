@@ -1,0 +1,1 @@
+pub use ganfold_dcgan as dcgan;
