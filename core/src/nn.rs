@@ -8,7 +8,7 @@
 
 use crate::rng::Rng;
 use candle_core::{DType, Device, Module, Result, Shape, Tensor, Var, D};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// How a parameter is initialised.
@@ -92,7 +92,7 @@ impl VarStore {
 
     /// Copies `tensors[prefix + name]` into each variable. Every variable must be present with
     /// the same shape; the error names the tensor.
-    pub fn load(&self, tensors: &HashMap<String, Tensor>, prefix: &str) -> anyhow::Result<()> {
+    pub fn load(&self, tensors: &BTreeMap<String, Tensor>, prefix: &str) -> anyhow::Result<()> {
         let inner = self.lock();
         for (name, e) in inner.vars.iter() {
             let key = format!("{prefix}{name}");
@@ -108,8 +108,7 @@ impl VarStore {
 
     /// Copies every variable's value from `other` (same names and shapes), e.g. for EMA weights.
     pub fn copy_from(&self, other: &VarStore) -> anyhow::Result<()> {
-        let src: HashMap<String, Tensor> = other.tensors().into_iter().collect();
-        self.load(&src, "")
+        self.load(&other.tensors(), "")
     }
 
     fn create(&self, path: String, shape: Shape, init: Init, trainable: bool) -> Result<Var> {

@@ -8,7 +8,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Layout, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Adam hyper-parameters. `weight_decay` is decoupled (AdamW); 0 gives plain Adam.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ impl Adam {
     }
 
     /// Restores moments saved by [`Adam::state`] under `prefix`; every moment must be present.
-    pub fn load(&mut self, t: u64, tensors: &HashMap<String, Tensor>, prefix: &str) -> anyhow::Result<()> {
+    pub fn load(&mut self, t: u64, tensors: &BTreeMap<String, Tensor>, prefix: &str) -> anyhow::Result<()> {
         for s in &self.slots {
             for (kind, var) in [("m", &s.m), ("v", &s.v)] {
                 let key = format!("{prefix}{kind}.{}", s.name);
@@ -279,7 +279,7 @@ mod tests {
             for i in 0..6 {
                 if Some(i) == split {
                     let st = opt.state();
-                    let map: HashMap<_, _> = st.tensors.into_iter().map(|(k, t)| (k, t.copy().unwrap())).collect();
+                    let map: BTreeMap<_, _> = st.tensors.into_iter().map(|(k, t)| (k, t.copy().unwrap())).collect();
                     let w2 = Var::from_tensor(&w.as_tensor().copy()?)?;
                     let mut opt2 = Adam::new(vec![("w".into(), w2.clone())], AdamConfig::dcgan(0.05))?;
                     opt2.load(st.t, &map, "")?;
