@@ -233,11 +233,7 @@ pub struct Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = crate::ops::conv2d(x, &self.weight, self.cfg)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
-            None => Ok(y),
-        }
+        add_channel_bias(crate::ops::conv2d(x, &self.weight, self.cfg)?, self.bias.as_ref())
     }
 }
 
@@ -257,11 +253,7 @@ pub struct ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = crate::ops::conv_transpose2d(x, &self.weight, self.cfg)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
-            None => Ok(y),
-        }
+        add_channel_bias(crate::ops::conv_transpose2d(x, &self.weight, self.cfg)?, self.bias.as_ref())
     }
 }
 
@@ -278,6 +270,13 @@ pub fn conv_transpose2d(
     // PyTorch's fan-in convention for transposed convs: weight.dim(1) * k * k.
     let bias = if bias { Some(vs.var("bias", out, bias_init(init, out * k * k))?) } else { None };
     Ok(ConvTranspose2d { weight, bias, cfg })
+}
+
+fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        None => Ok(y),
+    }
 }
 
 fn bias_init(w: Init, fan_in: usize) -> Init {
