@@ -557,10 +557,16 @@ mod tests {
         for (a, b) in shift(&v1).iter().zip(&v2) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+        let dense = |c: &Code| {
+            let mut g = vec![0.0; 10];
+            for (&j, &x) in c.idx.iter().zip(&c.val) {
+                g[j] = x;
+            }
+            g
+        };
         for (a, b) in c1.iter().zip(&c2) {
-            assert_eq!(a.idx, b.idx);
-            for (x, y) in a.val.iter().zip(&b.val) {
-                assert!((x - y).abs() < 1e-4);
+            for (x, y) in dense(a).iter().zip(&dense(b)) {
+                assert!((x - y).abs() < 1e-4, "codes differ: {a:?} vs {b:?}");
             }
         }
     }
