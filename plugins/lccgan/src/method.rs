@@ -89,9 +89,9 @@ impl Lccgan {
         // Spec §3.4 [REC]: G takes h = V gamma (dB-dim); the gaussian baseline takes z (d-dim).
         let nz = if mode.is_some() { cfg.latent } else { cfg.d };
         let g_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("g"));
-        let g = GenNet::new(arch, nz, gw, g_vs.root())?;
+        let g = GenNet::gan(arch, nz, gw, g_vs.root())?;
         let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
-        let d = DiscNet::new(arch, 1, dw, d_vs.root())?;
+        let d = DiscNet::gan(arch, dw, d_vs.root())?;
         let opt_g = Adam::new(g_vs.trainable_vars(), cfg.adam(cfg.lr_g))?;
         let opt_d = Adam::new(d_vs.trainable_vars(), cfg.adam(cfg.lr_d))?;
         let (ae, x_fit) = if mode.is_some() {
@@ -430,7 +430,8 @@ impl Method for Lccgan {
         let fake = Tensor::cat(&fake, 0)?;
         // Reference B (labelled, from the training data) and held-out real set A (the test split
         // if there is one, else training samples disjoint from B).
-        let nb = 5000.min(data.len());
+        let held = if data.test.is_some() { 0 } else { n.min(data.len() / 2) };
+        let nb = 5000.min(data.len() - held);
         let pick = Rng::derive(self.seed, "lccgan-eval-ref").choose_distinct(data.len(), data.len());
         let b = data.batch(&pick[..nb], dev)?;
         let a = match &data.test {

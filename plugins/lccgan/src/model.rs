@@ -5,9 +5,10 @@
 //! discriminator's body with a dB-dim head and the decoder has the generator's architecture;
 //! the decoder is not reused as the generator (G is trained from scratch).
 //!
-//! Deviation: the paper builds 64x64 DCGANs with He init (spec §6.1); MNIST here is 28x28, so
-//! the nets are the 28x28 DCGAN shape with DCGAN N(0, 0.02) init, identical for the LCC sampler
-//! and the gaussian baseline so the comparison is fair.
+//! On images the GAN players are the foundation's DCGAN networks (`ganfold_dcgan::model`), so
+//! LCC-GAN and the DCGAN baseline share G and D; the autoencoder uses the conv nets below.
+//! Deviation: the paper builds 64x64 DCGANs with He init (spec §6.1); MNIST here is 28x28 and the
+//! init is DCGAN's N(0, 0.02).
 
 use candle_core::{Module, Result, Tensor};
 use ganfold_core::nn::{self, BatchNorm, ConvCfg, Init, VsPath};
@@ -34,6 +35,8 @@ impl Arch {
 
 /// Generator / decoder: (B, nz) -> (B, C, 28, 28) in [-1, 1] (tanh), or (B, dim) for points.
 pub enum GenNet {
+    /// The foundation's DCGAN generator (stage 3 on images: the same G as `ganfold train dcgan`).
+    Dcgan { nz: usize, net: ganfold_dcgan::model::ConvGenerator },
     Conv { nz: usize, ct1: nn::ConvTranspose2d, bn1: BatchNorm, ct2: nn::ConvTranspose2d, bn2: BatchNorm, ct3: nn::ConvTranspose2d },
     Mlp { nz: usize, l1: nn::Linear, l2: nn::Linear, l3: nn::Linear },
 }
@@ -60,9 +63,17 @@ impl GenNet {
         })
     }
 
+    /// The GAN's generator: the DCGAN baseline's network on images, the MLP on points.
+    pub fn gan(arch: Arch, nz: usize, width: usize, vs: VsPath) -> Result<Self> {
+        match arch {
+            Arch::Conv { c } => Ok(GenNet::Dcgan { nz, net: ganfold_dcgan::model::conv_generator(nz, width, c, vs)? }),
+            Arch::Mlp { .. } => Self::new(arch, nz, width, vs),
+        }
+    }
+
     pub fn nz(&self) -> usize {
         match self {
-            GenNet::Conv { nz, .. } | GenNet::Mlp { nz, .. } => *nz,
+            GenNet::Conv { nz, .. } | GenNet::Mlp { nz, .. } | GenNet::Dcgan { nz, .. } => *nz,
         }
     }
 
@@ -75,6 +86,7 @@ impl GenNet {
                 ct3.forward(&x)?.tanh()
             }
             GenNet::Mlp { l1, l2, l3, .. } => l3.forward(&l2.forward(&l1.forward(z)?.relu()?)?.relu()?),
+            GenNet::Dcgan { net, .. } => net.forward_t(z, train),
         }
     }
 }
@@ -90,6 +102,8 @@ impl ganfold_core::Generator for GenNet {
 
 /// Discriminator / encoder: (B, ...) -> (B, out) (logits for D, the embedding for the encoder).
 pub enum DiscNet {
+    /// The foundation's DCGAN discriminator (stage 3 on images).
+    Dcgan(ganfold_dcgan::model::ConvDiscriminator),
     Conv { c1: nn::Conv2d, c2: nn::Conv2d, bn2: BatchNorm, c3: nn::Conv2d },
     Mlp { l1: nn::Linear, l2: nn::Linear, l3: nn::Linear },
 }
@@ -112,6 +126,14 @@ impl DiscNet {
         })
     }
 
+    /// The GAN's discriminator: the DCGAN baseline's network on images, the MLP on points.
+    pub fn gan(arch: Arch, width: usize, vs: VsPath) -> Result<Self> {
+        match arch {
+            Arch::Conv { c } => Ok(DiscNet::Dcgan(ganfold_dcgan::model::conv_discriminator(width, c, vs)?)),
+            Arch::Mlp { .. } => Self::new(arch, 1, width, vs),
+        }
+    }
+
     /// The last hidden layer, flattened.
     pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
@@ -123,6 +145,7 @@ impl DiscNet {
                 let h = nn::leaky_relu(&l1.forward(x)?, 0.2)?;
                 nn::leaky_relu(&l2.forward(&h)?, 0.2)
             }
+            DiscNet::Dcgan(net) => net.features_t(x, train),
         }
     }
 
@@ -131,6 +154,7 @@ impl DiscNet {
         match self {
             DiscNet::Conv { c3, .. } => c3.forward(&f)?.flatten_from(1),
             DiscNet::Mlp { l3, .. } => l3.forward(&f),
+            DiscNet::Dcgan(net) => net.head(&f),
         }
     }
 }
@@ -166,6 +190,9 @@ mod tests {
         let m = x.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(m <= 1.0);
         assert_eq!(d.forward_t(&x, true)?.dims(), &[3, 1]);
+        let gd = GenNet::gan(arch, 7, 4, vs.pp("gg"))?;
+        let dd = DiscNet::gan(arch, 4, vs.pp("dd"))?;
+        assert_eq!(dd.forward_t(&gd.forward_t(&z, true)?, true)?.dims(), &[3, 1]);
         assert_eq!(e.forward_t(&x, false)?.dims(), &[3, 7]);
         assert!(Arch::for_shape(SampleShape::Image { c: 3, h: 32, w: 32 }).unwrap_err().to_string().contains("28x28"));
         assert_eq!(Arch::for_shape(SampleShape::Points { dim: 2 })?, Arch::Mlp { dim: 2 });
