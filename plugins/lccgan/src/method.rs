@@ -491,9 +491,15 @@ impl Method for Lccgan {
         let bases: Vec<(f64, f64)> = self.v.chunks(dim).map(proj).collect();
         let s = sampler::sample(&self.v, dim, &self.knn, self.cfg.d, 500, self.mode.unwrap_or(SamplerMode::Paper), None, rng);
         let samp: Vec<(f64, f64)> = s.h.chunks(dim).map(|r| proj(&r.iter().map(|&x| x as f64).collect::<Vec<_>>())).collect();
+        // Paper-mode samples are unnormalised (|h| grows with |z|): keep the view on the data by
+        // dropping samples beyond 3x the embeddings' extent, and say how many were dropped.
+        let ext = emb.iter().chain(&bases).fold(1e-12f64, |m, p| m.max(p.0.abs()).max(p.1.abs())) * 3.0;
+        let n_all = samp.len();
+        let samp: Vec<(f64, f64)> = samp.into_iter().filter(|p| p.0.abs() <= ext && p.1.abs() <= ext).collect();
+        let dropped = n_all - samp.len();
         let title = if dim == 2 { "LCC: latent space".to_string() } else { format!("LCC: PCA of the {dim}-d latent space") };
         let png = viz::scatter(
-            &format!("{title}, M={}, d={}", self.cfg.bases, self.cfg.d),
+            &format!("{title}, M={}, d={} ({dropped}/{n_all} samples off view)", self.cfg.bases, self.cfg.d),
             &[
                 ("embeddings H", emb, RGBColor(170, 170, 170)),
                 ("LCC samples", samp, RGBColor(230, 60, 50)),
