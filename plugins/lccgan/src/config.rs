@@ -1,0 +1,186 @@
+//! Configuration of `ganfold train lccgan` (keys of the `[method]` table).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LccganConfig {
+    /// Number of local bases per sample = dimension of z = the paper's "input dimension" d.
+    /// Default 5: the paper's MNIST comparison (Fig. 4b).
+    pub d: usize,
+    /// Number of bases M. Spec §8.1 [REC]: 128 (authors' code default).
+    pub bases: usize,
+    /// Autoencoder latent size dB (the generator's input size). Spec §8.2 [REC]: 100 (code).
+    pub latent: usize,
+    /// `paper` (faithful), `affine` / `convex` (ablations, spec §3.3), or `gaussian`: no AE/LCC
+    /// stages, the generator is fed z ~ N(0, I_d) directly (the vanilla baseline with the very
+    /// same networks).
+    pub sampler: String,
+    /// Scale s of the `affine` ablation.
+    pub affine_scale: f64,
+    /// Temperature tau of the `convex` ablation.
+    pub convex_tau: f64,
+    /// Stage 1: autoencoder training steps (one batch each).
+    pub ae_steps: usize,
+    /// Autoencoder Adam lr. Spec §8.2 [REC]: 1e-4 (code), betas (0.5, 0.999).
+    pub ae_lr: f64,
+    /// `l1` (code, spec §8.2) or `mse`.
+    pub ae_loss: String,
+    /// Stage 2: LCC alternations; the stage takes `lcc_rounds + 1` steps (encode + k-means init,
+    /// then one coding+basis alternation per step; the kNN table is built on the last).
+    pub lcc_rounds: usize,
+    /// Stop alternating when J's relative decrease falls below this (spec §3.2 step 4: 1e-5).
+    pub lcc_tol: f64,
+    /// Embeddings used to fit the bases (N_fit, spec §3.2: at most 20000), a seeded subset.
+    pub lcc_points: usize,
+    /// Each point is coded on its K nearest bases (Errata 2: K = min(M, 32), independent of d).
+    pub knn_k: usize,
+    /// Locality weight mu = mu_times_m / M (spec §8.3 [REC]: mu = 2/M, code-equivalent).
+    pub mu_times_m: f64,
+    /// Basis-norm weight lambda (Errata 3: 0, eq. 2 has no such term).
+    pub lambda: f64,
+    /// ADMM iteration cap per point (spec §3.2: <= 200).
+    pub admm_iters: usize,
+    /// Lloyd iterations after k-means++ seeding (spec §3.2: 10-20).
+    pub kmeans_iters: usize,
+    /// Generator / discriminator widths (conv: channels of the first/last layer; MLP: hidden).
+    pub ngf: usize,
+    pub ndf: usize,
+    /// Hidden width of the MLP networks used for 2-D point data.
+    pub hidden: usize,
+    /// Adam for G and D. Paper §6: lr 2e-4; spec §8.10 [REC]: betas (0.5, 0.999) (DCGAN).
+    pub lr_g: f64,
+    pub lr_d: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// `non_saturating` (code, DCGAN; spec §8.7 [REC]) or `saturating` (Alg. 1 line 8 literally).
+    pub g_loss: String,
+    /// Reuse the D step's fake batch for the G step (code) instead of a fresh LCC sample
+    /// (Alg. 1 line 7, the default).
+    pub reuse_fake_for_g: bool,
+    /// Generated samples for the end-of-run proxy metrics (`evaluate`).
+    pub eval_samples: usize,
+}
+
+impl Default for LccganConfig {
+    fn default() -> Self {
+        Self {
+            d: 5,
+            bases: 128,
+            latent: 100,
+            sampler: "paper".into(),
+            affine_scale: 1.0,
+            convex_tau: 1.0,
+            ae_steps: 1000,
+            ae_lr: 1e-4,
+            ae_loss: "l1".into(),
+            lcc_rounds: 20,
+            lcc_tol: 1e-5,
+            lcc_points: 5000,
+            knn_k: 32,
+            mu_times_m: 2.0,
+            lambda: 0.0,
+            admm_iters: 200,
+            kmeans_iters: 15,
+            ngf: 64,
+            ndf: 64,
+            hidden: 128,
+            lr_g: 2e-4,
+            lr_d: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            g_loss: "non_saturating".into(),
+            reuse_fake_for_g: false,
+            eval_samples: 1000,
+        }
+    }
+}
+
+impl LccganConfig {
+    pub fn uses_lcc(&self) -> bool {
+        self.sampler != "gaussian"
+    }
+
+    /// Steps taken by stages 1 and 2 (0 for the gaussian baseline).
+    pub fn pre_gan_steps(&self) -> usize {
+        if self.uses_lcc() { self.ae_steps + self.lcc_rounds + 1 } else { 0 }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if !["paper", "affine", "convex", "gaussian"].contains(&self.sampler.as_str()) {
+            bail!("lccgan: sampler must be paper, affine, convex or gaussian, got `{}`", self.sampler);
+        }
+        if self.d == 0 {
+            bail!("lccgan: d (number of local bases) must be at least 1");
+        }
+        if self.uses_lcc() {
+            if self.bases < 2 {
+                bail!("lccgan: bases (M) must be at least 2, got {}", self.bases);
+            }
+            if self.d > self.bases {
+                bail!("lccgan: d = {} local bases cannot exceed the number of bases M = {}", self.d, self.bases);
+            }
+            if self.lcc_points < self.bases {
+                bail!("lccgan: lcc_points ({}) must be at least the number of bases M ({})", self.lcc_points, self.bases);
+            }
+            if self.knn_k == 0 || self.lcc_rounds == 0 || self.admm_iters == 0 {
+                bail!("lccgan: knn_k, lcc_rounds and admm_iters must be at least 1");
+            }
+        }
+        if self.latent == 0 || self.ngf == 0 || self.ndf == 0 || self.hidden == 0 {
+            bail!("lccgan: latent, ngf, ndf and hidden must be at least 1");
+        }
+        for (k, v) in [("mu_times_m", self.mu_times_m), ("lambda", self.lambda), ("lcc_tol", self.lcc_tol)] {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("lccgan: {k} must be finite and >= 0, got {v}");
+            }
+        }
+        if !(self.affine_scale.is_finite() && self.convex_tau.is_finite() && self.convex_tau > 0.0) {
+            bail!("lccgan: affine_scale must be finite and convex_tau > 0");
+        }
+        if !["l1", "mse"].contains(&self.ae_loss.as_str()) {
+            bail!("lccgan: ae_loss must be l1 or mse, got `{}`", self.ae_loss);
+        }
+        if !["non_saturating", "saturating"].contains(&self.g_loss.as_str()) {
+            bail!("lccgan: g_loss must be non_saturating or saturating, got `{}`", self.g_loss);
+        }
+        self.adam(self.lr_g).validate("lccgan lr_g")?;
+        self.adam(self.lr_d).validate("lccgan lr_d")?;
+        self.adam(self.ae_lr).validate("lccgan ae_lr")?;
+        Ok(())
+    }
+
+    /// Adam with this config's betas and no weight decay (spec §8.10).
+    pub fn adam(&self, lr: f64) -> ganfold_core::optim::AdamConfig {
+        ganfold_core::optim::AdamConfig { lr, beta1: self.beta1, beta2: self.beta2, eps: 1e-8, weight_decay: 0.0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_are_rejected() {
+        let c = LccganConfig::default();
+        c.validate().unwrap();
+        assert_eq!((c.lr_g, c.beta1, c.beta2), (2e-4, 0.5, 0.999));
+        assert_eq!(c.adam(c.lr_g).weight_decay, 0.0);
+        let bad = |f: fn(&mut LccganConfig)| {
+            let mut c = LccganConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(bad(|c| c.d = 200).contains("cannot exceed"));
+        assert!(bad(|c| c.lr_g = -1.0).contains("lr_g"));
+        assert!(bad(|c| c.sampler = "x".into()).contains("sampler"));
+        assert!(bad(|c| c.mu_times_m = f64::NAN).contains("mu_times_m"));
+        // The gaussian baseline ignores the LCC keys.
+        let mut g = LccganConfig { sampler: "gaussian".into(), d: 100, ..Default::default() };
+        g.validate().unwrap();
+        g.bases = 1;
+        g.validate().unwrap();
+        assert_eq!(g.pre_gan_steps(), 0);
+    }
+}

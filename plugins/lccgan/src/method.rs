@@ -1,0 +1,589 @@
+//! The LCC-GAN method: three stages inside one `ganfold train lccgan` run (paper Alg. 1).
+//!
+//! Steps `[0, ae_steps)`: stage 1, the autoencoder (one batch per step, Alg. 1 line 1).
+//! Steps `[ae_steps, ae_steps + lcc_rounds]`: stage 2, the LCC bases (Alg. 1 line 2). The first
+//! of these steps encodes the fit subset and seeds `V` by k-means++; each following step runs
+//! one alternation (all points' codes, then the closed-form basis solve) on the host in f64,
+//! so a checkpoint can land between alternations; the last also builds the kNN table.
+//! The remaining steps: stage 3, the GAN (Alg. 1 lines 3-9) with LCC-sampled latent inputs.
+//! Every stage's state (weights, Adam moments, embeddings `H`, bases `V`, J history, kNN table)
+//! is saved, so a checkpoint taken in any stage resumes bit for bit.
+
+use crate::config::LccganConfig;
+use crate::lcc::{self, LccParams};
+use crate::model::{Arch, DiscNet, GenNet};
+use crate::sampler::{self, SamplerMode};
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use ganfold_core::checkpoint::prefixed;
+use ganfold_core::loss::{bce_const, softplus};
+use ganfold_core::nn::VarStore;
+use ganfold_core::optim::Adam;
+use ganfold_core::{viz, Batch, BuildContext, Dataset, Method, MethodState, Rng, StepStats};
+use plotters::style::RGBColor;
+use std::path::{Path, PathBuf};
+
+/// Stage 1's networks.
+struct Autoencoder {
+    vs: VarStore,
+    enc: DiscNet,
+    dec: GenNet,
+    opt: Adam,
+}
+
+pub struct Lccgan {
+    cfg: LccganConfig,
+    device: Device,
+    seed: u64,
+    /// `None` for the gaussian baseline.
+    mode: Option<SamplerMode>,
+    params: LccParams,
+    ae: Option<Autoencoder>,
+    g_vs: VarStore,
+    g: GenNet,
+    opt_g: Adam,
+    d_vs: VarStore,
+    d: DiscNet,
+    opt_d: Adam,
+    /// The seeded data subset that stage 2 encodes (rebuilt from the data at build, not saved).
+    x_fit: Option<Tensor>,
+    /// Steps completed.
+    steps_done: usize,
+    /// Embeddings of `x_fit`, `N_fit x dB` (empty before stage 2).
+    h: Vec<f64>,
+    /// Bases, `M x dB` (empty before stage 2). Plain host data: never trained by the GAN.
+    v: Vec<f64>,
+    /// J after each coding and each basis step.
+    j_hist: Vec<f64>,
+    converged: bool,
+    /// `M x d` neighbour table (empty until stage 2 ends).
+    knn: Vec<u32>,
+}
+
+pub fn build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
+    Ok(Box::new(Lccgan::new(cx)?))
+}
+
+impl Lccgan {
+    pub fn new(cx: &BuildContext<'_>) -> anyhow::Result<Self> {
+        let cfg: LccganConfig = ganfold_core::config::parse(cx.config, "lccgan")?;
+        cfg.validate()?;
+        let arch = Arch::for_shape(cx.shape())?;
+        let pre = cfg.pre_gan_steps();
+        if cfg.uses_lcc() && cx.total_steps <= pre {
+            anyhow::bail!(
+                "lccgan: train.steps = {} leaves no GAN steps; stages 1-2 take ae_steps + lcc_rounds + 1 = {pre} steps",
+                cx.total_steps
+            );
+        }
+        let mode = match cfg.sampler.as_str() {
+            "paper" => Some(SamplerMode::Paper),
+            "affine" => Some(SamplerMode::Affine { scale: cfg.affine_scale }),
+            "convex" => Some(SamplerMode::Convex { tau: cfg.convex_tau }),
+            _ => None,
+        };
+        let (gw, dw) = match arch {
+            Arch::Conv { .. } => (cfg.ngf, cfg.ndf),
+            Arch::Mlp { .. } => (cfg.hidden, cfg.hidden),
+        };
+        // Spec §3.4 [REC]: G takes h = V gamma (dB-dim); the gaussian baseline takes z (d-dim).
+        let nz = if mode.is_some() { cfg.latent } else { cfg.d };
+        let g_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("g"));
+        let g = GenNet::gan(arch, nz, gw, g_vs.root())?;
+        let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
+        let d = DiscNet::gan(arch, dw, d_vs.root())?;
+        let opt_g = Adam::new(g_vs.trainable_vars(), cfg.adam(cfg.lr_g))?;
+        let opt_d = Adam::new(d_vs.trainable_vars(), cfg.adam(cfg.lr_d))?;
+        let (ae, x_fit) = if mode.is_some() {
+            let vs = VarStore::new(DType::F32, cx.device, cx.init_rng("ae"));
+            let enc = DiscNet::new(arch, cfg.latent, dw, vs.pp("enc"))?;
+            let dec = GenNet::new(arch, cfg.latent, gw, vs.pp("dec"))?;
+            // Spec §8.2 [REC]: Adam, betas (0.5, 0.999), lr 1e-4 (code).
+            let opt = Adam::new(vs.trainable_vars(), cfg.adam(cfg.ae_lr))?;
+            let n = cx.data.len();
+            if n < cfg.bases {
+                anyhow::bail!("lccgan: the data has {n} samples, fewer than the M = {} bases", cfg.bases);
+            }
+            let idx = Rng::derive(cx.seed, "lcc-fit").choose_distinct(n, cfg.lcc_points.min(n));
+            let x = cx.data.batch(&idx, cx.device)?.x;
+            (Some(Autoencoder { vs, enc, dec, opt }), Some(x))
+        } else {
+            (None, None)
+        };
+        let params = LccParams {
+            mu: cfg.mu_times_m / cfg.bases as f64,
+            lambda: cfg.lambda,
+            k: cfg.knn_k.min(cfg.bases),
+            admm_iters: cfg.admm_iters,
+        };
+        Ok(Self {
+            cfg,
+            device: cx.device.clone(),
+            seed: cx.seed,
+            mode,
+            params,
+            ae,
+            g_vs,
+            g,
+            opt_g,
+            d_vs,
+            d,
+            opt_d,
+            x_fit,
+            steps_done: 0,
+            h: vec![],
+            v: vec![],
+            j_hist: vec![],
+            converged: false,
+            knn: vec![],
+        })
+    }
+
+    /// "autoencoder", "lcc" or "gan" for the step about to run.
+    pub fn stage(&self) -> &'static str {
+        let s = self.steps_done;
+        if self.mode.is_none() || s >= self.cfg.pre_gan_steps() {
+            "gan"
+        } else if s < self.cfg.ae_steps {
+            "autoencoder"
+        } else {
+            "lcc"
+        }
+    }
+
+    /// The fitted bases `V` (`M x dB`, row per basis), empty before stage 2.
+    pub fn bases(&self) -> &[f64] {
+        &self.v
+    }
+
+    /// The sampler's `M x d` neighbour table, empty before stage 2 ends.
+    pub fn knn(&self) -> &[u32] {
+        &self.knn
+    }
+
+    /// The stage-2 embeddings `H` (`N_fit x dB`).
+    pub fn embeddings(&self) -> &[f64] {
+        &self.h
+    }
+
+    fn ready(&self) -> bool {
+        self.mode.is_none() || !self.knn.is_empty()
+    }
+
+    /// A batch of generator inputs: LCC samples `V^T gamma` (spec §3.3) or, for the gaussian
+    /// baseline, `z ~ N(0, I_d)`.
+    pub fn latent(&self, n: usize, anchor: Option<usize>, rng: &mut Rng) -> anyhow::Result<Tensor> {
+        match self.mode {
+            None => Ok(rng.randn((n, self.cfg.d), 0.0, 1.0, &self.device)?),
+            Some(mode) => {
+                if self.knn.is_empty() {
+                    anyhow::bail!("lccgan: the LCC bases are not fitted yet (stage {})", self.stage());
+                }
+                let s = sampler::sample(&self.v, self.cfg.latent, &self.knn, self.cfg.d, n, mode, anchor, rng);
+                Ok(Tensor::from_vec(s.h, (n, self.cfg.latent), &self.device)?)
+            }
+        }
+    }
+
+    fn ae_step(&mut self, batch: &Batch) -> anyhow::Result<StepStats> {
+        let ae = self.ae.as_mut().context("lccgan: no autoencoder in gaussian mode")?;
+        let x = &batch.x;
+        let r = ae.dec.forward_t(&ae.enc.forward_t(x, true)?, true)?;
+        let diff = (r - x)?;
+        let loss = if self.cfg.ae_loss == "l1" { diff.abs()?.mean_all()? } else { diff.sqr()?.mean_all()? };
+        ae.opt.backward_step(&loss)?;
+        let mut st = StepStats::default();
+        st.push_t("ae_loss", &loss)?;
+        st.push("stage", 1.0);
+        Ok(st)
+    }
+
+    /// Encodes the fit subset in eval mode, `N_fit x dB` in f64.
+    fn encode_fit(&self) -> anyhow::Result<Vec<f64>> {
+        let ae = self.ae.as_ref().context("lccgan: no autoencoder")?;
+        let x = self.x_fit.as_ref().context("lccgan: no fit data")?;
+        let n = x.dim(0)?;
+        let mut out = Vec::with_capacity(n * self.cfg.latent);
+        for s in (0..n).step_by(500) {
+            let len = 500.min(n - s);
+            let h = ae.enc.forward_t(&x.narrow(0, s, len)?, false)?;
+            out.extend(h.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?);
+        }
+        Ok(out)
+    }
+
+    fn lcc_step(&mut self, k: usize, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        let dim = self.cfg.latent;
+        let mut st = StepStats::default();
+        if k == 0 {
+            self.h = self.encode_fit()?;
+            self.v = lcc::kmeans_init(&self.h, dim, self.cfg.bases, self.cfg.kmeans_iters, rng);
+            self.j_hist.clear();
+            self.converged = false;
+            let n = self.h.len() / dim;
+            let q: f64 = self.h.chunks(dim).map(|hi| lcc::sqdist(hi, &self.v[lcc::nearest(&self.v, dim, hi, 1)[0] * dim..][..dim])).sum();
+            st.push("lcc_kmeans_mse", q / n as f64);
+        } else if !self.converged {
+            let r = lcc::round(&self.h, &self.v, dim, &self.params);
+            let n = r.codes.len() as f64;
+            let prev = self.j_hist.last().copied();
+            self.j_hist.push(r.j_code);
+            self.j_hist.push(r.j_basis);
+            st.push("lcc_j", r.j_basis / n);
+            st.push("lcc_rel_err", lcc::relative_error(&self.h, &r.v, dim, &r.codes));
+            st.push("lcc_nnz", r.codes.iter().map(|c| c.idx.len()).sum::<usize>() as f64 / n);
+            st.push("lcc_dead", r.dead.len() as f64);
+            // Spec §3.2 step 4: stop when the relative decrease of J is below tol (the remaining
+            // stage-2 steps are then no-ops).
+            if let Some(p) = prev {
+                self.converged = (p - r.j_basis) <= self.cfg.lcc_tol * p.abs();
+            }
+            self.v = r.v;
+        } else {
+            let n = (self.h.len() / dim) as f64;
+            st.push("lcc_j", self.j_hist.last().copied().unwrap_or(0.0) / n);
+        }
+        if k == self.cfg.lcc_rounds {
+            self.knn = lcc::knn_table(&self.v, dim, self.cfg.d);
+        }
+        st.push("stage", 2.0);
+        Ok(st)
+    }
+
+    fn gan_step(&mut self, batch: &Batch, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        let n = batch.index.len();
+        // Alg. 1 lines 4-6: LCC sample, real batch, D ascent (as BCE descent, spec §4).
+        let fake = self.g.forward_t(&self.latent(n, None, rng)?, true)?;
+        let l_real = self.d.forward_t(&batch.x, true)?;
+        let l_fake = self.d.forward_t(&fake.detach(), true)?;
+        let d_loss = (bce_const(&l_real, true)? + bce_const(&l_fake, false)?)?;
+        self.opt_d.backward_step(&d_loss)?;
+        // Alg. 1 lines 7-8: a fresh LCC sample (or the code's reuse) and the G step.
+        let fake2 = if self.cfg.reuse_fake_for_g { fake } else { self.g.forward_t(&self.latent(n, None, rng)?, true)? };
+        let l = self.d.forward_t(&fake2, true)?;
+        let g_loss = if self.cfg.g_loss == "saturating" {
+            // phi = log: minimise E log(1 - D(G)) = -E softplus(l).
+            softplus(&l)?.mean_all()?.neg()?
+        } else {
+            bce_const(&l, true)?
+        };
+        self.opt_g.backward_step(&g_loss)?;
+        let mut st = StepStats::default();
+        st.push_t("d_loss", &d_loss)?;
+        st.push_t("g_loss", &g_loss)?;
+        st.push_t("d_real", &candle_core::Tensor::mean_all(&sigmoid(&l_real)?)?)?;
+        st.push_t("d_fake", &candle_core::Tensor::mean_all(&sigmoid(&l_fake)?)?)?;
+        st.push("stage", 3.0);
+        Ok(st)
+    }
+
+    /// Stage preview before the GAN exists: autoencoder reconstructions of the fit subset.
+    fn reconstructions(&self, n: usize) -> anyhow::Result<Tensor> {
+        let ae = self.ae.as_ref().context("lccgan: no autoencoder")?;
+        let x = self.x_fit.as_ref().context("lccgan: no fit data")?;
+        let len = x.dim(0)?;
+        let idx: Vec<u32> = (0..n).map(|i| (i % len) as u32).collect();
+        let x = x.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 0)?;
+        Ok(ae.dec.forward_t(&ae.enc.forward_t(&x, false)?, false)?)
+    }
+
+    /// Decoded bases (what each anchor looks like through the decoder).
+    fn decoded_bases(&self) -> anyhow::Result<Tensor> {
+        let ae = self.ae.as_ref().context("lccgan: no autoencoder")?;
+        let m = self.v.len() / self.cfg.latent;
+        let v: Vec<f32> = self.v.iter().map(|&x| x as f32).collect();
+        let v = Tensor::from_vec(v, (m, self.cfg.latent), &self.device)?;
+        Ok(ae.dec.forward_t(&v, false)?)
+    }
+}
+
+fn sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
+    (x.neg()?.exp()? + 1.0)?.recip()
+}
+
+fn f64_tensor(v: &[f64], rows: usize, dev: &Device) -> anyhow::Result<Tensor> {
+    Ok(Tensor::from_vec(v.to_vec(), (rows, v.len() / rows.max(1)), dev)?)
+}
+
+fn tensor_f64(t: &Tensor) -> anyhow::Result<Vec<f64>> {
+    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+}
+
+impl Method for Lccgan {
+    fn step(&mut self, batch: &Batch, step: usize, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        if step != self.steps_done {
+            anyhow::bail!("lccgan: asked for step {step} but {} steps are done", self.steps_done);
+        }
+        let st = match self.stage() {
+            "autoencoder" => self.ae_step(batch)?,
+            "lcc" => self.lcc_step(step - self.cfg.ae_steps, rng)?,
+            _ => self.gan_step(batch, rng)?,
+        };
+        self.steps_done += 1;
+        Ok(st)
+    }
+
+    fn sample(&self, n: usize, rng: &mut Rng) -> anyhow::Result<Tensor> {
+        if self.ready() {
+            Ok(self.g.forward_t(&self.latent(n, None, rng)?, false)?)
+        } else {
+            self.reconstructions(n)
+        }
+    }
+
+    fn save(&self) -> anyhow::Result<MethodState> {
+        let mut parts = vec![("g.", self.g_vs.tensors()), ("opt_g.", self.opt_g.state().tensors)];
+        parts.push(("d.", self.d_vs.tensors()));
+        parts.push(("opt_d.", self.opt_d.state().tensors));
+        if let Some(ae) = &self.ae {
+            parts.push(("ae.", ae.vs.tensors()));
+            parts.push(("opt_ae.", ae.opt.state().tensors));
+        }
+        let mut tensors = prefixed(parts);
+        let dim = self.cfg.latent;
+        let cpu = Device::Cpu;
+        if !self.h.is_empty() {
+            tensors.insert("lcc.h".into(), f64_tensor(&self.h, self.h.len() / dim, &cpu)?);
+            tensors.insert("lcc.v".into(), f64_tensor(&self.v, self.v.len() / dim, &cpu)?);
+        }
+        if !self.j_hist.is_empty() {
+            tensors.insert("lcc.j_hist".into(), Tensor::new(self.j_hist.as_slice(), &cpu)?);
+        }
+        if !self.knn.is_empty() {
+            tensors.insert("lcc.knn".into(), Tensor::from_vec(self.knn.clone(), (self.knn.len() / self.cfg.d, self.cfg.d), &cpu)?);
+        }
+        let meta = serde_json::json!({
+            "steps_done": self.steps_done,
+            "stage": self.stage(),
+            "converged": self.converged,
+            "opt_g_t": self.opt_g.steps(),
+            "opt_d_t": self.opt_d.steps(),
+            "opt_ae_t": self.ae.as_ref().map(|a| a.opt.steps()).unwrap_or(0),
+            "d": self.cfg.d,
+            "bases": self.cfg.bases,
+            "latent": self.cfg.latent,
+        });
+        Ok(MethodState { tensors, meta })
+    }
+
+    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
+        let t = &state.tensors;
+        let meta = &state.meta;
+        let u = |k: &str| meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("lccgan checkpoint: meta `{k}` is missing"));
+        self.g_vs.load(t, "g.")?;
+        self.d_vs.load(t, "d.")?;
+        self.opt_g.load(u("opt_g_t")?, t, "opt_g.")?;
+        self.opt_d.load(u("opt_d_t")?, t, "opt_d.")?;
+        let opt_ae_t = u("opt_ae_t")?;
+        if let Some(ae) = self.ae.as_mut() {
+            ae.vs.load(t, "ae.")?;
+            ae.opt.load(opt_ae_t, t, "opt_ae.")?;
+        }
+        self.steps_done = u("steps_done")? as usize;
+        self.converged = meta.get("converged").and_then(|v| v.as_bool()).unwrap_or(false);
+        let dim = self.cfg.latent;
+        self.h = t.get("lcc.h").map(tensor_f64).transpose()?.unwrap_or_default();
+        self.v = t.get("lcc.v").map(tensor_f64).transpose()?.unwrap_or_default();
+        if self.h.len() % dim != 0 || self.v.len() % dim != 0 {
+            anyhow::bail!("lccgan checkpoint: lcc.h / lcc.v do not have latent = {dim} columns");
+        }
+        if !self.v.is_empty() && self.v.len() / dim != self.cfg.bases {
+            anyhow::bail!("lccgan checkpoint: lcc.v has {} bases, the config says M = {}", self.v.len() / dim, self.cfg.bases);
+        }
+        self.j_hist = t.get("lcc.j_hist").map(tensor_f64).transpose()?.unwrap_or_default();
+        self.knn = match t.get("lcc.knn") {
+            Some(k) if k.dim(1)? == self.cfg.d => k.flatten_all()?.to_vec1::<u32>()?,
+            // Errata 2: V does not depend on d, so a checkpoint may be continued with another d;
+            // the neighbour table is rebuilt from the saved V.
+            Some(_) => lcc::knn_table(&self.v, dim, self.cfg.d),
+            None => vec![],
+        };
+        Ok(())
+    }
+
+    fn generator(&self) -> Option<&dyn ganfold_core::Generator> {
+        Some(&self.g)
+    }
+
+    fn discriminator(&self) -> Option<&dyn ganfold_core::Discriminator> {
+        Some(&self.d)
+    }
+
+    fn phase(&self) -> Option<String> {
+        Some(self.stage().to_string())
+    }
+
+    /// Proxy sample-quality metrics (no classifier-FID is available yet; README explains):
+    /// nearest-neighbour L2 distances in pixel space between generated and real images, and the
+    /// class histogram of the generated samples under a 1-nearest-neighbour classifier.
+    fn evaluate(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
+        if !self.ready() || self.cfg.eval_samples == 0 {
+            return Ok(vec![]);
+        }
+        let n = self.cfg.eval_samples;
+        let mut rng = Rng::derive(self.seed, "lccgan-eval");
+        let dev = &self.device;
+        let mut fake = Vec::new();
+        for s in (0..n).step_by(500) {
+            fake.push(self.g.forward_t(&self.latent(500.min(n - s), None, &mut rng)?, false)?.flatten_from(1)?);
+        }
+        let fake = Tensor::cat(&fake, 0)?;
+        // Reference B (labelled, from the training data) and held-out real set A (the test split
+        // if there is one, else training samples disjoint from B).
+        let held = if data.test.is_some() { 0 } else { n.min(data.len() / 2) };
+        let nb = 5000.min(data.len() - held);
+        let pick = Rng::derive(self.seed, "lccgan-eval-ref").choose_distinct(data.len(), data.len());
+        let b = data.batch(&pick[..nb], dev)?;
+        let a = match &data.test {
+            Some(t) => t.batch(&(0..n.min(t.len())).collect::<Vec<_>>(), dev)?.x,
+            None => data.batch(&pick[nb..(nb + n).min(data.len())], dev)?.x,
+        };
+        let bx = b.x.flatten_from(1)?;
+        let (d_fb, i_fb) = nn_dist(&fake, &bx)?;
+        let mut out = vec![("proxy_nn_fake_to_real".to_string(), mean(&d_fb))];
+        if a.dim(0)? > 0 {
+            let a = a.flatten_from(1)?;
+            out.push(("proxy_nn_real_to_fake".into(), mean(&nn_dist(&a, &fake)?.0)));
+            out.push(("proxy_nn_real_to_real".into(), mean(&nn_dist(&a, &bx)?.0)));
+        }
+        if let (Some(y), true) = (&b.y, data.num_classes > 0) {
+            let y = y.to_vec1::<u32>()?;
+            let mut hist = vec![0f64; data.num_classes];
+            for &i in &i_fb {
+                hist[y[i] as usize] += 1.0 / n as f64;
+            }
+            let ent: f64 = hist.iter().filter(|&&p| p > 0.0).map(|p| -p * p.ln()).sum();
+            out.push(("proxy_class_entropy".into(), ent));
+            out.push(("proxy_classes_over_5pct".into(), hist.iter().filter(|&&p| p >= 0.05).count() as f64));
+        }
+        Ok(out)
+    }
+
+    fn figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let mut files = vec![];
+        let mut write = |name: String, png: Vec<u8>| -> anyhow::Result<()> {
+            let p = dir.join(name);
+            ganfold_core::checkpoint::atomic_write(&p, &png)?;
+            files.push(p);
+            Ok(())
+        };
+        if !self.ready() {
+            return Ok(files);
+        }
+        let tag = match self.mode {
+            Some(_) => format!("lccgan_{}_d{}", self.cfg.sampler, self.cfg.d),
+            None => format!("gaussian_nz{}", self.cfg.d),
+        };
+        let x = self.sample(64, rng)?;
+        write(format!("samples_{tag}.png"), ganfold_core::train::render_samples(&x, data, &tag)?)?;
+        if self.mode.is_none() {
+            return Ok(files);
+        }
+        // Fig. 3 analogue: embeddings, bases and LCC samples in the top-2 PCA plane of H.
+        let dim = self.cfg.latent;
+        let (mean, axes) = pca2(&self.h, dim);
+        let proj = |p: &[f64]| -> (f64, f64) {
+            let c: Vec<f64> = p.iter().zip(&mean).map(|(x, m)| x - m).collect();
+            (dot(&c, &axes[0]), dot(&c, &axes[1]))
+        };
+        let emb: Vec<(f64, f64)> = self.h.chunks(dim).take(2000).map(proj).collect();
+        let bases: Vec<(f64, f64)> = self.v.chunks(dim).map(proj).collect();
+        let s = sampler::sample(&self.v, dim, &self.knn, self.cfg.d, 500, self.mode.unwrap_or(SamplerMode::Paper), None, rng);
+        let samp: Vec<(f64, f64)> = s.h.chunks(dim).map(|r| proj(&r.iter().map(|&x| x as f64).collect::<Vec<_>>())).collect();
+        // Paper-mode samples are unnormalised (|h| grows with |z|): keep the view on the data by
+        // dropping samples beyond 3x the embeddings' extent, and say how many were dropped.
+        let ext = emb.iter().chain(&bases).fold(1e-12f64, |m, p| m.max(p.0.abs()).max(p.1.abs())) * 3.0;
+        let n_all = samp.len();
+        let samp: Vec<(f64, f64)> = samp.into_iter().filter(|p| p.0.abs() <= ext && p.1.abs() <= ext).collect();
+        let dropped = n_all - samp.len();
+        let title = if dim == 2 { "LCC: latent space".to_string() } else { format!("LCC: PCA of the {dim}-d latent space") };
+        let png = viz::scatter(
+            &format!("{title}, M={}, d={} ({dropped}/{n_all} samples off view)", self.cfg.bases, self.cfg.d),
+            &[
+                ("embeddings H", emb, RGBColor(170, 170, 170)),
+                ("LCC samples", samp, RGBColor(230, 60, 50)),
+                ("bases V", bases, RGBColor(30, 60, 200)),
+            ],
+            (700, 700),
+        )?;
+        write("lcc_embedding.png".into(), png)?;
+        if data.shape.is_image() {
+            // Table 3 analogue: one anchor (a fixed set of d bases), varying weights.
+            let h = self.latent(64, Some(0), rng)?;
+            let x = self.g.forward_t(&h, false)?;
+            write(format!("fixed_anchor_{tag}.png"), viz::image_grid(&x, 8, 2)?)?;
+            let dec = self.decoded_bases()?;
+            write("lcc_bases_decoded.png".into(), viz::image_grid(&dec, 16, 2)?)?;
+        }
+        Ok(files)
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// For each row of `a`, the L2 distance to and index of its nearest row of `b` (chunked).
+pub fn nn_dist(a: &Tensor, b: &Tensor) -> anyhow::Result<(Vec<f64>, Vec<usize>)> {
+    let a = a.to_dtype(DType::F32)?;
+    let b = b.to_dtype(DType::F32)?;
+    let bn = b.sqr()?.sum(1)?;
+    let (mut dist, mut idx) = (vec![], vec![]);
+    for s in (0..a.dim(0)?).step_by(256) {
+        let ac = a.narrow(0, s, 256.min(a.dim(0)? - s))?;
+        let an = ac.sqr()?.sum_keepdim(1)?;
+        let d2 = (ac.matmul(&b.t()?)? * -2.0)?.broadcast_add(&an)?.broadcast_add(&bn.unsqueeze(0)?)?;
+        let rows = d2.to_vec2::<f32>()?;
+        for r in rows {
+            let (j, m) = r.iter().enumerate().fold((0, f32::INFINITY), |acc, (j, &x)| if x < acc.1 { (j, x) } else { acc });
+            dist.push((m.max(0.0) as f64).sqrt());
+            idx.push(j);
+        }
+    }
+    Ok((dist, idx))
+}
+
+/// Mean and the top-2 principal axes of the rows of `h` (power iteration with deflation).
+pub fn pca2(h: &[f64], dim: usize) -> (Vec<f64>, [Vec<f64>; 2]) {
+    let n = (h.len() / dim).max(1);
+    let mut mean = vec![0.0; dim];
+    for r in h.chunks(dim) {
+        for (m, x) in mean.iter_mut().zip(r) {
+            *m += x / n as f64;
+        }
+    }
+    let mut cov = vec![0.0; dim * dim];
+    for r in h.chunks(dim) {
+        let c: Vec<f64> = r.iter().zip(&mean).map(|(x, m)| x - m).collect();
+        for i in 0..dim {
+            for j in 0..dim {
+                cov[i * dim + j] += c[i] * c[j] / n as f64;
+            }
+        }
+    }
+    let mut axes: [Vec<f64>; 2] = [vec![0.0; dim], vec![0.0; dim]];
+    for k in 0..2.min(dim) {
+        let mut x: Vec<f64> = (0..dim).map(|i| 1.0 + 0.1 * i as f64).collect();
+        for _ in 0..300 {
+            let mut y: Vec<f64> = (0..dim).map(|i| (0..dim).map(|j| cov[i * dim + j] * x[j]).sum()).collect();
+            if k == 1 {
+                let p = dot(&y, &axes[0]);
+                for (yi, a) in y.iter_mut().zip(&axes[0]) {
+                    *yi -= p * a;
+                }
+            }
+            let nrm = dot(&y, &y).sqrt();
+            if nrm == 0.0 {
+                break;
+            }
+            x = y.iter().map(|v| v / nrm).collect();
+        }
+        axes[k] = x;
+    }
+    (mean, axes)
+}
