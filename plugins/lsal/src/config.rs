@@ -1,0 +1,175 @@
+//! LSAL configuration (`[method]` table of a `ganfold train lsal` run).
+//!
+//! Every default names its source: [PAPER] the ECCV 2018 text, [CODE] the authors'
+//! `lsal-blocks` scripts, [REC] a recommendation of `shared/specs/lsal.md`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LsalConfig {
+    /// `unsup` (Sec. 3, the three-player game) or `ssl` (Sec. 5, class-aware loss network).
+    pub mode: String,
+    /// Latent size d_z; 0 picks 64 for images (spec errata 5) and 2 for 2-D points (spec E1).
+    pub latent_dim: usize,
+    /// mu of Eq. (1), weight of the ambient margin ||x - G(z)||_1 (L1 sum over pixels).
+    /// [CODE] uses 0.004 for pixels in [0, 1]; ganfold's images are in [-1, 1], where every
+    /// L1 distance is twice as large, so 0.002 keeps the weighted margin on the [CODE] scale.
+    pub ambient_weight: f64,
+    /// nu of Eq. (1), weight of the manifold margin ||Q(x) - z||_1. [CODE]: 0.018.
+    pub manifold_weight: f64,
+    /// eta of the cost C_eta(a) = max(a, eta a); must be <= 1. 0 = hinge [PAPER experiments],
+    /// 1 = WGAN-like, -1 = |a| (Sec. 3.2).
+    pub cost_slope: f64,
+    /// Clip every loss-network weight to [-c, c] after each update (0 = off). Spec §4 [REC]:
+    /// a Lipschitz control is required when eta > 0, since the objective is then unbounded below.
+    pub weight_clip: f64,
+    /// `simultaneous` (both players' gradients from one forward, [CODE]) or `alternating`
+    /// (G/Q gradients through the already-updated L). Spec §3.4, §9.5.
+    pub schedule: String,
+    /// Adam learning rate for image generation, 1e-4 [PAPER].
+    pub lr: f64,
+    /// Adam beta1 = 0.5, beta2 = 0.99 [PAPER].
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Drop probability in front of the loss network's FC layers, 0.2 [PAPER] (spec §9.17).
+    pub dropout: f64,
+    /// Weight normalisation on the loss network's conv layers [PAPER] and FC layers (spec §9.9 [REC]).
+    pub weight_norm: bool,
+    /// Base channel width of the 28x28 conv nets (DCGAN-like, sized for a 2-core CPU) [REC].
+    pub width: usize,
+    /// Hidden units of the MLPs used for 2-D points (spec §11.2: 128-256) [REC].
+    pub hidden: usize,
+    /// SSL: number of labelled training images, drawn balanced over the classes.
+    pub labels: usize,
+    /// SSL: lambda of Eq. (8), weight of the unlabelled objective S_u. 1 to start (spec E3).
+    pub unlabelled_weight: f64,
+    /// SSL learning-rate schedule [PAPER Sec. 6.1]: 6e-4, times `ssl_lr_decay` every
+    /// `ssl_lr_decay_epochs` epochs, floored at 3e-4 (multiplicative reading, spec §9.15).
+    pub ssl_lr: f64,
+    pub ssl_lr_floor: f64,
+    pub ssl_lr_decay: f64,
+    pub ssl_lr_decay_epochs: f64,
+}
+
+impl Default for LsalConfig {
+    fn default() -> Self {
+        Self {
+            mode: "unsup".into(),
+            latent_dim: 0,
+            ambient_weight: 0.002,
+            manifold_weight: 0.018,
+            cost_slope: 0.0,
+            weight_clip: 0.0,
+            schedule: "simultaneous".into(),
+            lr: 1e-4,
+            beta1: 0.5,
+            beta2: 0.99,
+            dropout: 0.2,
+            weight_norm: true,
+            width: 32,
+            hidden: 128,
+            labels: 100,
+            unlabelled_weight: 1.0,
+            ssl_lr: 6e-4,
+            ssl_lr_floor: 3e-4,
+            ssl_lr_decay: 0.95,
+            ssl_lr_decay_epochs: 50.0,
+        }
+    }
+}
+
+/// Training mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Unsupervised,
+    SemiSupervised,
+}
+
+impl LsalConfig {
+    pub fn mode(&self) -> anyhow::Result<Mode> {
+        match self.mode.as_str() {
+            "unsup" => Ok(Mode::Unsupervised),
+            "ssl" => Ok(Mode::SemiSupervised),
+            m => anyhow::bail!("lsal: unknown mode `{m}` (expected `unsup` or `ssl`)"),
+        }
+    }
+
+    pub fn alternating(&self) -> anyhow::Result<bool> {
+        match self.schedule.as_str() {
+            "simultaneous" => Ok(false),
+            "alternating" => Ok(true),
+            s => anyhow::bail!("lsal: unknown schedule `{s}` (expected `simultaneous` or `alternating`)"),
+        }
+    }
+
+    /// Rejects impossible values with a message naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.mode()?;
+        self.alternating()?;
+        let fin = |k: &str, v: f64| -> anyhow::Result<()> {
+            if !v.is_finite() {
+                anyhow::bail!("lsal: `{k}` must be finite, got {v}");
+            }
+            Ok(())
+        };
+        for (k, v) in [("ambient_weight", self.ambient_weight), ("manifold_weight", self.manifold_weight)] {
+            fin(k, v)?;
+            if v < 0.0 {
+                anyhow::bail!("lsal: `{k}` is a margin weight and must be >= 0, got {v}");
+            }
+        }
+        fin("cost_slope", self.cost_slope)?;
+        if self.cost_slope > 1.0 {
+            anyhow::bail!(
+                "lsal: `cost_slope` (eta) must be <= 1 so that C[a] >= a (Sec. 3.2), got {}",
+                self.cost_slope
+            );
+        }
+        fin("weight_clip", self.weight_clip)?;
+        if self.weight_clip < 0.0 {
+            anyhow::bail!("lsal: `weight_clip` must be >= 0 (0 = off), got {}", self.weight_clip);
+        }
+        if self.cost_slope > 0.0 && self.weight_clip == 0.0 {
+            anyhow::bail!(
+                "lsal: cost_slope = {} > 0 makes the loss-network objective unbounded below; set a Lipschitz \
+                 control, e.g. `--set weight_clip=0.04` (spec §4)",
+                self.cost_slope
+            );
+        }
+        for (k, v) in [("lr", self.lr), ("ssl_lr", self.ssl_lr), ("ssl_lr_floor", self.ssl_lr_floor)] {
+            if !(v.is_finite() && v > 0.0) {
+                anyhow::bail!("lsal: `{k}` must be positive and finite, got {v}");
+            }
+        }
+        for (k, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                anyhow::bail!("lsal: `{k}` must be in [0, 1), got {v}");
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            anyhow::bail!("lsal: `dropout` is a drop probability in [0, 1), got {}", self.dropout);
+        }
+        if self.width == 0 || self.hidden == 0 {
+            anyhow::bail!("lsal: `width` and `hidden` must be at least 1");
+        }
+        if !(self.ssl_lr_decay > 0.0 && self.ssl_lr_decay <= 1.0) {
+            anyhow::bail!("lsal: `ssl_lr_decay` must be in (0, 1], got {}", self.ssl_lr_decay);
+        }
+        if !(self.ssl_lr_decay_epochs.is_finite() && self.ssl_lr_decay_epochs > 0.0) {
+            anyhow::bail!("lsal: `ssl_lr_decay_epochs` must be positive, got {}", self.ssl_lr_decay_epochs);
+        }
+        fin("unlabelled_weight", self.unlabelled_weight)?;
+        if self.unlabelled_weight < 0.0 {
+            anyhow::bail!("lsal: `unlabelled_weight` (lambda) must be >= 0, got {}", self.unlabelled_weight);
+        }
+        Ok(())
+    }
+
+    /// The SSL learning rate at `epoch` [PAPER Sec. 6.1]:
+    /// max(floor, lr0 * decay^floor(epoch / every)).
+    pub fn ssl_lr_at(&self, epoch: f64) -> f64 {
+        let k = (epoch / self.ssl_lr_decay_epochs).floor().max(0.0);
+        (self.ssl_lr * self.ssl_lr_decay.powf(k)).max(self.ssl_lr_floor)
+    }
+}

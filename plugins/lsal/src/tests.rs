@@ -1,0 +1,564 @@
+//! Unit tests: the margin, the cost family and each objective against hand-computed values,
+//! the reductions to LS-GAN and WGAN, gradient isolation between the players, SSL algebra,
+//! finite-difference gradients, shapes, resume equality and the figures.
+
+use crate::config::LsalConfig;
+use crate::method::{Lsal, balanced_labels};
+use crate::model::{self, Arch, WnLinear};
+use crate::objective::{self, SslActs};
+use candle_core::{DType, Device, Tensor, Var};
+use ganfold_core::data::{self, Dataset, Toy};
+use ganfold_core::nn::VarStore;
+use ganfold_core::{BuildContext, Method, Rng};
+
+type R = anyhow::Result<()>;
+
+fn t1(v: &[f64]) -> Tensor {
+    Tensor::new(v, &Device::Cpu).unwrap()
+}
+
+fn v1(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
+}
+
+fn s(t: &Tensor) -> f64 {
+    t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+}
+
+fn ring() -> Dataset {
+    data::toy(Toy::Ring8, 3, 512)
+}
+
+fn build(cfg: LsalConfig, data: &Dataset, dtype: DType, batch: usize) -> anyhow::Result<Lsal> {
+    let table = toml::Table::new();
+    let cx = BuildContext { config: &table, data, device: &Device::Cpu, seed: 7, batch_size: batch, total_steps: 10 };
+    Lsal::new(cfg, &cx, dtype)
+}
+
+fn no_dropout() -> LsalConfig {
+    LsalConfig { dropout: 0.0, hidden: 16, width: 4, ..Default::default() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cost, margin, objectives on hand-built tensors
+
+#[test]
+fn cost_satisfies_the_papers_conditions_and_spot_values() -> R {
+    let grid: Vec<f64> = (0..=100).map(|i| -5.0 + 0.1 * i as f64).collect();
+    let a = t1(&grid);
+    for eta in [-1.0, -0.5, 0.0, 0.2, 0.5, 1.0] {
+        let c = v1(&objective::cost(&a, eta)?);
+        for (x, y) in grid.iter().zip(&c) {
+            assert!(*y >= *x - 1e-12, "C_{eta}({x}) = {y} < {x}");
+            if *x >= 0.0 {
+                assert!((y - x).abs() < 1e-12, "C_{eta}({x}) = {y} != {x}");
+            }
+        }
+    }
+    let at = |eta: f64, x: f64| s(&objective::cost(&t1(&[x]), eta).unwrap().squeeze(0).unwrap());
+    assert_eq!(at(0.0, -2.0), 0.0);
+    assert!((at(0.2, -2.0) + 0.4).abs() < 1e-12);
+    assert_eq!(at(1.0, -2.0), -2.0);
+    assert_eq!(at(-1.0, -2.0), 2.0);
+    assert_eq!(at(0.5, 3.0), 3.0);
+    assert!(objective::cost(&a, 1.5).is_err());
+    Ok(())
+}
+
+#[test]
+fn margin_matches_the_spec_example_and_its_properties() -> R {
+    let dev = Device::Cpu;
+    let x = Tensor::new(&[[0.0f64, 1.0]], &dev)?;
+    let xt = Tensor::new(&[[1.0f64, 1.0]], &dev)?;
+    let zh = Tensor::new(&[[0.5f64]], &dev)?;
+    let z = Tensor::new(&[[-0.5f64]], &dev)?;
+    let m = objective::margins(&x, &xt, &zh, &z, 0.004, 0.018)?;
+    assert_eq!(m.delta.dims(), &[1]);
+    assert!((v1(&m.delta)[0] - 0.022).abs() < 1e-15);
+    // Zero on identical pairs, symmetric, linear in (mu, nu), a per-sample sum over (B, C, H, W).
+    let mut rng = Rng::new(1);
+    let a = rng.randn((3, 1, 2, 2), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let b = rng.randn((3, 1, 2, 2), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let za = rng.randn((3, 4), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let zb = rng.randn((3, 4), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    assert_eq!(v1(&objective::margins(&a, &a, &za, &za, 0.3, 0.7)?.delta), vec![0.0; 3]);
+    let ab = v1(&objective::margins(&a, &b, &za, &zb, 0.3, 0.7)?.delta);
+    let ba = v1(&objective::margins(&b, &a, &zb, &za, 0.3, 0.7)?.delta);
+    let m1 = objective::margins(&a, &b, &za, &zb, 1.0, 0.0)?;
+    let m2 = objective::margins(&a, &b, &za, &zb, 0.0, 1.0)?;
+    let (d1, d2) = (v1(&m1.delta), v1(&m2.delta));
+    let av = a.flatten_all()?.to_vec1::<f64>()?;
+    let bv = b.flatten_all()?.to_vec1::<f64>()?;
+    for i in 0..3 {
+        assert!((ab[i] - ba[i]).abs() < 1e-12);
+        assert!((ab[i] - (0.3 * d1[i] + 0.7 * d2[i])).abs() < 1e-12);
+        let hand: f64 = (0..4).map(|j| (av[4 * i + j] - bv[4 * i + j]).abs()).sum();
+        assert!((d1[i] - hand).abs() < 1e-12);
+    }
+    Ok(())
+}
+
+#[test]
+fn objectives_match_hand_computed_values() -> R {
+    let delta = t1(&[0.5, 0.1]);
+    let l_real = t1(&[1.0, -1.0]);
+    let l_fake = t1(&[0.2, 0.3]);
+    // a = Delta + l_real - l_fake = [1.3, -1.2].
+    assert!((s(&objective::loss_l(&delta, &l_real, &l_fake, 0.0)?) - 0.65).abs() < 1e-12);
+    assert!((s(&objective::loss_l(&delta, &l_real, &l_fake, 0.5)?) - 0.35).abs() < 1e-12);
+    assert!((s(&objective::loss_l(&delta, &l_real, &l_fake, -1.0)?) - 1.25).abs() < 1e-12);
+    // mean l_fake - mean l_real = 0.25 - 0.
+    assert!((s(&objective::loss_gq(&l_real, &l_fake)?) - 0.25).abs() < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn hinge_with_nu_zero_and_z_blind_loss_is_ls_gan_and_q_gets_no_gradient() -> R {
+    // Hand-built players: Q(x) = x Wq, L(x, z) = x . w (ignores z), fakes x~ given.
+    let dev = Device::Cpu;
+    let mut rng = Rng::new(5);
+    let x = rng.randn((4, 3), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let xt = rng.randn((4, 3), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let z = rng.randn((4, 2), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let wq = Var::from_tensor(&rng.randn((3, 2), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
+    let w = Var::from_tensor(&rng.randn((3, 1), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
+    let zh = x.matmul(wq.as_tensor())?;
+    let lx = |t: &Tensor| t.matmul(w.as_tensor()).unwrap().squeeze(1).unwrap();
+    let mu = 0.3;
+    let m = objective::margins(&x, &xt, &zh, &z, mu, 0.0)?;
+    let ours = objective::loss_l(&m.delta, &lx(&x), &lx(&xt), 0.0)?;
+    // LS-GAN (gamma = 0): mean(max(0, mu ||x - x~||_1 + L(x) - L(x~))), written out by hand.
+    let xv = x.to_vec2::<f64>()?;
+    let xtv = xt.to_vec2::<f64>()?;
+    let wv: Vec<f64> = w.as_tensor().flatten_all()?.to_vec1()?;
+    let mut direct = 0.0;
+    for i in 0..4 {
+        let l1: f64 = (0..3).map(|j| (xv[i][j] - xtv[i][j]).abs()).sum();
+        let lr: f64 = (0..3).map(|j| xv[i][j] * wv[j]).sum();
+        let lf: f64 = (0..3).map(|j| xtv[i][j] * wv[j]).sum();
+        direct += (mu * l1 + lr - lf).max(0.0) / 4.0;
+    }
+    assert!((s(&ours) - direct).abs() < 1e-12, "{} vs {direct}", s(&ours));
+    for loss in [ours, objective::loss_gq(&lx(&x), &lx(&xt))?] {
+        let g = loss.backward()?;
+        let gq = g.get(wq.as_tensor()).map(|t| t.abs().unwrap().sum_all().unwrap());
+        assert!(gq.is_none_or(|t| s(&t) == 0.0), "Q received a gradient");
+    }
+    Ok(())
+}
+
+#[test]
+fn zero_margins_and_hinge_reduce_to_the_plain_loss_sensitive_form_on_the_real_networks() -> R {
+    let d = ring();
+    let cfg = LsalConfig { ambient_weight: 0.0, manifold_weight: 0.0, ..no_dropout() };
+    let m = build(cfg, &d, DType::F64, 8)?;
+    let x = d.head(8, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let mut rng = Rng::new(2);
+    let z = rng.randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let f = m.forward_unsup(&x, &z, &mut rng)?;
+    let lr = m.l.forward(&x, &m.q.forward(&x, true)?, None, false)?.squeeze(1)?;
+    let lf = m.l.forward(&m.g.forward(&z, true)?, &z, None, false)?.squeeze(1)?;
+    let plain = (&lr - &lf)?.relu()?.mean_all()?;
+    assert!((s(&f.loss_l) - s(&plain)).abs() < 1e-12);
+    assert!((s(&f.loss_gq) - s(&(lf.mean_all()? - lr.mean_all()?)?)).abs() < 1e-12);
+    Ok(())
+}
+
+/// Gradients of `loss` w.r.t. every trainable variable of `vs`, flattened (zeros where absent).
+fn grads_of(loss: &Tensor, vs: &VarStore) -> anyhow::Result<Vec<f64>> {
+    let g = loss.backward()?;
+    let mut out = vec![];
+    for (_, v) in vs.trainable_vars() {
+        match g.get(v.as_tensor()) {
+            Some(t) => out.extend(t.flatten_all()?.to_vec1::<f64>()?),
+            None => out.extend(vec![0.0; v.elem_count()]),
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn slope_one_is_wgan_and_the_margin_drops_out_of_every_gradient() -> R {
+    let d = ring();
+    let x = d.head(8, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let mut gl = vec![];
+    let mut ggq = vec![];
+    for (mu, nu) in [(0.0, 0.0), (0.004, 0.018), (0.5, 0.9)] {
+        let cfg = LsalConfig { cost_slope: 1.0, weight_clip: 10.0, ambient_weight: mu, manifold_weight: nu, ..no_dropout() };
+        let m = build(cfg, &d, DType::F64, 8)?;
+        let mut rng = Rng::new(4);
+        let z = rng.randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+        let f = m.forward_unsup(&x, &z, &mut rng)?;
+        let (lr, lf) = (f.stats.get("l_real").unwrap(), f.stats.get("l_fake").unwrap());
+        let mean_delta = f.stats.get("margin_ambient_w").unwrap() + f.stats.get("margin_manifold_w").unwrap();
+        assert!((s(&f.loss_l) - (mean_delta + lr - lf)).abs() < 1e-12);
+        gl.push(grads_of(&f.loss_l, &m.l_vs)?);
+        let mut g = grads_of(&f.loss_gq, &m.g_vs)?;
+        g.extend(grads_of(&f.loss_gq, &m.q_vs)?);
+        ggq.push(g);
+    }
+    assert!(gl[0].iter().any(|v| *v != 0.0));
+    for k in 1..3 {
+        assert_eq!(gl[0], gl[k], "L gradients depend on the margin at eta = 1");
+        assert_eq!(ggq[0], ggq[k], "G/Q gradients depend on the margin");
+    }
+    Ok(())
+}
+
+#[test]
+fn inactive_hinges_give_zero_gradient_and_one_active_pair_its_own() -> R {
+    let lr = Var::from_tensor(&t1(&[0.0, 1.0, -2.0, 0.5]))?;
+    let lf = Var::from_tensor(&t1(&[1.0, 3.0, 0.0, 2.0]))?;
+    let delta = t1(&[0.1, 0.2, 0.3, 0.4]);
+    // All a < 0.
+    let g = objective::loss_l(&delta, lr.as_tensor(), lf.as_tensor(), 0.0)?.backward()?;
+    assert_eq!(v1(g.get(lr.as_tensor()).unwrap()), vec![0.0; 4]);
+    // Only pair 1 active: d/dl_real = [0, 1/4, 0, 0], d/dl_fake = -that.
+    let delta = t1(&[0.1, 2.5, 0.3, 0.4]);
+    let g = objective::loss_l(&delta, lr.as_tensor(), lf.as_tensor(), 0.0)?.backward()?;
+    assert_eq!(v1(g.get(lr.as_tensor()).unwrap()), vec![0.0, 0.25, 0.0, 0.0]);
+    assert_eq!(v1(g.get(lf.as_tensor()).unwrap()), vec![0.0, -0.25, 0.0, 0.0]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Players' gradients
+
+fn assert_isolated(loss_l: &Tensor, loss_gq: &Tensor, m: &Lsal) -> R {
+    let gl = loss_l.backward()?;
+    let ggq = loss_gq.backward()?;
+    for (vs, name) in [(&m.g_vs, "G"), (&m.q_vs, "Q")] {
+        for (k, v) in vs.trainable_vars() {
+            assert!(gl.get(v.as_tensor()).is_none(), "loss_L reaches {name} parameter {k}");
+        }
+        let any = vs.trainable_vars().iter().any(|(_, v)| {
+            ggq.get(v.as_tensor()).is_some_and(|t| t.abs().unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap() > 0.0)
+        });
+        assert!(any, "loss_GQ does not reach {name}");
+    }
+    for (k, v) in m.l_vs.trainable_vars() {
+        assert!(ggq.get(v.as_tensor()).is_none(), "loss_GQ reaches L parameter {k}");
+    }
+    assert!(m.l_vs.trainable_vars().iter().any(|(_, v)| gl.get(v.as_tensor()).is_some()), "loss_L does not reach L");
+    Ok(())
+}
+
+#[test]
+fn each_players_loss_reaches_only_its_parameters_mlp_conv_and_ssl() -> R {
+    let d = ring();
+    let m = build(LsalConfig { hidden: 16, ..Default::default() }, &d, DType::F32, 8)?;
+    let mut rng = Rng::new(3);
+    let b = d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?;
+    let x = b.x.clone();
+    let z = rng.randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?;
+    let f = m.forward_unsup(&x, &z, &mut rng)?;
+    assert_isolated(&f.loss_l, &f.loss_gq, &m)?;
+
+    let mnist = data::mnist_5k()?;
+    let mc = build(LsalConfig { width: 4, ..Default::default() }, &mnist, DType::F32, 4)?;
+    let x = mnist.head(4, &Device::Cpu)?;
+    let z = rng.randn((4, mc.dz), 0.0, 1.0, &Device::Cpu)?;
+    let f = mc.forward_unsup(&x, &z, &mut rng)?;
+    assert_isolated(&f.loss_l, &f.loss_gq, &mc)?;
+
+    let ms = build(LsalConfig { mode: "ssl".into(), labels: 16, hidden: 16, ..Default::default() }, &d, DType::F32, 8)?;
+    let f = ms.forward_step_for_tests(&b, 0, &mut rng)?;
+    assert_isolated(&f.loss_l, &f.loss_gq, &ms)?;
+    Ok(())
+}
+
+#[test]
+fn one_step_on_loss_gq_lowers_fake_loss_and_raises_real_loss() -> R {
+    let d = ring();
+    let m = build(no_dropout(), &d, DType::F64, 16)?;
+    let x = d.head(16, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let mut rng = Rng::new(9);
+    let z = rng.randn((16, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let terms = |m: &Lsal| -> anyhow::Result<(f64, f64, Tensor)> {
+        let lr = m.l.forward(&x, &m.q.forward(&x, true)?, None, false)?.mean_all()?;
+        let lf = m.l.forward(&m.g.forward(&z, true)?, &z, None, false)?.mean_all()?;
+        let gq = m.forward_unsup(&x, &z, &mut Rng::new(0))?.loss_gq;
+        Ok((s(&lr), s(&lf), gq))
+    };
+    let (lr0, lf0, gq) = terms(&m)?;
+    let g = gq.backward()?;
+    for vs in [&m.g_vs, &m.q_vs] {
+        for (_, v) in vs.trainable_vars() {
+            if let Some(gr) = g.get(v.as_tensor()) {
+                v.set(&(v.as_tensor() - (gr * 1e-3)?)?)?;
+            }
+        }
+    }
+    let (lr1, lf1, _) = terms(&m)?;
+    assert!(lf1 < lf0, "G step did not lower L(G(z), z): {lf0} -> {lf1}");
+    assert!(lr1 > lr0, "Q step did not raise L(x, Q(x)): {lr0} -> {lr1}");
+    Ok(())
+}
+
+#[test]
+fn loss_gradients_match_finite_differences_in_f64() -> R {
+    let d = ring();
+    let m = build(no_dropout(), &d, DType::F64, 8)?;
+    let x = d.head(8, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let z = Rng::new(11).randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let eval = |m: &Lsal, which: usize| s(&{
+        let f = m.forward_unsup(&x, &z, &mut Rng::new(0)).unwrap();
+        if which == 0 { f.loss_l } else { f.loss_gq }
+    });
+    for (which, vs) in [(0, &m.l_vs), (1, &m.g_vs), (1, &m.q_vs)] {
+        let f = m.forward_unsup(&x, &z, &mut Rng::new(0))?;
+        let loss = if which == 0 { f.loss_l } else { f.loss_gq };
+        let grads = loss.backward()?;
+        for (name, v) in vs.trainable_vars().into_iter().filter(|(n, _)| !n.contains("bn")).take(3) {
+            let g = grads.get(v.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
+            let base = v.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+            let i = base.len() / 2;
+            let eps = 1e-5;
+            let set = |delta: f64| {
+                let mut p = base.clone();
+                p[i] += delta;
+                v.set(&Tensor::from_vec(p, v.shape(), &Device::Cpu).unwrap()).unwrap();
+            };
+            set(eps);
+            let up = eval(&m, which);
+            set(-eps);
+            let dn = eval(&m, which);
+            set(0.0);
+            let fd = (up - dn) / (2.0 * eps);
+            assert!((fd - g[i]).abs() < 1e-6 + 1e-4 * g[i].abs(), "{name}[{i}]: autograd {} vs fd {fd}", g[i]);
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semi-supervised loss
+
+#[test]
+fn ssl_loss_algebra_and_stability() -> R {
+    let dev = Device::Cpu;
+    let a = Tensor::new(&[[0.3f64, -1.2, 2.0], [80.0, -80.0, 0.0], [-80.0, -80.0, -80.0]], &dev)?;
+    let av = a.to_vec2::<f64>()?;
+    let lu = v1(&objective::unlabelled_loss(&a)?);
+    for (i, row) in av.iter().enumerate() {
+        let mx = row.iter().cloned().fold(0.0f64, f64::max);
+        let denom: f64 = (-mx).exp() + row.iter().map(|v| (v - mx).exp()).sum::<f64>();
+        let mut min_l = f64::MAX;
+        for y in 0..3u32 {
+            let l = v1(&objective::class_loss(&a.narrow(0, i, 1)?, &Tensor::new(&[y], &dev)?)?)[0];
+            // -log softmax([0, a])[y + 1]
+            let want = -((row[y as usize] - mx) - denom.ln());
+            assert!(l.is_finite() && (l - want).abs() < 1e-9, "row {i} y {y}: {l} vs {want}");
+            assert!(lu[i] <= l + 1e-12);
+            min_l = min_l.min(l);
+        }
+        assert!((lu[i] - min_l).abs() < 1e-12 && lu[i] >= 0.0);
+    }
+    assert_eq!(objective::predict(&a)?.to_vec1::<u32>()?[..2], [2, 0]);
+    Ok(())
+}
+
+#[test]
+fn ssl_objectives_match_hand_computed_values() -> R {
+    let dev = Device::Cpu;
+    // K = 2, one labelled and one unlabelled pair.
+    let real_l = Tensor::new(&[[1.0f64, 0.0]], &dev)?;
+    let fake_l = Tensor::new(&[[0.0f64, 0.5]], &dev)?;
+    let real_u = Tensor::new(&[[2.0f64, -1.0]], &dev)?;
+    let fake_u = Tensor::new(&[[0.0f64, 0.0]], &dev)?;
+    let y_l = Tensor::new(&[0u32], &dev)?;
+    let y_t = Tensor::new(&[1u32], &dev)?;
+    let lse = |a: &[f64]| (1.0 + a.iter().map(|v| v.exp()).sum::<f64>()).ln();
+    let (lrl, lfl) = (lse(&[1.0, 0.0]) - 1.0, lse(&[0.0, 0.5]) - 0.0);
+    let (lru, lfu) = (lse(&[2.0, -1.0]) - 2.0, lse(&[0.0, 0.0]) - 0.0);
+    let (dl, du, lambda) = (0.3, 0.2, 0.7);
+    let want_l = (dl + lrl - lfl).max(0.0) + lambda * (du + lru - lfu).max(0.0);
+    let acts = SslActs { real_l: &real_l, fake_l: &fake_l, y_l: &y_l, real_u: &real_u, fake_u: &fake_u };
+    let got = s(&objective::ssl_loss_l(&acts, &t1(&[dl]), &t1(&[du]), lambda, 0.0)?);
+    assert!((got - want_l).abs() < 1e-12, "{got} vs {want_l}");
+    // T - R = [L_u(fake_u) + L(fake_u, y~)] - L_u(real_u) - L(real_l, y_l).
+    let want_gq = (lfu + (lse(&[0.0, 0.0]) - 0.0)) - lru - lrl;
+    let got = s(&objective::ssl_loss_gq(&acts, &y_t)?);
+    assert!((got - want_gq).abs() < 1e-12, "{got} vs {want_gq}");
+    Ok(())
+}
+
+#[test]
+fn labelled_subset_is_balanced_and_seeded() -> R {
+    let mnist = data::mnist_5k()?;
+    let labels = mnist.labels.clone().unwrap();
+    let a = balanced_labels(&labels, 10, 100, 1)?;
+    assert_eq!(a, balanced_labels(&labels, 10, 100, 1)?);
+    assert_ne!(a, balanced_labels(&labels, 10, 100, 2)?);
+    for k in 0..10u32 {
+        assert_eq!(a.iter().filter(|&&i| labels[i] == k).count(), 10);
+    }
+    assert!(balanced_labels(&labels, 10, 105, 1).is_err());
+    Ok(())
+}
+
+#[test]
+fn ssl_learning_rate_schedule() {
+    let c = LsalConfig::default();
+    assert!((c.ssl_lr_at(0.0) - 6e-4).abs() < 1e-15);
+    assert!((c.ssl_lr_at(50.0) - 5.7e-4).abs() < 1e-12);
+    assert!((c.ssl_lr_at(650.0) - 6e-4 * 0.95f64.powi(13)).abs() < 1e-12);
+    assert!((c.ssl_lr_at(650.0) - 3.08e-4).abs() < 1e-6);
+    assert_eq!(c.ssl_lr_at(700.0), 3e-4);
+    assert_eq!(c.ssl_lr_at(10000.0), 3e-4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers, shapes, config
+
+#[test]
+fn weight_norm_sets_unit_norms_to_g_and_ignores_the_scale_of_v() -> R {
+    let dev = Device::Cpu;
+    let mut rng = Rng::new(8);
+    let v = rng.randn((3, 5), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let g = t1(&[0.5, 2.0, 1.5]);
+    let b = t1(&[0.0, 0.1, -0.1]);
+    let lin = WnLinear { v: v.clone(), g: Some(g.clone()), b: b.clone() };
+    let norms = v1(&lin.weight(false)?.sqr()?.sum(1)?.sqrt()?);
+    for (n, gv) in norms.iter().zip(v1(&g)) {
+        assert!((n - gv).abs() < 1e-9);
+    }
+    let x = rng.randn((4, 5), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let scaled = WnLinear { v: (v * 7.0)?, g: Some(g), b };
+    let d = (lin.forward(&x, false)? - scaled.forward(&x, false)?)?.abs()?.max_all()?;
+    assert!(s(&d) < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn network_shapes_for_images_and_points() -> R {
+    let mnist = data::mnist_5k()?;
+    let m = build(LsalConfig { width: 4, ..Default::default() }, &mnist, DType::F32, 4)?;
+    assert_eq!(m.dz, 64);
+    let z = Rng::new(1).randn((3, 64), 0.0, 1.0, &Device::Cpu)?;
+    let x = m.g.forward(&z, true)?;
+    assert_eq!(x.dims(), &[3, 1, 28, 28]);
+    assert_eq!(m.q.forward(&x, true)?.dims(), &[3, 64]);
+    assert_eq!(m.l.forward(&x, &z, None, false)?.dims(), &[3, 1]);
+    let r = ring();
+    let m = build(LsalConfig { mode: "ssl".into(), labels: 16, hidden: 8, ..Default::default() }, &r, DType::F32, 4)?;
+    let z = Rng::new(1).randn((3, 2), 0.0, 1.0, &Device::Cpu)?;
+    let x = m.g.forward(&z, true)?;
+    assert_eq!(x.dims(), &[3, 2]);
+    assert_eq!(m.l.forward(&x, &m.q.forward(&x, true)?, None, false)?.dims(), &[3, 8]);
+    assert!(Arch::for_shape(ganfold_core::SampleShape::Image { c: 1, h: 30, w: 30 }).is_err());
+    Ok(())
+}
+
+#[test]
+fn config_rejects_impossible_values_with_clear_messages() {
+    let bad = |c: LsalConfig, want: &str| {
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+    };
+    bad(LsalConfig { cost_slope: 1.5, ..Default::default() }, "cost_slope");
+    bad(LsalConfig { cost_slope: 0.5, ..Default::default() }, "weight_clip");
+    bad(LsalConfig { ambient_weight: -1.0, ..Default::default() }, "ambient_weight");
+    bad(LsalConfig { mode: "x".into(), ..Default::default() }, "mode");
+    bad(LsalConfig { schedule: "x".into(), ..Default::default() }, "schedule");
+    bad(LsalConfig { lr: -1.0, ..Default::default() }, "lr");
+    bad(LsalConfig { dropout: 1.0, ..Default::default() }, "dropout");
+    assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
+    // SSL on unlabelled or wrongly sized subsets is a clear error.
+    let d = ring();
+    let e = build(LsalConfig { mode: "ssl".into(), labels: 10, ..Default::default() }, &d, DType::F32, 4).err().unwrap();
+    assert!(e.to_string().contains("multiple"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training, resume, figures
+
+fn run_steps(m: &mut Lsal, d: &Dataset, from: usize, to: usize, rng: &mut Rng) -> anyhow::Result<Vec<f64>> {
+    let mut last = vec![];
+    for step in from..to {
+        let idx: Vec<usize> = (0..8).map(|i| (step * 8 + i) % d.len()).collect();
+        let b = d.batch(&idx, &Device::Cpu)?;
+        last = m.step(&b, step, rng)?.0.iter().map(|(_, v)| *v).collect();
+    }
+    Ok(last)
+}
+
+fn flat(st: &ganfold_core::MethodState) -> anyhow::Result<Vec<f32>> {
+    let mut v = vec![];
+    for t in st.tensors.values() {
+        v.extend(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(v)
+}
+
+#[test]
+fn resume_equals_continuing_and_same_seed_same_result() -> R {
+    let d = ring();
+    for (cfg, tag) in [
+        (LsalConfig { hidden: 16, ..Default::default() }, "unsup"),
+        (LsalConfig { hidden: 16, mode: "ssl".into(), labels: 16, ..Default::default() }, "ssl"),
+        (LsalConfig { hidden: 16, schedule: "alternating".into(), ..Default::default() }, "alternating"),
+    ] {
+        let mut a = build(cfg.clone(), &d, DType::F32, 8)?;
+        let mut ra = Rng::new(1);
+        run_steps(&mut a, &d, 0, 3, &mut ra)?;
+        // Deep copy: saved tensors share storage with the live variables (the trainer writes them to disk at once).
+        let mut saved = a.save()?;
+        for t in saved.tensors.values_mut() {
+            *t = t.copy()?;
+        }
+        let rng_state = ra.state();
+        let sa = run_steps(&mut a, &d, 3, 5, &mut ra)?;
+        let mut b = build(cfg.clone(), &d, DType::F32, 8)?;
+        b.load(&saved)?;
+        let mut rb = Rng::from_state(rng_state);
+        let sb = run_steps(&mut b, &d, 3, 5, &mut rb)?;
+        assert_eq!(sa, sb, "{tag}: stats differ after resume");
+        assert_eq!(flat(&a.save()?)?, flat(&b.save()?)?, "{tag}: state differs after resume");
+        // An uninterrupted second run from the same seed is identical, and training moved the weights.
+        let mut c = build(cfg, &d, DType::F32, 8)?;
+        let before = flat(&c.save()?)?;
+        run_steps(&mut c, &d, 0, 5, &mut Rng::new(1))?;
+        assert_eq!(flat(&a.save()?)?, flat(&c.save()?)?, "{tag}: same seed, different result");
+        assert_ne!(before, flat(&c.save()?)?);
+    }
+    // A checkpoint of another shape is an error naming the tensor.
+    let mut other = build(LsalConfig { hidden: 8, ..Default::default() }, &d, DType::F32, 8)?;
+    let st = build(LsalConfig { hidden: 16, ..Default::default() }, &d, DType::F32, 8)?.save()?;
+    let e = other.load(&st).unwrap_err().to_string();
+    assert!(e.contains("shape"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn figures_and_evaluation_on_a_tiny_run() -> R {
+    let mnist = data::mnist_5k()?;
+    let mut m = build(LsalConfig { width: 4, mode: "ssl".into(), labels: 20, ..Default::default() }, &mnist, DType::F32, 8)?;
+    let run = tempfile::tempdir()?;
+    let mut rng = Rng::new(2);
+    let mut log = String::new();
+    for step in 0..2 {
+        let b = mnist.batch(&(step * 8..step * 8 + 8).collect::<Vec<_>>(), &Device::Cpu)?;
+        let st = m.step(&b, step, &mut rng)?;
+        let mut o = serde_json::Map::new();
+        o.insert("step".into(), (step + 1).into());
+        for (k, v) in &st.0 {
+            o.insert(k.clone(), (*v).into());
+            assert!(v.is_finite(), "{k} = {v}");
+        }
+        log.push_str(&format!("{}\n", serde_json::Value::Object(o)));
+    }
+    std::fs::write(run.path().join("metrics.jsonl"), log)?;
+    let files = m.figures(&run.path().join("figures"), &mnist, &mut rng)?;
+    for name in ["reconstructions.png", "interpolations.png", "margins.png", "margins_and_losses.png"] {
+        let p = run.path().join("figures").join(name);
+        assert!(files.contains(&p) && std::fs::metadata(&p)?.len() > 100, "{name} missing");
+    }
+    let ev = m.evaluate(&mnist)?;
+    let keys: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["recon_mse_train", "recon_l2_ratio_train", "ssl_error_unlabelled_train"]);
+    assert!(ev.iter().all(|(_, v)| v.is_finite()));
+    assert!(ev[2].1 > 0.0 && ev[2].1 <= 1.0);
+    let _ = model::loss_net; // the constructor is public API for notebooks
+    Ok(())
+}
