@@ -183,7 +183,9 @@ impl Lgan {
         let lab = self.labelled.as_ref().context("lgan ssl: no labelled subset")?;
         let xu = &batch.x;
         let b = xu.dim(0)?;
-        // Labelled minibatch: B draws with replacement from the labelled subset.
+        // Labelled minibatch: B draws with replacement from the labelled subset (the unlabelled
+        // batch is the trainer's batch over all training images, labelled ones included, as in
+        // [CODE-SSL]). Spec [REC]: the unlabelled batch also serves as G's chart centres.
         let pick: Vec<u32> = (0..b).map(|_| rng.below(lab.index.len()) as u32).collect();
         let pick = Tensor::from_vec(pick, b, &self.device)?;
         let xl = lab.x.index_select(&pick, 0)?;
@@ -197,6 +199,10 @@ impl Lgan {
         let lse_g = log_sum_exp(&self.d.forward_t(&fake, true)?)?;
         // -E log P(y <= K | x_u) - E log P(y = K+1 | G(x, z)).
         let p_unl = ((softplus(&lse_u)? - &lse_u)?.mean_all()? + softplus(&lse_g)?.mean_all()?)?;
+        // The manifold penalty gets its own subset S of min(jac_subset, N) coordinates (errata 2:
+        // the paper samples coordinates only for the orthonormal prior; sharing S is optional).
+        // Deviation: lambda applies to the unlabelled batch only (errata 5, lambda_lab = 0), and
+        // there is no validation split or D-parameter EMA ([CODE-SSL]); the final model is evaluated.
         let coords = self.reg.draw_subset(self.g.coord_dim(), rng);
         let manifold = if self.cfg.lambda > 0.0 {
             self.manifold_penalty(xu, &coords)?
@@ -211,7 +217,9 @@ impl Lgan {
         let fake = self.g.forward_local(xu, &z, true)?;
         let psi_real = self.d.features_t(xu, true)?.mean(0)?.detach();
         let psi_fake = self.d.features_t(&fake, true)?.mean(0)?;
+        // L_G: squared L2 of the mean-feature difference (paper; [CODE-SSL] uses L1).
         let fm = (psi_real - psi_fake)?.sqr()?.sum_all()?;
+        // K_G at z ~ P_Z (paper; [CODE-SSL] uses z = 0), (K+1)-way log-probabilities (errata 3).
         let zl = self.sample_z(b, rng)?;
         let kg = Self::labelled_nll(&self.d.forward_t(&self.g.forward_local(&xl, &zl, true)?, true)?, &yl)?;
         let t = self.reg.terms(&self.g, xu, rng, true)?;
