@@ -79,7 +79,16 @@ impl LocalGen {
             GenNet::Conv { e1, e2, efc, .. } => {
                 let h = nn::leaky_relu(&e1.forward(x)?, 0.2)?;
                 let h = nn::leaky_relu(&e2.forward(&h)?, 0.2)?;
-                efc.forward(&h.flatten_from(1)?)
+                let h = efc.forward(&h.flatten_from(1)?)?;
+                // Deviation: [CODE-GEN] batch-normalises the encoder output, which puts h(x) on
+                // the scale of z ~ N(0, I). We standardise each sample's code over its N
+                // coordinates instead (batch-independent, so finite differences stay exact).
+                // Without it h(x) starts ~10x smaller than z and G ignores x (measured: the
+                // locality error stayed at the mean-image level for 500 steps).
+                let m = h.mean_keepdim(1)?;
+                let c = h.broadcast_sub(&m)?;
+                let v = c.sqr()?.mean_keepdim(1)?;
+                c.broadcast_div(&(v + 1e-5)?.sqrt()?)
             }
             GenNet::Mlp { e1, e2, .. } => e2.forward(&nn::leaky_relu(&e1.forward(x)?, 0.2)?),
         }
