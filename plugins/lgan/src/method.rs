@@ -35,8 +35,6 @@ pub struct Lgan {
     /// Real points that `sample()` centres its charts at (up to `cfg.pool`, seeded draw).
     pool: Tensor,
     labelled: Option<Labelled>,
-    /// K (SSL).
-    classes: usize,
 }
 
 /// Registry constructor.
@@ -72,6 +70,9 @@ impl Lgan {
         let reg = LganLocal { mu, eta, subset: cfg.jac_subset, delta: cfg.fd_delta, reduction };
 
         let classes = cx.data.num_classes;
+        if mode == Mode::Ssl && classes < 2 {
+            anyhow::bail!("lgan ssl: dataset `{}` has {classes} classes; the (K+1)-class classifier needs K >= 2", cx.data.name);
+        }
         let labelled = match mode {
             Mode::Gen => None,
             Mode::Ssl => Some(pick_labelled(cx.data, cfg.labels, cx.seed, cx.device)?),
@@ -89,7 +90,7 @@ impl Lgan {
         let k = cfg.pool.min(cx.data.len());
         let idx = prng.choose_distinct(cx.data.len(), k);
         let pool = cx.data.batch(&idx, cx.device)?.x;
-        Ok(Self { cfg, mode, shape, device: cx.device.clone(), g, d, g_vs, d_vs, opt_g, opt_d, reg, pool, labelled, classes })
+        Ok(Self { cfg, mode, shape, device: cx.device.clone(), g, d, g_vs, d_vs, opt_g, opt_d, reg, pool, labelled })
     }
 
     /// The local generator (for notebooks and the `lgan-local` regularizer).
@@ -415,6 +416,7 @@ fn pick_labelled(data: &Dataset, labels: usize, seed: u64, device: &Device) -> a
 }
 
 /// Eigenvalues of a small symmetric matrix (cyclic Jacobi), ascending.
+#[allow(clippy::needless_range_loop)] // rotations index rows and columns symmetrically
 pub fn sym_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
     let n = a.len();
     for _sweep in 0..100 {
@@ -533,7 +535,6 @@ impl Method for Lgan {
                 }
             }
         }
-        let _ = self.classes;
         Ok(out)
     }
 
