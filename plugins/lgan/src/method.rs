@@ -1,0 +1,546 @@
+//! The LGAN training method: generation (Sec. 3.4) and semi-supervised (Sec. 4) modes.
+
+use crate::config::{LganConfig, Mode};
+use crate::model::{Critic, LocalGen};
+use crate::reg::{self, LganLocal, Reduction};
+use anyhow::Context;
+use candle_core::{D, DType, Device, Tensor};
+use ganfold_core::checkpoint;
+use ganfold_core::loss::{bce_const, log_sum_exp, softplus};
+use ganfold_core::nn::VarStore;
+use ganfold_core::optim::{Adam, AdamConfig};
+use ganfold_core::{Batch, BuildContext, Dataset, LocalGenerator, Method, MethodState, Rng, SampleShape, StepStats};
+use std::path::{Path, PathBuf};
+
+/// The labelled subset of the SSL mode.
+struct Labelled {
+    x: Tensor,
+    y: Tensor,
+    index: Vec<usize>,
+}
+
+/// LGAN: a local generator G(x, z), a discriminator (or (K+1)-class classifier), Omega_G.
+pub struct Lgan {
+    cfg: LganConfig,
+    mode: Mode,
+    shape: SampleShape,
+    device: Device,
+    g: LocalGen,
+    d: Critic,
+    g_vs: VarStore,
+    d_vs: VarStore,
+    opt_g: Adam,
+    opt_d: Adam,
+    reg: LganLocal,
+    /// Real points that `sample()` centres its charts at (up to `cfg.pool`, seeded draw).
+    pool: Tensor,
+    labelled: Option<Labelled>,
+}
+
+/// Registry constructor.
+pub fn build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
+    Ok(Box::new(Lgan::new(cx)?))
+}
+
+impl Lgan {
+    pub fn new(cx: &BuildContext<'_>) -> anyhow::Result<Self> {
+        let cfg: LganConfig = ganfold_core::config::parse(cx.config, "lgan")?;
+        cfg.validate()?;
+        let mode = cfg.mode()?;
+        let shape = cx.shape();
+        crate::model::check_shape(shape)?;
+        let image = shape.is_image();
+        let n = match (cfg.coords, shape) {
+            (0, SampleShape::Image { .. }) => 10,
+            (0, SampleShape::Points { .. }) => 1,
+            (n, _) => n,
+        };
+        if let SampleShape::Points { dim } = shape
+            && n > dim
+        {
+            anyhow::bail!("lgan: {n} orthonormal tangents cannot exist in {dim}-D data; set coords <= {dim}");
+        }
+        let mut reduction = Reduction::parse(&cfg.reduction)?;
+        if reduction == Reduction::Auto {
+            reduction = if image { Reduction::Mean } else { Reduction::Sum };
+        }
+        // Spec A3 [REC] starting points (the paper gives no values).
+        let mu = if cfg.mu < 0.0 { if image { 10.0 } else { 1.0 } } else { cfg.mu };
+        let eta = if cfg.eta < 0.0 { 1.0 } else { cfg.eta };
+        let reg = LganLocal { mu, eta, subset: cfg.jac_subset, delta: cfg.fd_delta, reduction };
+
+        let classes = cx.data.num_classes;
+        if mode == Mode::Ssl && classes < 2 {
+            anyhow::bail!("lgan ssl: dataset `{}` has {classes} classes; the (K+1)-class classifier needs K >= 2", cx.data.name);
+        }
+        let labelled = match mode {
+            Mode::Gen => None,
+            Mode::Ssl => Some(pick_labelled(cx.data, cfg.labels, cx.seed, cx.device)?),
+        };
+        let g_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("g"));
+        let g = LocalGen::new(shape, n, cfg.ngf, &g_vs)?;
+        let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
+        let d_out = if mode == Mode::Ssl { classes } else { 1 };
+        let d = Critic::new(shape, cfg.ndf, d_out, mode == Mode::Ssl, &d_vs)?;
+        let adam = |lr| AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
+        let opt_g = Adam::new(g_vs.trainable_vars(), adam(cfg.lr_g))?;
+        let opt_d = Adam::new(d_vs.trainable_vars(), adam(cfg.lr_d))?;
+        // The pool of chart centres for `sample()`: a seeded draw of up to `pool` training points.
+        let mut prng = Rng::derive(cx.seed, "lgan-pool");
+        let k = cfg.pool.min(cx.data.len());
+        let idx = prng.choose_distinct(cx.data.len(), k);
+        let pool = cx.data.batch(&idx, cx.device)?.x;
+        Ok(Self { cfg, mode, shape, device: cx.device.clone(), g, d, g_vs, d_vs, opt_g, opt_d, reg, pool, labelled })
+    }
+
+    /// The local generator (for notebooks and the `lgan-local` regularizer).
+    pub fn local_generator(&self) -> &LocalGen {
+        &self.g
+    }
+
+    /// The regularizer with the weights this run uses.
+    pub fn regularizer(&self) -> &LganLocal {
+        &self.reg
+    }
+
+    /// z ~ P_Z = (1 - p_zero) N(0, z_std^2 I) + p_zero delta_0 (paper Sec. 5.1), per sample.
+    pub fn sample_z(&self, b: usize, rng: &mut Rng) -> anyhow::Result<Tensor> {
+        let n = self.g.coord_dim();
+        let mut v = Vec::with_capacity(b * n);
+        for _ in 0..b {
+            let zero = rng.bernoulli(self.cfg.p_zero);
+            for _ in 0..n {
+                let e = rng.normal() * self.cfg.z_std;
+                v.push(if zero { 0.0 } else { e as f32 });
+            }
+        }
+        Ok(Tensor::from_vec(v, (b, n), &self.device)?)
+    }
+
+    fn step_gen(&mut self, batch: &Batch, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        let x = &batch.x;
+        let b = x.dim(0)?;
+        // Deviation (spec A8): the same minibatch feeds D's real term and G's chart centres,
+        // as in [CODE-GEN]; the paper does not say.
+        // D step: max E log D(x) + E log(1 - D(G(x, z))).
+        let z = self.sample_z(b, rng)?;
+        let fake = self.g.forward_local(x, &z, true)?.detach();
+        let d_loss = (bce_const(&self.d.forward_t(x, true)?, true)? + bce_const(&self.d.forward_t(&fake, true)?, false)?)?;
+        self.opt_d.backward_step(&d_loss)?;
+        // G step: min -E log D(G(x, z)) + E Omega_G(x)   (Sec. 3.4, non-saturating).
+        let z = self.sample_z(b, rng)?;
+        let fake = self.g.forward_local(x, &z, true)?;
+        let adv = bce_const(&self.d.forward_t(&fake, true)?, true)?;
+        let t = self.reg.terms(&self.g, x, rng, true)?;
+        let g_loss = (&adv + self.reg.value(&t)?)?;
+        self.opt_g.backward_step(&g_loss)?;
+        let mut st = StepStats::default();
+        st.push_t("d_loss", &d_loss)?;
+        st.push_t("g_adv", &adv)?;
+        st.push_t("locality", &t.locality)?;
+        st.push_t("orth", &t.orth)?;
+        Ok(st)
+    }
+
+    /// log P(y = k | x) for k <= K under the (K+1)-way model with the fake logit fixed at 0
+    /// (errata 3): l_k - log(1 + sum_j e^{l_j}) = l_k - softplus(lse).
+    fn log_p_real(logits: &Tensor) -> candle_core::Result<Tensor> {
+        logits.broadcast_sub(&softplus(&log_sum_exp(logits)?)?.unsqueeze(1)?)
+    }
+
+    /// -mean log P(y_l | x) over the rows, (K+1)-way (errata 3).
+    fn labelled_nll(logits: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+        let lp = Self::log_p_real(logits)?;
+        lp.gather(&y.unsqueeze(1)?, 1)?.mean_all()?.neg()
+    }
+
+    /// R = (N/s) sum_{j in S} sum_k (d/dz_j log P(y=k | G(x,z)) at z=0)^2, batch mean (eq. 8,
+    /// errata 2 and 5), by central differences with G frozen.
+    fn manifold_penalty(&self, x: &Tensor, coords: &[usize]) -> anyhow::Result<Tensor> {
+        let n = self.g.coord_dim();
+        let s = coords.len();
+        let b = x.dim(0)?;
+        let delta = self.reg.delta;
+        // G is frozen in the classifier step: differentiate the classifier only.
+        let mut zp = vec![0f32; 2 * b * s * n];
+        for r in 0..b * s {
+            zp[r * n + coords[r % s]] = delta as f32;
+            zp[(b * s + r) * n + coords[r % s]] = -delta as f32;
+        }
+        let z = Tensor::from_vec(zp, (2 * b * s, n), &self.device)?;
+        let mut rep = vec![b, s];
+        rep.extend_from_slice(&x.dims()[1..]);
+        let mut flat = vec![b * s];
+        flat.extend_from_slice(&x.dims()[1..]);
+        let xr = x.unsqueeze(1)?.broadcast_as(rep)?.reshape(flat)?;
+        let xr = Tensor::cat(&[&xr, &xr], 0)?;
+        let moved = self.g.forward_local(&xr, &z, false)?.detach();
+        let lp = Self::log_p_real(&self.d.forward_t(&moved, true)?)?;
+        let g = ((lp.narrow(0, 0, b * s)? - lp.narrow(0, b * s, b * s)?)? / (2.0 * delta))?;
+        Ok((g.sqr()?.sum_all()? * (n as f64 / s as f64 / b as f64))?)
+    }
+
+    fn step_ssl(&mut self, batch: &Batch, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        let lab = self.labelled.as_ref().context("lgan ssl: no labelled subset")?;
+        let xu = &batch.x;
+        let b = xu.dim(0)?;
+        // Labelled minibatch: B draws with replacement from the labelled subset (the unlabelled
+        // batch is the trainer's batch over all training images, labelled ones included, as in
+        // [CODE-SSL]). Spec [REC]: the unlabelled batch also serves as G's chart centres.
+        let pick: Vec<u32> = (0..b).map(|_| rng.below(lab.index.len()) as u32).collect();
+        let pick = Tensor::from_vec(pick, b, &self.device)?;
+        let xl = lab.x.index_select(&pick, 0)?;
+        let yl = lab.y.index_select(&pick, 0)?;
+
+        // --- Classifier step, eq. (8), G fixed.
+        let z = self.sample_z(b, rng)?;
+        let fake = self.g.forward_local(xu, &z, true)?.detach();
+        let p_lab = Self::labelled_nll(&self.d.forward_t(&xl, true)?, &yl)?;
+        let lse_u = log_sum_exp(&self.d.forward_t(xu, true)?)?;
+        let lse_g = log_sum_exp(&self.d.forward_t(&fake, true)?)?;
+        // -E log P(y <= K | x_u) - E log P(y = K+1 | G(x, z)).
+        let p_unl = ((softplus(&lse_u)? - &lse_u)?.mean_all()? + softplus(&lse_g)?.mean_all()?)?;
+        // The manifold penalty gets its own subset S of min(jac_subset, N) coordinates (errata 2:
+        // the paper samples coordinates only for the orthonormal prior; sharing S is optional).
+        // Deviation: lambda applies to the unlabelled batch only (errata 5, lambda_lab = 0), and
+        // there is no validation split or D-parameter EMA ([CODE-SSL]); the final model is evaluated.
+        let coords = self.reg.draw_subset(self.g.coord_dim(), rng);
+        let manifold = if self.cfg.lambda > 0.0 {
+            self.manifold_penalty(xu, &coords)?
+        } else {
+            Tensor::zeros((), DType::F32, &self.device)?
+        };
+        let p_loss = ((&p_lab + (&p_unl * self.cfg.w_unl)?)? + (&manifold * self.cfg.lambda)?)?;
+        self.opt_d.backward_step(&p_loss)?;
+
+        // --- Generator step, eq. (9): K_G + L_G + Omega_G, classifier fixed.
+        let z = self.sample_z(b, rng)?;
+        let fake = self.g.forward_local(xu, &z, true)?;
+        let psi_real = self.d.features_t(xu, true)?.mean(0)?.detach();
+        let psi_fake = self.d.features_t(&fake, true)?.mean(0)?;
+        // L_G: squared L2 of the mean-feature difference (paper; [CODE-SSL] uses L1).
+        let fm = (psi_real - psi_fake)?.sqr()?.sum_all()?;
+        // K_G at z ~ P_Z (paper; [CODE-SSL] uses z = 0), (K+1)-way log-probabilities (errata 3).
+        let zl = self.sample_z(b, rng)?;
+        let kg = Self::labelled_nll(&self.d.forward_t(&self.g.forward_local(&xl, &zl, true)?, true)?, &yl)?;
+        let t = self.reg.terms(&self.g, xu, rng, true)?;
+        let g_loss = ((&kg + &fm)? + self.reg.value(&t)?)?;
+        self.opt_g.backward_step(&g_loss)?;
+
+        let mut st = StepStats::default();
+        st.push_t("p_lab", &p_lab)?;
+        st.push_t("p_unl", &p_unl)?;
+        st.push_t("manifold", &manifold)?;
+        st.push_t("g_fm", &fm)?;
+        st.push_t("g_kg", &kg)?;
+        st.push_t("locality", &t.locality)?;
+        st.push_t("orth", &t.orth)?;
+        Ok(st)
+    }
+
+    /// SSL: the (K+1)-way labelled loss over the whole labelled subset (eval mode).
+    pub fn labelled_loss(&self) -> anyhow::Result<f64> {
+        let lab = self.labelled.as_ref().context("labelled_loss: not an ssl run")?;
+        Ok(Self::labelled_nll(&self.d.forward_t(&lab.x, false)?, &lab.y)?.to_scalar::<f32>()? as f64)
+    }
+
+    /// SSL: classification error (argmax over the K real logits) on `rows` of `data`.
+    pub fn class_error(&self, data: &Dataset, rows: &[usize]) -> anyhow::Result<f64> {
+        let labels = data.labels.as_ref().context("class_error: the data has no labels")?;
+        let mut wrong = 0usize;
+        for chunk in rows.chunks(500) {
+            let x = data.batch(chunk, &self.device)?.x;
+            let pred = self.d.forward_t(&x, false)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            wrong += chunk.iter().zip(pred).filter(|(i, p)| labels[**i] != *p).count();
+        }
+        Ok(wrong as f64 / rows.len().max(1) as f64)
+    }
+
+    /// Eigenvalues of J_x^T J_x (all N coordinates, finite differences) at real points `x`,
+    /// ascending per point: the "local collapse" diagnostic (small eigenvalues = collapsed
+    /// tangent directions). Also returns the per-point locality RMSE.
+    pub fn tangent_spectrum(&self, x: &Tensor) -> anyhow::Result<(Vec<Vec<f64>>, Vec<f64>)> {
+        let n = self.g.coord_dim();
+        let coords: Vec<usize> = (0..n).collect();
+        let mut eig = vec![];
+        let mut rmse = vec![];
+        let b = x.dim(0)?;
+        for start in (0..b).step_by(32) {
+            let xb = x.narrow(0, start, 32.min(b - start))?;
+            let j = reg::fd_jacobian(&self.g, &xb, &coords, self.reg.delta, false)?;
+            let gm = reg::gram(&j)?.to_dtype(DType::F64)?.to_vec3::<f64>()?;
+            for m in gm {
+                eig.push(sym_eigenvalues(m));
+            }
+            let z0 = Tensor::zeros((xb.dim(0)?, n), DType::F32, &self.device)?;
+            let e = (self.g.forward_local(&xb, &z0, false)? - &xb)?.sqr()?.flatten_from(1)?.mean(1)?.sqrt()?;
+            rmse.extend(e.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+        }
+        Ok((eig, rmse))
+    }
+
+    /// Tangent images of `x` for coordinates `coords`: (B, s, C, H, W) rows of J.
+    pub fn tangents(&self, x: &Tensor, coords: &[usize]) -> anyhow::Result<Tensor> {
+        let j = reg::fd_jacobian(&self.g, x, coords, self.reg.delta, false)?;
+        let mut dims = vec![x.dim(0)?, coords.len()];
+        dims.extend_from_slice(&x.dims()[1..]);
+        Ok(j.reshape(dims)?)
+    }
+
+    fn image_figures(&self, dir: &Path, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
+        let n = self.g.coord_dim();
+        let npts = 8.min(self.pool.dim(0)?);
+        let idx: Vec<u32> = rng.choose_distinct(self.pool.dim(0)?, npts).into_iter().map(|i| i as u32).collect();
+        let x = self.pool.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 0)?;
+        let (c, h, w) = match self.shape {
+            SampleShape::Image { c, h, w } => (c, h, w),
+            _ => unreachable!("image figures for image data only"),
+        };
+        let s = n.min(10);
+        let coords: Vec<usize> = (0..s).collect();
+        let z0 = Tensor::zeros((npts, n), DType::F32, &self.device)?;
+        let g0 = self.g.forward_local(&x, &z0, false)?;
+        // Tangent images (Fig. 6): each tau_j stretched to [-1, 1] by its own max |.|.
+        let tan = self.tangents(&x, &coords)?.flatten_from(2)?;
+        let scale = (tan.abs()?.max_keepdim(2)? + 1e-8)?;
+        let tan = tan.broadcast_div(&scale)?.reshape((npts, s, c, h, w))?;
+        let mut rows = vec![];
+        for i in 0..npts {
+            rows.push(x.narrow(0, i, 1)?);
+            rows.push(g0.narrow(0, i, 1)?);
+            rows.push(tan.get(i)?);
+        }
+        let grid = Tensor::cat(&rows, 0)?;
+        let mut out = vec![];
+        let p = dir.join("tangents.png");
+        checkpoint::atomic_write(&p, &ganfold_core::viz::image_grid(&grid, s + 2, 2)?)?;
+        out.push(p);
+        // Dense samples (Fig. 4): per point, rows = coordinates, columns z_j from -k sigma to
+        // +k sigma (k = 3, 11 columns), centre column G(x, 0); a first column with x itself.
+        let k = 3.0 * self.cfg.z_std;
+        let cols = 11usize;
+        let pts = 2.min(npts);
+        let mut imgs = vec![];
+        for i in 0..pts {
+            let xi = x.narrow(0, i, 1)?;
+            let mut zs = vec![0f32; s * cols * n];
+            for j in 0..s {
+                for cc in 0..cols {
+                    zs[(j * cols + cc) * n + j] = (-k + 2.0 * k * cc as f64 / (cols - 1) as f64) as f32;
+                }
+            }
+            let z = Tensor::from_vec(zs, (s * cols, n), &self.device)?;
+            let xr = xi.broadcast_as((s * cols, c, h, w))?.contiguous()?;
+            let out = self.g.forward_local(&xr, &z, false)?.reshape((s, cols, c, h, w))?;
+            for j in 0..s {
+                imgs.push(xi.clone());
+                imgs.push(out.get(j)?);
+            }
+        }
+        let grid = Tensor::cat(&imgs, 0)?;
+        let p = dir.join("dense_samples.png");
+        checkpoint::atomic_write(&p, &ganfold_core::viz::image_grid(&grid, cols + 1, 2)?)?;
+        out.push(p);
+        Ok(out)
+    }
+
+    fn point_figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
+        use ganfold_core::viz;
+        let n = self.g.coord_dim();
+        let npts = 24.min(self.pool.dim(0)?);
+        let idx: Vec<u32> = rng.choose_distinct(self.pool.dim(0)?, npts).into_iter().map(|i| i as u32).collect();
+        let x = self.pool.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 0)?;
+        // Each chart: G(x, t e_j) for t on a grid in [-3 sigma, 3 sigma], every coordinate j.
+        let steps = 41usize;
+        let k = 3.0 * self.cfg.z_std;
+        let mut zs = vec![0f32; n * steps * n];
+        for j in 0..n {
+            for t in 0..steps {
+                zs[(j * steps + t) * n + j] = (-k + 2.0 * k * t as f64 / (steps - 1) as f64) as f32;
+            }
+        }
+        let z = Tensor::from_vec(zs, (n * steps, n), &self.device)?;
+        let mut curves = vec![];
+        let mut centres = vec![];
+        for i in 0..npts {
+            let xi = x.narrow(0, i, 1)?;
+            let xr = xi.broadcast_as((n * steps, xi.dim(1)?))?.contiguous()?;
+            curves.extend(viz::points(&self.g.forward_local(&xr, &z, false)?.narrow(1, 0, 2.min(xi.dim(1)?))?.to_device(&Device::Cpu)?)?);
+            let z0 = Tensor::zeros((1, n), DType::F32, &self.device)?;
+            centres.extend(viz::points(&self.g.forward_local(&xi, &z0, false)?.narrow(1, 0, 2.min(xi.dim(1)?))?.to_device(&Device::Cpu)?)?);
+        }
+        let real = viz::points(&data.head(2000, &Device::Cpu)?.narrow(1, 0, 2.min(data.shape.numel()))?)?;
+        use plotters::style::RGBColor;
+        let png = viz::scatter(
+            "LGAN charts G(x, t e_j), |t| <= 3 sigma",
+            &[
+                ("real", real, RGBColor(80, 120, 230)),
+                ("charts", curves, RGBColor(230, 60, 50)),
+                ("G(x,0)", centres, RGBColor(20, 20, 20)),
+            ],
+            (600, 600),
+        )?;
+        let p = dir.join("charts.png");
+        checkpoint::atomic_write(&p, &png)?;
+        Ok(vec![p])
+    }
+}
+
+/// The labelled subset: `labels` images balanced over the K classes (labels / K each, the
+/// remainder to the first classes), a seeded draw independent of training.
+fn pick_labelled(data: &Dataset, labels: usize, seed: u64, device: &Device) -> anyhow::Result<Labelled> {
+    let y = data.labels.as_ref().with_context(|| format!("lgan ssl: dataset `{}` has no labels", data.name))?;
+    let k = data.num_classes;
+    if k < 2 {
+        anyhow::bail!("lgan ssl: needs at least 2 classes, `{}` has {k}", data.name);
+    }
+    if labels < k {
+        anyhow::bail!("lgan ssl: `labels` = {labels} is fewer than the {k} classes (at least one per class)");
+    }
+    let mut rng = Rng::derive(seed, "lgan-labelled");
+    let perm = rng.permutation(data.len());
+    let mut want: Vec<usize> = (0..k).map(|c| labels / k + usize::from(c < labels % k)).collect();
+    let mut index = vec![];
+    for i in perm {
+        let c = y[i] as usize;
+        if c < k && want[c] > 0 {
+            want[c] -= 1;
+            index.push(i);
+        }
+    }
+    if want.iter().any(|&w| w > 0) {
+        anyhow::bail!("lgan ssl: `{}` has too few images of some class for {labels} balanced labels", data.name);
+    }
+    let b = data.batch(&index, device)?;
+    Ok(Labelled { x: b.x, y: b.y.context("labels")?, index })
+}
+
+/// Eigenvalues of a small symmetric matrix (cyclic Jacobi), ascending.
+#[allow(clippy::needless_range_loop)] // rotations index rows and columns symmetrically
+pub fn sym_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
+    let n = a.len();
+    for _sweep in 0..100 {
+        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i][j] * a[i][j]).sum();
+        if off < 1e-22 {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                if a[p][q].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (akp, akq) = (a[k][p], a[k][q]);
+                    a[k][p] = c * akp - s * akq;
+                    a[k][q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p][k], a[q][k]);
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+            }
+        }
+    }
+    let mut e: Vec<f64> = (0..n).map(|i| a[i][i]).collect();
+    e.sort_by(|x, y| x.total_cmp(y));
+    e
+}
+
+impl Method for Lgan {
+    fn step(&mut self, batch: &Batch, _step: usize, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        match self.mode {
+            Mode::Gen => self.step_gen(batch, rng),
+            Mode::Ssl => self.step_ssl(batch, rng),
+        }
+    }
+
+    /// n samples G(x, z): x drawn uniformly from the pool of real points, z ~ P_Z.
+    fn sample(&self, n: usize, rng: &mut Rng) -> anyhow::Result<Tensor> {
+        let p = self.pool.dim(0)?;
+        let idx: Vec<u32> = (0..n).map(|_| rng.below(p) as u32).collect();
+        let x = self.pool.index_select(&Tensor::from_vec(idx, n, &self.device)?, 0)?;
+        let z = self.sample_z(n, rng)?;
+        Ok(self.g.forward_local(&x, &z, false)?)
+    }
+
+    fn save(&self) -> anyhow::Result<MethodState> {
+        let (sg, sd) = (self.opt_g.state(), self.opt_d.state());
+        let tensors = checkpoint::prefixed(vec![
+            ("g.", self.g_vs.tensors()),
+            ("d.", self.d_vs.tensors()),
+            ("opt_g.", sg.tensors),
+            ("opt_d.", sd.tensors),
+        ]);
+        // Deep copies: the store's tensors share storage with the variables, which Adam
+        // updates in place, so a state kept in memory would otherwise follow training.
+        let tensors = tensors.into_iter().map(|(k, t)| Ok((k, t.copy()?))).collect::<candle_core::Result<_>>()?;
+        Ok(MethodState { tensors, meta: serde_json::json!({ "opt_g_t": sg.t, "opt_d_t": sd.t }) })
+    }
+
+    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
+        self.g_vs.load(&state.tensors, "g.")?;
+        self.d_vs.load(&state.tensors, "d.")?;
+        let t = |k: &str| state.meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("lgan checkpoint: meta `{k}` is missing"));
+        self.opt_g.load(t("opt_g_t")?, &state.tensors, "opt_g.")?;
+        self.opt_d.load(t("opt_d_t")?, &state.tensors, "opt_d.")?;
+        Ok(())
+    }
+
+    fn discriminator(&self) -> Option<&dyn ganfold_core::Discriminator> {
+        Some(&self.d)
+    }
+
+    fn phase(&self) -> Option<String> {
+        Some(match self.mode {
+            Mode::Gen => "gen".into(),
+            Mode::Ssl => "ssl".into(),
+        })
+    }
+
+    /// Tangent spectrum at 256 pool points (mean smallest / largest eigenvalue of J^T J and
+    /// locality RMSE); in SSL mode also the classification error: on `data.test` when present
+    /// (`ssl_test_error`), else on the training images outside the labelled subset
+    /// (`ssl_error_unlabelled_train`, at most 10,000 of them).
+    fn evaluate(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
+        let m = 256.min(self.pool.dim(0)?);
+        let (eig, rmse) = self.tangent_spectrum(&self.pool.narrow(0, 0, m)?)?;
+        let mean = |v: &mut dyn Iterator<Item = f64>| {
+            let v: Vec<f64> = v.collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let mut out = vec![
+            ("jtj_eig_min_mean".to_string(), mean(&mut eig.iter().map(|e| e[0]))),
+            ("jtj_eig_max_mean".to_string(), mean(&mut eig.iter().map(|e| *e.last().unwrap_or(&0.0)))),
+            ("locality_rmse".to_string(), mean(&mut rmse.iter().copied())),
+        ];
+        if let Some(lab) = &self.labelled {
+            match &data.test {
+                Some(t) if t.labels.is_some() => {
+                    let rows: Vec<usize> = (0..t.len()).collect();
+                    out.push(("ssl_test_error".into(), self.class_error(t, &rows)?));
+                }
+                _ => {
+                    let mut taken = vec![false; data.len()];
+                    for &i in &lab.index {
+                        taken[i] = true;
+                    }
+                    let rows: Vec<usize> = (0..data.len()).filter(|&i| !taken[i]).take(10_000).collect();
+                    out.push(("ssl_error_unlabelled_train".into(), self.class_error(data, &rows)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `tangents.png` (Fig. 6) and `dense_samples.png` (Fig. 4) for images; `charts.png` for points.
+    fn figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if self.shape.is_image() { self.image_figures(dir, rng) } else { self.point_figures(dir, data, rng) }
+    }
+}

@@ -1,0 +1,257 @@
+//! Property tests of the LGAN plugin: the finite-difference Jacobian against autodiff, the
+//! regularizer against hand values, the SSL step, resumption and determinism, figures, registry.
+
+use candle_core::{DType, Device, Tensor, Var};
+use ganfold_core::data::{self, Toy};
+use ganfold_core::nn::VarStore;
+use ganfold_core::{BuildContext, Dataset, LocalGenerator, Method, RegContext, Rng, SampleShape};
+use ganfold_lgan as lgan;
+use lgan::model::LocalGen;
+use lgan::reg::fd_jacobian;
+
+type R = anyhow::Result<()>;
+
+fn max_rel(a: &Tensor, b: &Tensor) -> anyhow::Result<f64> {
+    let d = (a - b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+    let s = b.abs()?.max_all()?.to_scalar::<f64>()?;
+    Ok(d / s.max(1e-12))
+}
+
+/// v^T J by finite differences equals v^T J by reverse-mode autodiff (VJP), f64, delta 1e-5,
+/// for the 28x28 conv generator; and the full 2 x N Jacobian of the point MLP, row by row.
+#[test]
+fn fd_jacobian_matches_autodiff_f64() -> R {
+    let dev = Device::Cpu;
+    let mut rng = Rng::new(3);
+    // Conv generator, N = 5, all coordinates.
+    let vs = VarStore::new(DType::F64, &dev, Rng::new(1));
+    let shape = SampleShape::Image { c: 1, h: 28, w: 28 };
+    let g = LocalGen::new(shape, 5, 4, &vs)?;
+    let x = rng.randn((2, 1, 28, 28), 0.0, 0.5, &dev)?.to_dtype(DType::F64)?;
+    let coords: Vec<usize> = (0..5).collect();
+    let j = fd_jacobian(&g, &x, &coords, 1e-5, false)?; // (2, 5, 784)
+    let v = rng.randn((2, 784), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let vj_fd = j.matmul(&v.unsqueeze(2)?)?.squeeze(2)?; // (2, 5)
+    let z = Var::from_tensor(&Tensor::zeros((2, 5), DType::F64, &dev)?)?;
+    let out = g.forward_local(&x, z.as_tensor(), false)?.flatten_from(1)?;
+    let grads = (out * &v)?.sum_all()?.backward()?;
+    let vj_ad = grads.get(z.as_tensor()).expect("gradient w.r.t. z");
+    let e = max_rel(&vj_fd, vj_ad)?;
+    assert!(e < 1e-6, "conv: relative error {e}");
+    // A subset of coordinates picks the matching rows.
+    let js = fd_jacobian(&g, &x, &[3, 1], 1e-5, false)?;
+    assert!(max_rel(&js.get_on_dim(1, 0)?, &j.get_on_dim(1, 3)?)? < 1e-9);
+
+    // Point MLP, N = 2, D = 2: the whole Jacobian from two VJPs.
+    let vs = VarStore::new(DType::F64, &dev, Rng::new(2));
+    let g = LocalGen::new(SampleShape::Points { dim: 2 }, 2, 16, &vs)?;
+    let x = rng.randn((3, 2), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let j = fd_jacobian(&g, &x, &[0, 1], 1e-5, false)?; // (3, N=2, D=2)
+    for d in 0..2 {
+        let z = Var::from_tensor(&Tensor::zeros((3, 2), DType::F64, &dev)?)?;
+        let out = g.forward_local(&x, z.as_tensor(), false)?;
+        let grads = out.narrow(1, d, 1)?.sum_all()?.backward()?;
+        let row = grads.get(z.as_tensor()).expect("grad"); // (3, N): dG_d/dz_j
+        let e = max_rel(&j.narrow(2, d, 1)?.squeeze(2)?, row)?;
+        assert!(e < 1e-6, "mlp output {d}: relative error {e}");
+    }
+    Ok(())
+}
+
+/// G(x, z) = x + c + z A (A: N x D), a chart with known locality error |c|^2 and Gram A A^T.
+struct Affine {
+    a: Tensor,
+    c: Tensor,
+}
+
+impl LocalGenerator for Affine {
+    fn coord_dim(&self) -> usize {
+        self.a.dim(0).unwrap()
+    }
+    fn forward_local(&self, x: &Tensor, z: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        (x.broadcast_add(&self.c)? + z.matmul(&self.a)?)?.contiguous()
+    }
+}
+
+fn reg_from(mu: f64, eta: f64, subset: usize, reduction: &str) -> anyhow::Result<Box<dyn ganfold_core::Regularizer>> {
+    let t: toml::Table = toml::from_str(&format!(
+        "name = \"lgan-local\"\nweight = 1.0\nmu = {mu:?}\neta = {eta:?}\nsubset = {subset}\ndelta = 1e-5\nreduction = \"{reduction}\""
+    ))?;
+    let mut v = ganfold_core::registry::build_regularizers(&[t])?;
+    Ok(v.remove(0).1)
+}
+
+fn penalty(r: &dyn ganfold_core::Regularizer, g: &Affine, x: &Tensor, seed: u64) -> anyhow::Result<f64> {
+    let mut rng = Rng::new(seed);
+    let mut cx = RegContext { real: x, fake: None, fake_features: None, local: Some(g), rng: &mut rng };
+    Ok(r.penalty(&mut cx)?.to_scalar::<f64>()?)
+}
+
+#[test]
+fn regularizer_is_zero_for_an_orthonormal_chart_through_x() -> R {
+    let dev = Device::Cpu;
+    // Orthonormal rows (a rotation's first two rows), no offset.
+    let (c, s) = (0.6f64, 0.8f64);
+    let a = Tensor::new(&[[c, -s, 0.0], [s, c, 0.0]], &dev)?;
+    let g = Affine { a, c: Tensor::zeros(3, DType::F64, &dev)? };
+    let x = Rng::new(0).randn((4, 3), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    for (subset, red) in [(2, "sum"), (1, "mean"), (2, "auto")] {
+        let p = penalty(reg_from(2.0, 3.0, subset, red)?.as_ref(), &g, &x, 1)?;
+        assert!(p.abs() < 1e-9, "penalty {p} (subset {subset}, {red})");
+    }
+    Ok(())
+}
+
+#[test]
+fn regularizer_matches_hand_values() -> R {
+    let dev = Device::Cpu;
+    // A = [[2,0,0],[1,1,0]], c = (1,2,0): |c|^2 = 5; A A^T - I = [[3,2],[2,1]], |.|_F^2 = 18.
+    let g = Affine { a: Tensor::new(&[[2.0f64, 0.0, 0.0], [1.0, 1.0, 0.0]], &dev)?, c: Tensor::new(&[1.0f64, 2.0, 0.0], &dev)? };
+    let x = Rng::new(0).randn((5, 3), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+    let p = penalty(reg_from(2.0, 3.0, 2, "sum")?.as_ref(), &g, &x, 1)?;
+    assert!((p - (2.0 * 5.0 + 3.0 * 18.0)).abs() < 1e-6, "sum: {p}");
+    let p = penalty(reg_from(2.0, 3.0, 2, "mean")?.as_ref(), &g, &x, 1)?;
+    assert!((p - (2.0 * 5.0 / 3.0 + 3.0 * 18.0 / 4.0)).abs() < 1e-6, "mean: {p}");
+    // One coordinate per minibatch: (|a_j|^2 - 1)^2 is 9 (j = 0) or 1 (j = 1); both get drawn.
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..20 {
+        let p = penalty(reg_from(2.0, 3.0, 1, "sum")?.as_ref(), &g, &x, seed)?;
+        let k = [10.0 + 27.0, 10.0 + 3.0].iter().position(|v| (p - v).abs() < 1e-6);
+        assert!(k.is_some(), "subset 1: {p}");
+        seen.insert(k);
+    }
+    assert_eq!(seen.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn regularizer_without_local_generator_is_a_clear_error() -> R {
+    let r = reg_from(1.0, 1.0, 2, "auto")?;
+    let x = Tensor::zeros((2, 2), DType::F32, &Device::Cpu)?;
+    let mut rng = Rng::new(0);
+    let mut cx = RegContext { real: &x, fake: None, fake_features: None, local: None, rng: &mut rng };
+    let e = r.penalty(&mut cx).unwrap_err().to_string();
+    assert!(e.contains("lgan-local") && e.contains("local generator"), "{e}");
+    Ok(())
+}
+
+fn build(data: &Dataset, sets: &[(&str, &str)], seed: u64) -> anyhow::Result<lgan::Lgan> {
+    let mut table = ganfold_core::config::table_of::<lgan::LganConfig>();
+    for (k, v) in sets {
+        let val: toml::Value = toml::from_str::<toml::Table>(&format!("v = {v}"))?["v"].clone();
+        table.insert(k.to_string(), val);
+    }
+    let cx = BuildContext { config: &table, data, device: &Device::Cpu, seed, batch_size: 16, total_steps: 10 };
+    lgan::Lgan::new(&cx)
+}
+
+fn run(m: &mut lgan::Lgan, data: &Dataset, from: usize, to: usize, b: usize, rng: &mut Rng) -> R {
+    for step in from..to {
+        let idx: Vec<usize> = (0..b).map(|i| (step * b + i * 7) % data.len()).collect();
+        let batch = data.batch(&idx, &Device::Cpu)?;
+        let st = m.step(&batch, step, rng)?;
+        assert!(st.non_finite().is_none(), "{st:?}");
+    }
+    Ok(())
+}
+
+/// A few SSL steps on a tiny labelled problem (ring8, 16 labels) lower the labelled loss.
+#[test]
+fn ssl_steps_lower_the_labelled_loss() -> R {
+    let data = data::toy(Toy::Ring8, 0, 2000);
+    let mut m = build(&data, &[("mode", "\"ssl\""), ("labels", "16"), ("lr_d", "0.01"), ("ngf", "16"), ("ndf", "16")], 0)?;
+    let before = m.labelled_loss()?;
+    let mut rng = Rng::new(5);
+    run(&mut m, &data, 0, 15, 16, &mut rng)?;
+    let after = m.labelled_loss()?;
+    assert!(after < 0.8 * before, "labelled loss {before} -> {after}");
+    Ok(())
+}
+
+fn sample_vec(m: &lgan::Lgan) -> anyhow::Result<Vec<f32>> {
+    Ok(m.sample(8, &mut Rng::new(9))?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Saving, loading into a fresh model and continuing equals continuing without the break,
+/// bit for bit; and the same seed gives the same run.
+#[test]
+fn resume_equals_continuing_and_same_seed_same_result() -> R {
+    let data = data::toy(Toy::Ring8, 0, 2000);
+    for mode in ["\"gen\"", "\"ssl\""] {
+        let sets = [("mode", mode), ("labels", "16"), ("ngf", "16"), ("ndf", "16")];
+        let mut a = build(&data, &sets, 7)?;
+        let mut ra = Rng::new(11);
+        run(&mut a, &data, 0, 3, 16, &mut ra)?;
+        let state = a.save()?;
+        let mut rb = ra.clone();
+        run(&mut a, &data, 3, 5, 16, &mut ra)?;
+        let mut b = build(&data, &sets, 7)?;
+        b.load(&state)?;
+        run(&mut b, &data, 3, 5, 16, &mut rb)?;
+        assert_eq!(sample_vec(&a)?, sample_vec(&b)?, "{mode}: resumed run differs");
+        let mut c = build(&data, &sets, 7)?;
+        let mut rc = Rng::new(11);
+        run(&mut c, &data, 0, 5, 16, &mut rc)?;
+        assert_eq!(sample_vec(&a)?, sample_vec(&c)?, "{mode}: same seed differs");
+        // A wrong checkpoint is an error naming the tensor.
+        let mut bad = state.clone();
+        bad.tensors.remove("g.enc1.weight");
+        assert!(b.load(&bad).unwrap_err().to_string().contains("g.enc1.weight"));
+    }
+    Ok(())
+}
+
+/// Image mode end to end on real digits: gen and ssl steps are finite, the figures are PNGs,
+/// evaluation reports the tangent spectrum and the SSL error with its split in the key.
+#[test]
+fn image_steps_figures_and_evaluation() -> R {
+    let data = data::mnist_5k()?;
+    let dir = tempfile::tempdir()?;
+    for mode in ["\"gen\"", "\"ssl\""] {
+        let sets = [("mode", mode), ("ngf", "4"), ("ndf", "4"), ("jac_subset", "2"), ("pool", "40"), ("labels", "20")];
+        let mut m = build(&data, &sets, 0)?;
+        run(&mut m, &data, 0, 2, 8, &mut Rng::new(0))?;
+        let s = m.sample(5, &mut Rng::new(1))?;
+        assert_eq!(s.dims(), &[5, 1, 28, 28]);
+        let files = m.figures(dir.path(), &data, &mut Rng::new(2))?;
+        assert_eq!(files.len(), 2);
+        for f in &files {
+            assert_eq!(&std::fs::read(f)?[1..4], b"PNG", "{}", f.display());
+        }
+        let ev: std::collections::BTreeMap<_, _> = m.evaluate(&data)?.into_iter().collect();
+        assert!(ev["jtj_eig_min_mean"] >= -1e-3 && ev["jtj_eig_min_mean"] <= ev["jtj_eig_max_mean"], "{ev:?}");
+        if mode == "\"ssl\"" {
+            let e = ev["ssl_error_unlabelled_train"];
+            assert!((0.0..=1.0).contains(&e), "{ev:?}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn eigenvalues_of_a_known_matrix() {
+    // [[2,1],[1,2]] has eigenvalues 1 and 3; diag stays diag.
+    let e = lgan::method::sym_eigenvalues(vec![vec![2.0, 1.0], vec![1.0, 2.0]]);
+    assert!((e[0] - 1.0).abs() < 1e-12 && (e[1] - 3.0).abs() < 1e-12, "{e:?}");
+    let e = lgan::method::sym_eigenvalues(vec![vec![4.0, 1.0, 0.0], vec![1.0, 3.0, 1.0], vec![0.0, 1.0, 2.0]]);
+    // Trace 9 and determinant 4*(6-1) - 1*2 = 18.
+    assert!((e.iter().sum::<f64>() - 9.0).abs() < 1e-10 && (e.iter().product::<f64>() - 18.0).abs() < 1e-9, "{e:?}");
+}
+
+#[test]
+fn registry_and_config_errors() -> R {
+    assert!(ganfold_core::registry::method("lgan").is_ok());
+    assert!(ganfold_core::registry::regularizer("lgan-local").is_ok());
+    let pts = data::toy(Toy::Ring8, 0, 100);
+    let e = build(&pts, &[("coords", "3")], 0).err().expect("3 tangents in 2-D").to_string();
+    assert!(e.contains("coords"), "{e}");
+    let e = build(&pts, &[("mode", "\"foo\"")], 0).err().expect("bad mode").to_string();
+    assert!(e.contains("mode"), "{e}");
+    let e = build(&pts, &[("lr_g", "-1.0")], 0).err().expect("negative lr").to_string();
+    assert!(e.contains("lr_g"), "{e}");
+    let e = build(&pts, &[("mode", "\"ssl\""), ("labels", "3")], 0).err().expect("too few labels").to_string();
+    assert!(e.contains("labels"), "{e}");
+    let sm = data::stacked_mnist(&data::mnist_5k()?, 0, 10)?;
+    assert!(build(&sm, &[], 0).is_ok(), "3x28x28 is supported");
+    Ok(())
+}
