@@ -1,1 +1,2 @@
 pub use ganfold_dcgan as dcgan;
+pub use ganfold_mmgan as mmgan;
