@@ -233,11 +233,7 @@ pub struct Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = crate::ops::conv2d(x, &self.weight, self.cfg)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
-            None => Ok(y),
-        }
+        add_channel_bias(crate::ops::conv2d(x, &self.weight, self.cfg)?, self.bias.as_ref())
     }
 }
 
@@ -257,11 +253,7 @@ pub struct ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = crate::ops::conv_transpose2d(x, &self.weight, self.cfg)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
-            None => Ok(y),
-        }
+        add_channel_bias(crate::ops::conv_transpose2d(x, &self.weight, self.cfg)?, self.bias.as_ref())
     }
 }
 
@@ -278,6 +270,13 @@ pub fn conv_transpose2d(
     // PyTorch's fan-in convention for transposed convs: weight.dim(1) * k * k.
     let bias = if bias { Some(vs.var("bias", out, bias_init(init, out * k * k))?) } else { None };
     Ok(ConvTranspose2d { weight, bias, cfg })
+}
+
+fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        None => Ok(y),
+    }
 }
 
 fn bias_init(w: Init, fan_in: usize) -> Init {
@@ -391,4 +390,62 @@ impl BatchNorm {
 /// Leaky ReLU, max(x, slope * x) for slope in [0, 1].
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
     x.maximum(&(x * slope)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_init_is_reproducible_and_named() -> Result<()> {
+        let mk = |seed| {
+            let vs = VarStore::new(DType::F32, &Device::Cpu, Rng::new(seed));
+            linear(3, 2, vs.pp("fc")).unwrap();
+            vs
+        };
+        let (a, b, c) = (mk(1), mk(1), mk(2));
+        let ta = a.tensors();
+        assert_eq!(ta.keys().cloned().collect::<Vec<_>>(), ["fc.bias", "fc.weight"]);
+        assert_eq!(ta["fc.weight"].to_vec2::<f32>()?, b.tensors()["fc.weight"].to_vec2::<f32>()?);
+        assert_ne!(ta["fc.weight"].to_vec2::<f32>()?, c.tensors()["fc.weight"].to_vec2::<f32>()?);
+        assert_eq!(a.num_params(), 8);
+        Ok(())
+    }
+
+    #[test]
+    fn conv_shapes() -> Result<()> {
+        let vs = VarStore::new(DType::F32, &Device::Cpu, Rng::new(0));
+        let x = Tensor::zeros((2, 3, 28, 28), DType::F32, &Device::Cpu)?;
+        let c = conv2d(3, 5, 4, ConvCfg::new(2, 1), true, Init::DCGAN, vs.pp("c"))?;
+        let y = c.forward(&x)?;
+        assert_eq!(y.dims(), &[2, 5, 14, 14]);
+        let t = conv_transpose2d(5, 4, 4, ConvCfg::new(2, 1), true, Init::DCGAN, vs.pp("t"))?;
+        assert_eq!(t.forward(&y)?.dims(), &[2, 4, 28, 28]);
+        let t5 = conv_transpose2d(5, 1, 5, ConvCfg { stride: 2, padding: 2, output_padding: 1 }, false, Init::DCGAN, vs.pp("t5"))?;
+        assert_eq!(t5.forward(&y)?.dims(), &[2, 1, 28, 28]);
+        Ok(())
+    }
+
+    /// Train mode normalises with batch statistics (biased variance) and moves the running
+    /// estimates by momentum 0.1 towards the batch mean and unbiased variance.
+    #[test]
+    fn batch_norm_statistics() -> Result<()> {
+        let vs = VarStore::new(DType::F64, &Device::Cpu, Rng::new(0));
+        let bn = batch_norm_with(2, false, Init::Const(1.0), vs.pp("bn"))?;
+        let x = Tensor::new(&[[1.0f64, 10.0], [3.0, 10.0], [5.0, 40.0]], &Device::Cpu)?;
+        let (y, st) = bn.forward_train(&x)?;
+        assert_eq!(st.mean.to_vec1::<f64>()?, vec![3.0, 20.0]);
+        let v0 = 8.0 / 3.0;
+        let y = y.to_vec2::<f64>()?;
+        assert!((y[0][0] - (-2.0 / (v0 + 1e-5f64).sqrt())).abs() < 1e-12);
+        let rm = bn.running_mean.as_tensor().to_vec1::<f64>()?;
+        let rv = bn.running_var.as_tensor().to_vec1::<f64>()?;
+        assert!((rm[0] - 0.3).abs() < 1e-12 && (rm[1] - 2.0).abs() < 1e-12);
+        assert!((rv[0] - (0.9 + 0.1 * 4.0)).abs() < 1e-12, "unbiased variance 4 for [1, 3, 5]");
+        // Reusing the clean statistics reproduces the clean output exactly.
+        let again = bn.forward_with_stats(&x, &st)?.to_vec2::<f64>()?;
+        assert_eq!(again, y);
+        assert_eq!(vs.trainable_vars().len(), 0, "running stats are buffers, not parameters");
+        Ok(())
+    }
 }

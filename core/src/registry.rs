@@ -71,29 +71,23 @@ pub fn regularizers() -> anyhow::Result<Vec<&'static RegularizerEntry>> {
     checked(inventory::iter::<RegularizerEntry>.into_iter().collect(), |e| e.name, |e| e.paper, "regularizer")
 }
 
-pub fn method(name: &str) -> anyhow::Result<&'static MethodEntry> {
-    let all = methods()?;
-    match all.iter().find(|e| e.name == name) {
-        Some(e) => Ok(e),
-        None => {
-            let names: Vec<&str> = all.iter().map(|e| e.name).collect();
-            if names.is_empty() {
-                bail!("unknown method `{name}`: no methods are registered (is the plugin crate linked? `use ganfold_plugins as _;`)")
-            }
-            bail!("unknown method `{name}` (available: {})", names.join(", "))
-        }
+fn find<T>(all: Vec<&'static T>, name: &str, key: fn(&T) -> &'static str, kind: &str) -> anyhow::Result<&'static T> {
+    if let Some(e) = all.iter().find(|e| key(e) == name) {
+        return Ok(e);
     }
+    let names: Vec<&str> = all.iter().map(|e| key(e)).collect();
+    if names.is_empty() {
+        bail!("unknown {kind} `{name}`: none are registered (is the plugin crate linked? `use ganfold_plugins as _;`)")
+    }
+    bail!("unknown {kind} `{name}` (available: {})", names.join(", "))
+}
+
+pub fn method(name: &str) -> anyhow::Result<&'static MethodEntry> {
+    find(methods()?, name, |e| e.name, "method")
 }
 
 pub fn regularizer(name: &str) -> anyhow::Result<&'static RegularizerEntry> {
-    let all = regularizers()?;
-    match all.iter().find(|e| e.name == name) {
-        Some(e) => Ok(e),
-        None => {
-            let names: Vec<&str> = all.iter().map(|e| e.name).collect();
-            bail!("unknown regularizer `{name}` (available: {})", if names.is_empty() { "none".into() } else { names.join(", ") })
-        }
-    }
+    find(regularizers()?, name, |e| e.name, "regularizer")
 }
 
 /// Builds the regularizers a method's config lists (`regularizers = [{ name = "...", weight = 1.0, ... }]`).
