@@ -12,6 +12,7 @@ for seed in $SEEDS; do
     $B --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-rbf-s$seed --set d_maximizes_rg=false
     $B --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-rbf-norg-s$seed --set beta=0
     $B --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-rbf-literal-s$seed
+    $B --method dcgan --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-dcgan-s$seed --set nz=16
   done
 done
 # Each run prints `RESULT {...}` and writes runs/mmgan-measure/<run>/measure.json.

@@ -17,6 +17,8 @@ use candle_core::{DType, Device};
 use ganfold_core::data::Toy;
 use ganfold_core::{Rng, RunConfig, train};
 use ganfold_mmgan as _;
+// The DCGAN baseline (`--method dcgan`), measured with the same harness.
+use ganfold_dcgan as _;
 use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
