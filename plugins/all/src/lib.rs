@@ -5,3 +5,4 @@ pub use ganfold_dcgan as dcgan;
 pub use ganfold_lgan as lgan;
 pub use ganfold_lccgan as lccgan;
 pub use ganfold_lsal as lsal;
+pub use ganfold_mmgan as mmgan;

@@ -1,0 +1,132 @@
+//! MMGAN configuration (`[method]` table of `ganfold train mmgan`).
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+/// Which manifold the embeddings are summarised by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelKind {
+    /// No kernel: Eq. (5), radius = mean distance (Eq. 4), unsquared center distance.
+    Plain,
+    /// Eq. (8) with K(a, b) = a^T b (unbounded; spec A21).
+    Linear,
+    /// Eq. (8) with K(a, b) = exp(-||a-b||^2 / (2 sigma^2)).
+    Rbf,
+    /// Eq. (8) with K(a, b) = exp(-||a-b|| / (2 sigma^2)) (spec A10 [REC]).
+    Exp,
+}
+
+/// What the two players minimise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// The paper: L_G^final (Eq. 10) for G, L_orig - L_G^final for D.
+    Mmgan,
+    /// Baseline on the same networks (spec §13.2 E1(a)): BCE for D, non-saturating -log D(G(z)) for G.
+    Gan,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MmganConfig {
+    /// `mmgan` (the paper) or `gan` (standard GAN on the same networks, the baseline).
+    pub objective: Objective,
+    /// Manifold space: `plain` (Eq. 5) or a kernel for Eq. (8): `linear`, `rbf`, `exp`.
+    pub kernel: KernelKind,
+    /// Weight of the radius term in Eq. (8) (unused in plain mode: Eq. 5 has none).
+    pub alpha: f64,
+    /// Weight of the correlation regularizer R_G (Eq. 9/10); 0 = the "No R_G" ablation.
+    pub beta: f64,
+    /// EMA decay of centers and radii (Alg. 1 lines 7-10); 0 = pure mini-batch matching.
+    pub delta: f64,
+    /// Kernel bandwidth sigma for rbf/exp; 0 = median heuristic (spec §4.4).
+    pub sigma: f64,
+    /// Literal Eq. (10): D's loss contains -beta R_G (spec A3). `false` = R_G on G only.
+    pub d_maximizes_rg: bool,
+    /// Row-centre the features before correlating (Pearson, spec A12); false = cosine.
+    pub corr_center: bool,
+    /// Generator steps per discriminator step (spec A15; Alg. 1 = 1).
+    pub g_steps_per_iter: usize,
+    /// eps inside square roots (spec §12, f32 training).
+    pub eps: f64,
+    pub lr_g: f64,
+    pub lr_d: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// Latent dimension; 0 = automatic (16 for 2-D points, spec E1; 100 for images, [BASE] DCGAN).
+    pub z_dim: usize,
+    /// Hidden width of the 2-D MLPs (spec E1: 128; features d = hidden >= n + 1, spec A13).
+    pub hidden: usize,
+}
+
+impl Default for MmganConfig {
+    fn default() -> Self {
+        Self {
+            objective: Objective::Mmgan,
+            // Paper Fig. 3(b) (MNIST) and Table I's best MNIST entry use RBF.
+            kernel: KernelKind::Rbf,
+            // alpha = 1.0 in every captioned run (paper Fig. 3).
+            alpha: 1.0,
+            // beta = 1.0 for MNIST/CelebA (paper Fig. 3(b),(d)).
+            beta: 1.0,
+            // "0.9 or greater" (paper Sec. IV); spec §7 [REC] 0.9.
+            delta: 0.9,
+            // Spec §4.4 [REC]: median heuristic.
+            sigma: 0.0,
+            // Spec A3 [REC]: follow Eq. (10) literally.
+            d_maximizes_rg: true,
+            // Spec A12 [REC]: Pearson.
+            corr_center: true,
+            // Alg. 1: 1:1.
+            g_steps_per_iter: 1,
+            // Spec §9.1 [REC]: 1e-6 for f32 training.
+            eps: 1e-6,
+            // [BASE] DCGAN-tensorflow: Adam lr 2e-4, beta1 0.5 (beta2 0.999 TF default).
+            lr_g: 2e-4,
+            lr_d: 2e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            z_dim: 0,
+            hidden: 128,
+        }
+    }
+}
+
+impl MmganConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let nonneg = |k: &str, v: f64| -> anyhow::Result<()> {
+            if !v.is_finite() || v < 0.0 {
+                bail!("mmgan: `{k}` must be a finite number >= 0 (got {v})");
+            }
+            Ok(())
+        };
+        nonneg("alpha", self.alpha)?;
+        nonneg("beta", self.beta)?;
+        nonneg("sigma", self.sigma)?;
+        nonneg("eps", self.eps)?;
+        if !(0.0..1.0).contains(&self.delta) {
+            bail!("mmgan: `delta` must lie in [0, 1) (got {}); the paper uses 0.9 or greater", self.delta);
+        }
+        for (k, v) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
+            if !v.is_finite() || v <= 0.0 {
+                bail!("mmgan: `{k}` must be positive (got {v})");
+            }
+        }
+        for (k, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                bail!("mmgan: `{k}` must lie in [0, 1) (got {v})");
+            }
+        }
+        if self.g_steps_per_iter == 0 {
+            bail!("mmgan: `g_steps_per_iter` must be at least 1");
+        }
+        if self.hidden == 0 {
+            bail!("mmgan: `hidden` must be at least 1");
+        }
+        if self.eps == 0.0 {
+            bail!("mmgan: `eps` must be > 0 in training (sqrt backward at 0 is infinite, spec §12)");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,324 @@
+//! The MMGAN training step (spec §8.2, the executable reading of Alg. 1) and its state.
+
+use crate::config::{KernelKind, MmganConfig, Objective};
+use crate::manifold::{self, Kernel, Space};
+use crate::model::{MmDiscriminator, MmGenerator};
+use crate::regularizer::{Correlation, CorrelationConfig};
+use anyhow::{Context, bail};
+use candle_core::{Device, Tensor};
+use ganfold_core::checkpoint;
+use ganfold_core::optim::{Adam, AdamConfig};
+use ganfold_core::{
+    Batch, BuildContext, Dataset, Discriminator, Generator, Method, MethodState, RegContext, Regularizer, Rng,
+    SampleShape, StepStats,
+};
+use std::path::{Path, PathBuf};
+
+/// The four moving-average quantities of Alg. 1 (c_Y, l_Y, c_X, l_X), each `None` until its
+/// first commit (spec errata 5: one "initialised" flag per quantity).
+#[derive(Clone, Debug, Default)]
+pub struct EmaState {
+    pub c_y: Option<Tensor>,
+    pub l_y: Option<Tensor>,
+    pub c_x: Option<Tensor>,
+    pub l_x: Option<Tensor>,
+    /// Smoothed kernel bandwidth denominator 2 sigma^2 (median heuristic, spec §4.4).
+    pub den: Option<f64>,
+}
+
+pub struct Mmgan {
+    pub cfg: MmganConfig,
+    pub g: MmGenerator,
+    pub d: MmDiscriminator,
+    opt_g: Adam,
+    opt_d: Adam,
+    corr: Correlation,
+    pub ema: EmaState,
+    shape: SampleShape,
+    device: Device,
+}
+
+pub fn build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
+    let cfg: MmganConfig = ganfold_core::config::parse(cx.config, "mmgan")?;
+    Ok(Box::new(Mmgan::new(cfg, cx)?))
+}
+
+impl Mmgan {
+    pub fn new(cfg: MmganConfig, cx: &BuildContext<'_>) -> anyhow::Result<Self> {
+        cfg.validate()?;
+        let shape = cx.shape();
+        if cx.batch_size < 2 {
+            bail!("mmgan: batch_size must be at least 2 (radii and R_G need several samples)");
+        }
+        let z_dim = match (cfg.z_dim, shape) {
+            (0, SampleShape::Points { .. }) => 16, // spec E1
+            (0, SampleShape::Image { .. }) => 100, // [BASE] DCGAN
+            (z, _) => z,
+        };
+        let g = MmGenerator::new(shape, z_dim, cfg.hidden, cx.device, cx.init_rng("g"))?;
+        let d = MmDiscriminator::new(shape, cfg.hidden, cx.device, cx.init_rng("d"))?;
+        let adam = |lr| AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
+        let opt_g = Adam::new(g.vs.trainable_vars(), adam(cfg.lr_g))?;
+        let opt_d = Adam::new(d.vs.trainable_vars(), adam(cfg.lr_d))?;
+        let corr = Correlation::new(CorrelationConfig { center: cfg.corr_center, eps: cfg.eps })?;
+        Ok(Self { cfg, g, d, opt_g, opt_d, corr, ema: EmaState::default(), shape, device: cx.device.clone() })
+    }
+
+    /// p(z): N(0, I) for 2-D toys (spec E1); U(-1, 1) for images ([BASE] DCGAN-tensorflow).
+    fn sample_z(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
+        let z = self.g.latent_dim();
+        match self.shape {
+            SampleShape::Points { .. } => rng.randn((n, z), 0.0, 1.0, &self.device),
+            SampleShape::Image { .. } => rng.rand((n, z), -1.0, 1.0, &self.device),
+        }
+    }
+
+    /// The manifold space of this iteration (kernel bandwidth fixed or from `ema.den`).
+    pub fn space(&self) -> Space {
+        let den = if self.cfg.sigma > 0.0 { 2.0 * self.cfg.sigma * self.cfg.sigma } else { self.ema.den.unwrap_or(1.0) };
+        match self.cfg.kernel {
+            KernelKind::Plain => Space::Plain,
+            KernelKind::Linear => Space::Kernel(Kernel::Linear),
+            KernelKind::Rbf => Space::Kernel(Kernel::Rbf { den }),
+            KernelKind::Exp => Space::Kernel(Kernel::Exp { den }),
+        }
+    }
+
+    /// Spec §4.4 [REC]: median heuristic from the detached D-step features, EMA-smoothed with delta.
+    fn update_bandwidth(&mut self, y: &Tensor, x: &Tensor) -> anyhow::Result<()> {
+        let squared = match self.cfg.kernel {
+            KernelKind::Rbf => true,
+            KernelKind::Exp => false,
+            _ => return Ok(()),
+        };
+        if self.cfg.sigma > 0.0 {
+            return Ok(());
+        }
+        // Floor: all-equal features (dead units) would give a zero bandwidth. Not in the paper.
+        let m = manifold::median_pairwise(y, x, squared)?.max(1e-6);
+        self.ema.den = Some(match self.ema.den {
+            None => m,
+            Some(old) => self.cfg.delta * old + (1.0 - self.cfg.delta) * m,
+        });
+        Ok(())
+    }
+
+    fn rg(&self, real: &Tensor, fake: &Tensor, feats: &Tensor, rng: &mut Rng) -> anyhow::Result<Tensor> {
+        let mut rc = RegContext { real, fake: Some(fake), fake_features: Some(feats), local: None, rng };
+        self.corr.penalty(&mut rc)
+    }
+
+    fn step_gan(&mut self, real: &Tensor, z: &Tensor, x_img: &Tensor) -> anyhow::Result<StepStats> {
+        let (lr, _) = self.d.forward_feat(real, true)?;
+        let (lf, _) = self.d.forward_feat(&x_img.detach(), true)?;
+        let d_loss = (ganfold_core::loss::bce_const(&lr, true)? + ganfold_core::loss::bce_const(&lf, false)?)?;
+        self.opt_d.backward_step(&d_loss)?;
+        let mut g_loss = None;
+        for _ in 0..self.cfg.g_steps_per_iter {
+            let (lf, _) = self.d.forward_feat(&self.g.forward_t(z, true)?, true)?;
+            let l = ganfold_core::loss::bce_const(&lf, true)?; // non-saturating -log D(G(z))
+            self.opt_g.backward_step(&l)?;
+            g_loss = Some(l);
+        }
+        let mut st = StepStats::default();
+        st.push_t("d_loss", &d_loss)?;
+        st.push_t("g_loss", g_loss.as_ref().context("no G step")?)?;
+        Ok(st)
+    }
+}
+
+fn scalar(t: &Tensor) -> anyhow::Result<f64> {
+    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
+}
+
+impl Method for Mmgan {
+    fn step(&mut self, batch: &Batch, _step: usize, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        let real = &batch.x;
+        let n = real.dim(0)?;
+        if n < 2 {
+            bail!("mmgan: a batch of {n} sample(s); radii and R_G need at least 2");
+        }
+        // Alg. 1 lines 4-5. The same z is reused in the G step (spec A15, as the DCGAN fork).
+        let z = self.sample_z(n, rng)?;
+        let x_img = self.g.forward_t(&z, true)?;
+        if self.cfg.objective == Objective::Gan {
+            return self.step_gan(real, &z, &x_img);
+        }
+        let (eps, delta, beta) = (self.cfg.eps, self.cfg.delta, self.cfg.beta);
+
+        // ---- Alg. 1 line 6: D step on L_D^final = L_orig - L_G^final (Eq. 6, 10).
+        let (logit_r, y) = self.d.forward_feat(real, true)?;
+        let (logit_f, x) = self.d.forward_feat(&x_img.detach(), true)?;
+        // Spec A2: L_orig is D's BCE loss (-V of Eq. 1).
+        let l_orig = (ganfold_core::loss::bce_const(&logit_r, true)? + ganfold_core::loss::bce_const(&logit_f, false)?)?;
+        self.update_bandwidth(&y, &x)?;
+        let space = self.space();
+        let (c_ym, l_ym) = manifold::batch_stats(space, &y, eps)?;
+        let (c_xm, l_xm) = manifold::batch_stats(space, &x, eps)?;
+        // Spec A4 [REC]: tentative composite delta*stored + (1-delta)*batch, not stored.
+        let e = &self.ema;
+        let m_d = manifold::manifold_loss(
+            space,
+            self.cfg.alpha,
+            &manifold::ema(e.c_y.as_ref(), &c_ym, delta)?,
+            &manifold::ema(e.l_y.as_ref(), &l_ym, delta)?,
+            &manifold::ema(e.c_x.as_ref(), &c_xm, delta)?,
+            &manifold::ema(e.l_x.as_ref(), &l_xm, delta)?,
+            eps,
+        )?;
+        let mut lg_final_d = m_d.clone();
+        if beta > 0.0 && self.cfg.d_maximizes_rg {
+            // Spec A3 [REC]: Eq. (10) read literally, D maximises beta R_G too.
+            lg_final_d = (lg_final_d + (self.rg(real, &x_img, &x, rng)? * beta)?)?;
+        }
+        let d_loss = (&l_orig - &lg_final_d)?;
+        self.opt_d.backward_step(&d_loss)?;
+
+        // ---- Alg. 1 lines 7-8: commit the real side, re-embedded with the updated D (spec A24).
+        let y2 = self.d.forward_feat(real, true)?.1.detach();
+        let (c_ym2, l_ym2) = manifold::batch_stats(space, &y2, eps)?;
+        let c_y = manifold::ema(self.ema.c_y.as_ref(), &c_ym2, delta)?.detach();
+        let l_y = manifold::ema(self.ema.l_y.as_ref(), &l_ym2, delta)?.detach();
+        self.ema.c_y = Some(c_y.clone());
+        self.ema.l_y = Some(l_y.clone());
+
+        // ---- Alg. 1 lines 9-11: fake-side EMA kept in the graph for the G step(s).
+        // Spec errata 5: every G step blends with the same stored c_X, l_X; one commit per iteration.
+        let mut last = None;
+        for _ in 0..self.cfg.g_steps_per_iter {
+            let x_img = self.g.forward_t(&z, true)?;
+            let x2 = self.d.forward_feat(&x_img, true)?.1;
+            let (c_xm2, l_xm2) = manifold::batch_stats(space, &x2, eps)?;
+            let c_x = manifold::ema(self.ema.c_x.as_ref(), &c_xm2, delta)?;
+            let l_x = manifold::ema(self.ema.l_x.as_ref(), &l_xm2, delta)?;
+            let m_g = manifold::manifold_loss(space, self.cfg.alpha, &c_y, &l_y, &c_x, &l_x, eps)?;
+            let r_g = self.rg(real, &x_img, &x2, rng)?;
+            let g_loss = if beta > 0.0 { (&m_g + (&r_g * beta)?)? } else { m_g.clone() };
+            self.opt_g.backward_step(&g_loss)?;
+            last = Some((c_x.detach(), l_x.detach(), g_loss, m_g, r_g));
+        }
+        let (c_x, l_x, g_loss, m_g, r_g) = last.context("no G step")?;
+        self.ema.c_x = Some(c_x.clone());
+        self.ema.l_x = Some(l_x.clone());
+
+        let mut st = StepStats::default();
+        st.push_t("d_loss", &d_loss)?;
+        st.push_t("g_loss", &g_loss)?;
+        st.push_t("l_orig", &l_orig)?;
+        st.push_t("manifold", &m_g)?;
+        st.push_t("r_g", &r_g)?;
+        // The center term of Eq. (5)/(8) and the two radii, on the committed moving averages.
+        st.push("center_dist", scalar(&manifold::center_term(space, &c_y, &c_x, eps)?)?);
+        st.push("radius_real", scalar(&l_y)?);
+        st.push("radius_fake", scalar(&l_x)?);
+        if let Some(den) = self.ema.den {
+            st.push("bandwidth", den);
+        }
+        Ok(st)
+    }
+
+    fn sample(&self, n: usize, rng: &mut Rng) -> anyhow::Result<Tensor> {
+        let z = self.sample_z(n, rng)?;
+        Ok(self.g.generate(&z)?)
+    }
+
+    fn save(&self) -> anyhow::Result<MethodState> {
+        let mut tensors = checkpoint::prefixed(vec![
+            ("g.", self.g.vs.tensors()),
+            ("d.", self.d.vs.tensors()),
+            ("opt_g.", self.opt_g.state().tensors),
+            ("opt_d.", self.opt_d.state().tensors),
+        ]);
+        // Radii are scalars; stored as (1,) tensors.
+        for (k, v) in [("ema.c_y", &self.ema.c_y), ("ema.l_y", &self.ema.l_y), ("ema.c_x", &self.ema.c_x), ("ema.l_x", &self.ema.l_x)] {
+            if let Some(t) = v {
+                let t = if t.rank() == 0 { t.reshape(1)? } else { t.copy()? };
+                tensors.insert(k.to_string(), t);
+            }
+        }
+        // f64 bits, so that the bandwidth survives JSON exactly (bit-exact resume).
+        let meta = serde_json::json!({
+            "t_g": self.opt_g.state().t,
+            "t_d": self.opt_d.state().t,
+            "den_bits": self.ema.den.map(f64::to_bits),
+        });
+        Ok(MethodState { tensors, meta })
+    }
+
+    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
+        self.g.vs.load(&state.tensors, "g.")?;
+        self.d.vs.load(&state.tensors, "d.")?;
+        let t = |k: &str| state.meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("mmgan state: meta `{k}` missing"));
+        self.opt_g.load(t("t_g")?, &state.tensors, "opt_g.")?;
+        self.opt_d.load(t("t_d")?, &state.tensors, "opt_d.")?;
+        let dfeat = self.d.feat_dim();
+        let get = |k: &str, centre: bool| -> anyhow::Result<Option<Tensor>> {
+            let Some(v) = state.tensors.get(k) else { return Ok(None) };
+            let want: &[usize] = if centre { &[1, dfeat] } else { &[1] };
+            if v.dims() != want {
+                bail!("mmgan state: tensor `{k}` has shape {:?}, expected {want:?}", v.dims());
+            }
+            let v = v.to_dtype(candle_core::DType::F32)?.to_device(&self.device)?;
+            Ok(Some(if centre { v } else { v.squeeze(0)? }))
+        };
+        self.ema = EmaState {
+            c_y: get("ema.c_y", true)?,
+            l_y: get("ema.l_y", false)?,
+            c_x: get("ema.c_x", true)?,
+            l_x: get("ema.l_x", false)?,
+            den: state.meta.get("den_bits").and_then(|v| v.as_u64()).map(f64::from_bits),
+        };
+        Ok(())
+    }
+
+    fn generator(&self) -> Option<&dyn Generator> {
+        Some(&self.g)
+    }
+
+    fn discriminator(&self) -> Option<&dyn Discriminator> {
+        Some(&self.d)
+    }
+
+    /// `manifold_stats.png` (center distance and both radii over training, read back from the
+    /// run's `metrics.jsonl`) and `samples.png`.
+    fn figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut out = vec![];
+        let x = self.sample(256.min(64 * 4), rng)?;
+        let png = ganfold_core::train::render_samples(&x, data, "MMGAN samples")?;
+        let p = dir.join("samples.png");
+        checkpoint::atomic_write(&p, &png)?;
+        out.push(p);
+        if let Some(metrics) = dir.parent().map(|p| p.join("metrics.jsonl")).filter(|p| p.exists()) {
+            let hist = read_manifold_history(&metrics)?;
+            if !hist.is_empty() {
+                let s = |i: usize| hist.iter().map(|r| (r.0, r.1[i])).collect::<Vec<_>>();
+                let series = [
+                    ganfold_core::viz::Series { name: "center term", points: s(0) },
+                    ganfold_core::viz::Series { name: "radius real l_Y", points: s(1) },
+                    ganfold_core::viz::Series { name: "radius fake l_X", points: s(2) },
+                ];
+                let title = format!("MMGAN manifolds ({:?})", self.cfg.kernel).to_lowercase();
+                let png = ganfold_core::viz::line_plot(&title, "step", &series, (800, 450))?;
+                let p = dir.join("manifold_stats.png");
+                checkpoint::atomic_write(&p, &png)?;
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// (step, [center_dist, radius_real, radius_fake]) from a metrics.jsonl.
+pub fn read_manifold_history(path: &Path) -> anyhow::Result<Vec<(f64, [f64; 3])>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = vec![];
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("bad line in {}", path.display()))?;
+        let f = |k: &str| v.get(k).and_then(|x| x.as_f64());
+        if let (Some(s), Some(a), Some(b), Some(c)) = (f("step"), f("center_dist"), f("radius_real"), f("radius_fake")) {
+            out.push((s, [a, b, c]));
+        }
+    }
+    Ok(out)
+}
