@@ -1,0 +1,162 @@
+//! Checkpoints and atomic file writes.
+//!
+//! A checkpoint is one safetensors file: the method's tensors (weights, optimizer moments,
+//! method state) plus a JSON header entry `ganfold` with the step, the RNG state, the method's
+//! name and meta, and the data shape. It is written to a temporary file, synced, then renamed
+//! over the previous one, so a crash leaves either the old or the new checkpoint, never half.
+
+use crate::data::SampleShape;
+use crate::method::MethodState;
+use anyhow::{Context, bail};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().context("atomic_write: path has no file name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::Error::new(e).context(format!("cannot write {}", path.display())));
+    }
+    Ok(())
+}
+
+/// The header entry of a checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointMeta {
+    /// Format version of this layout.
+    pub format: u32,
+    pub method: String,
+    /// Number of completed training steps.
+    pub step: usize,
+    /// State of the training RNG after `step` steps.
+    pub rng: [u64; 4],
+    pub data_shape: SampleShape,
+    /// The method's own meta (stage, counters, ...).
+    pub method_meta: serde_json::Value,
+}
+
+pub const FORMAT: u32 = 1;
+const META_KEY: &str = "ganfold";
+
+pub struct Checkpoint {
+    pub meta: CheckpointMeta,
+    pub state: MethodState,
+}
+
+/// Serialises a checkpoint to safetensors bytes (tensors converted to contiguous host copies).
+pub fn to_bytes(meta: &CheckpointMeta, tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<Vec<u8>> {
+    let host: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<anyhow::Result<_>>()?;
+    let mut info = HashMap::new();
+    info.insert(META_KEY.to_string(), serde_json::to_string(meta)?);
+    Ok(safetensors::serialize(host, Some(info))?)
+}
+
+pub fn save(path: &Path, meta: &CheckpointMeta, tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<()> {
+    atomic_write(path, &to_bytes(meta, tensors)?)
+}
+
+/// Reads and validates a checkpoint (any corruption is an error, never a panic).
+pub fn load(path: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    from_bytes(&bytes, device).with_context(|| format!("invalid checkpoint {}", path.display()))
+}
+
+pub fn from_bytes(bytes: &[u8], device: &Device) -> anyhow::Result<Checkpoint> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
+    let info = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).context("not a ganfold checkpoint (no `ganfold` header)")?;
+    let meta: CheckpointMeta = serde_json::from_str(info).context("corrupt checkpoint header")?;
+    if meta.format != FORMAT {
+        bail!("checkpoint format {} is not supported (this ganfold reads format {FORMAT})", meta.format);
+    }
+    let st = safetensors::SafeTensors::deserialize(bytes).context("corrupt tensor data")?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let t = match view.dtype() {
+            safetensors::Dtype::F32 | safetensors::Dtype::F64 | safetensors::Dtype::U32 | safetensors::Dtype::I64 => {
+                candle_core::safetensors::Load::load(&view, device).with_context(|| format!("tensor `{name}`"))?
+            }
+            d => bail!("tensor `{name}` has unsupported dtype {d:?}"),
+        };
+        tensors.insert(name, t);
+    }
+    let method_meta = meta.method_meta.clone();
+    Ok(Checkpoint { meta, state: MethodState { tensors, meta: method_meta } })
+}
+
+/// True if every float tensor is finite.
+pub fn all_finite(tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<Option<String>> {
+    for (k, t) in tensors {
+        if t.dtype().is_float() {
+            let s = t.to_dtype(candle_core::DType::F64)?.abs()?.sum_all()?.to_scalar::<f64>()?;
+            if !s.is_finite() {
+                return Ok(Some(k.clone()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Tensor maps of a method's sub-parts, joined under prefixes (`"g."`, `"opt_g."`, ...).
+pub fn prefixed(parts: Vec<(&str, BTreeMap<String, Tensor>)>) -> BTreeMap<String, Tensor> {
+    let mut out = BTreeMap::new();
+    for (p, m) in parts {
+        for (k, t) in m {
+            out.insert(format!("{p}{k}"), t);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_corruption_is_an_error() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("c.safetensors");
+        let mut t = BTreeMap::new();
+        t.insert("w".to_string(), Tensor::new(&[[1.0f32, 2.0], [3.0, 4.0]], &Device::Cpu)?);
+        let meta = CheckpointMeta {
+            format: FORMAT,
+            method: "x".into(),
+            step: 5,
+            rng: [1, 2, 3, u64::MAX],
+            data_shape: SampleShape::Points { dim: 2 },
+            method_meta: serde_json::json!({"stage": 2}),
+        };
+        save(&p, &meta, &t)?;
+        let c = load(&p, &Device::Cpu)?;
+        assert_eq!(c.meta, meta);
+        assert_eq!(c.state.tensors["w"].to_vec2::<f32>()?, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        let bytes = std::fs::read(&p)?;
+        for cut in [0, 7, 20, bytes.len() / 2, bytes.len() - 1] {
+            assert!(from_bytes(&bytes[..cut], &Device::Cpu).is_err(), "truncated at {cut}");
+        }
+        let mut bad = bytes.clone();
+        bad[9] ^= 0xff;
+        assert!(from_bytes(&bad, &Device::Cpu).is_err());
+        // no temp files left behind
+        assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+        Ok(())
+    }
+}

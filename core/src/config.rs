@@ -1,0 +1,315 @@
+//! Run configuration: the trainer's settings (`[train]`) and the method's (`[method]`).
+//!
+//! Defaults come from each method's serde struct (citing the paper or code they come from);
+//! a TOML file overrides them, then `--set key=value`. A key that the defaults do not have is
+//! an error naming the key, and a value of the wrong type is an error naming the expected type.
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// What the shared trainer needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Registered method name (`ganfold list`).
+    pub method: String,
+    /// Dataset name (`mnist-5k`, `ring8`, ...) or a path to IDX files.
+    pub data: String,
+    /// Total number of training steps of the run (a resumed run continues up to it).
+    pub steps: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Append a line to metrics.jsonl every this many steps.
+    pub log_every: usize,
+    /// Write a sample grid every this many steps (and at the end).
+    pub sample_every: usize,
+    /// Write a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: usize,
+    /// Images in each sample grid (points in each 2-D scatter).
+    pub sample_count: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            method: String::new(),
+            data: "mnist-5k".into(),
+            steps: 2000,
+            batch_size: 64,
+            seed: 0,
+            device: "cpu".into(),
+            log_every: 10,
+            sample_every: 500,
+            checkpoint_every: 500,
+            sample_count: 64,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (k, v) in [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("log_every", self.log_every),
+            ("sample_every", self.sample_every),
+            ("checkpoint_every", self.checkpoint_every),
+            ("sample_count", self.sample_count),
+        ] {
+            if v == 0 {
+                bail!("config key `train.{k}` must be at least 1");
+            }
+        }
+        if self.sample_count > 10_000 {
+            bail!("config key `train.sample_count` must be at most 10000");
+        }
+        Ok(())
+    }
+}
+
+/// The whole configuration of a run, as written to `config.toml`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    pub train: TrainConfig,
+    /// The method's table, with every key present.
+    pub method: toml::Table,
+}
+
+impl RunConfig {
+    /// The defaults of `method` (a registered name).
+    pub fn defaults(method: &str) -> anyhow::Result<Self> {
+        let entry = crate::registry::method(method)?;
+        let train = TrainConfig { method: method.to_string(), ..Default::default() };
+        Ok(Self { train, method: (entry.default_config)() })
+    }
+
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        let mut t = toml::Table::new();
+        t.insert("train".into(), toml::Value::try_from(&self.train)?);
+        t.insert("method".into(), toml::Value::Table(self.method.clone()));
+        Ok(toml::to_string(&t)?)
+    }
+
+    /// Parses a full config (as written to a run directory) or a partial one (a user's file)
+    /// over the defaults of the method it names (or `method` if given).
+    pub fn from_toml(text: &str, method: Option<&str>) -> anyhow::Result<Self> {
+        let mut t: toml::Table = toml::from_str(text).context("invalid TOML")?;
+        for k in t.keys() {
+            if k != "train" && k != "method" {
+                bail!("unknown config section `{k}` (expected [train] and [method])");
+            }
+        }
+        let train_t = match t.remove("train") {
+            Some(toml::Value::Table(x)) => x,
+            Some(_) => bail!("`train` must be a table"),
+            None => toml::Table::new(),
+        };
+        let named = train_t.get("method").and_then(|v| v.as_str()).map(str::to_string);
+        let name = match (method, named.as_deref()) {
+            (Some(m), Some(n)) if m != n => bail!("the config file is for method `{n}`, not `{m}`"),
+            (Some(m), _) => m.to_string(),
+            (None, Some(n)) => n.to_string(),
+            (None, None) => bail!("the config names no method (set train.method)"),
+        };
+        let mut cfg = Self::defaults(&name)?;
+        let defaults_train = toml::Table::try_from(&cfg.train)?;
+        let merged_train = merge_checked(&defaults_train, &train_t, "train")?;
+        cfg.train = toml::Value::Table(merged_train).try_into().context("invalid [train] section")?;
+        if let Some(m) = t.remove("method") {
+            let toml::Value::Table(m) = m else { bail!("`method` must be a table") };
+            cfg.method = merge_checked(&cfg.method, &m, &format!("method {name}"))?;
+        }
+        Ok(cfg)
+    }
+
+    /// Applies `key=value`. A bare key is looked up in the method's table, then in `[train]`;
+    /// `train.key` / `method.key` are explicit. Nested method keys use dots.
+    pub fn set(&mut self, assignment: &str) -> anyhow::Result<()> {
+        let Some((key, value)) = assignment.split_once('=') else {
+            bail!("`--set {assignment}`: expected key=value");
+        };
+        let key = key.trim();
+        let value = parse_value(value.trim());
+        let (section, path) = if let Some(k) = key.strip_prefix("train.") {
+            ("train", k)
+        } else if let Some(k) = key.strip_prefix("method.") {
+            ("method", k)
+        } else if lookup(&self.method, key).is_some() {
+            ("method", key)
+        } else {
+            ("train", key)
+        };
+        if section == "method" {
+            let name = self.train.method.clone();
+            set_checked(&mut self.method, path, value, &format!("method {name}"))
+        } else {
+            if path == "method" {
+                bail!("the method cannot be changed with --set; name it on the command line");
+            }
+            let mut t = toml::Table::try_from(&self.train)?;
+            set_checked(&mut t, path, value, "train").map_err(|e| {
+                if lookup(&t, path).is_none() {
+                    let mk: Vec<String> = self.method.keys().cloned().collect();
+                    let tk: Vec<String> = t.keys().cloned().collect();
+                    anyhow::anyhow!(
+                        "unknown config key `{key}` (method {} keys: {}; train keys: {})",
+                        self.train.method,
+                        mk.join(", "),
+                        tk.join(", ")
+                    )
+                } else {
+                    e
+                }
+            })?;
+            self.train = toml::Value::Table(t).try_into().with_context(|| format!("invalid value for `{key}`"))?;
+            Ok(())
+        }
+    }
+}
+
+/// A `--set` value: TOML if it parses as a TOML value, else a bare string (`mode=ssl`).
+fn parse_value(s: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {s}")) {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(s.into())),
+        Err(_) => toml::Value::String(s.to_string()),
+    }
+}
+
+fn lookup<'a>(t: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+    let mut parts = path.split('.');
+    let mut cur = t.get(parts.next()?)?;
+    for p in parts {
+        cur = cur.as_table()?.get(p)?;
+    }
+    Some(cur)
+}
+
+fn type_name(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// `value` coerced to the type of `default` (an integer where a float is expected is fine),
+/// or an error naming the key.
+fn coerce(default: &toml::Value, value: toml::Value, key: &str, ctx: &str) -> anyhow::Result<toml::Value> {
+    use toml::Value as V;
+    Ok(match (default, value) {
+        (V::Float(_), V::Integer(i)) => V::Float(i as f64),
+        (V::String(_), V::Integer(i)) => V::String(i.to_string()),
+        (V::String(_), V::Float(f)) => V::String(f.to_string()),
+        (V::String(_), V::Boolean(b)) => V::String(b.to_string()),
+        (V::Table(d), V::Table(v)) => V::Table(merge_checked(d, &v, &format!("{ctx}.{key}"))?),
+        (d, v) if std::mem::discriminant(d) == std::mem::discriminant(&v) => v,
+        (d, v) => bail!("config key `{key}` ({ctx}) expects {}, got {} ({v})", type_name(d), type_name(&v)),
+    })
+}
+
+fn set_checked(t: &mut toml::Table, path: &str, value: toml::Value, ctx: &str) -> anyhow::Result<()> {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let Some(slot) = t.get_mut(head) else {
+        let known: Vec<&str> = t.keys().map(String::as_str).collect();
+        bail!("unknown config key `{path}` for {ctx} (known keys: {})", known.join(", "));
+    };
+    match rest {
+        None => {
+            *slot = coerce(slot, value, path, ctx)?;
+            Ok(())
+        }
+        Some(r) => match slot {
+            toml::Value::Table(sub) => set_checked(sub, r, value, &format!("{ctx}.{head}")),
+            _ => bail!("config key `{head}` ({ctx}) is not a table, so `{path}` does not exist"),
+        },
+    }
+}
+
+/// `overrides` laid over `defaults`; every override key must exist in the defaults (except
+/// under tables the defaults leave empty, which are free-form), with a compatible type.
+pub fn merge_checked(defaults: &toml::Table, overrides: &toml::Table, ctx: &str) -> anyhow::Result<toml::Table> {
+    let mut out = defaults.clone();
+    for (k, v) in overrides {
+        match defaults.get(k) {
+            Some(d) => {
+                let new = coerce(d, v.clone(), k, ctx)?;
+                out.insert(k.clone(), new);
+            }
+            None => {
+                let known: Vec<&str> = defaults.keys().map(String::as_str).collect();
+                bail!("unknown config key `{k}` for {ctx} (known keys: {})", known.join(", "));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A method's typed configuration from its resolved table; unknown keys and bad types are
+/// errors naming the method.
+pub fn parse<T: serde::de::DeserializeOwned>(table: &toml::Table, method: &str) -> anyhow::Result<T> {
+    toml::Value::Table(table.clone()).try_into().map_err(|e| anyhow::anyhow!("invalid configuration for {method}: {e}"))
+}
+
+/// A method's default configuration as a TOML table (for `MethodEntry::default_config`).
+pub fn table_of<T: Serialize + Default>() -> toml::Table {
+    toml::Table::try_from(T::default()).expect("a config struct serialises to a TOML table")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> RunConfig {
+        let method: toml::Table = toml::from_str("lr = 0.0002\nngf = 64\nmode = \"gan\"\n[loss]\nkind = \"bce\"\n").unwrap();
+        RunConfig { train: TrainConfig { method: "m".into(), ..Default::default() }, method }
+    }
+
+    #[test]
+    fn set_resolves_method_then_train_keys_with_types() -> anyhow::Result<()> {
+        let mut c = cfg();
+        c.set("lr=1e-3")?;
+        c.set("ngf=32")?;
+        c.set("mode=ssl")?;
+        c.set("loss.kind=hinge")?;
+        c.set("steps=7")?;
+        c.set("train.seed=3")?;
+        c.set("method.lr=1")?; // an integer where a float is expected is fine
+        assert_eq!(c.method["lr"].as_float(), Some(1.0));
+        assert_eq!(c.method["ngf"].as_integer(), Some(32));
+        assert_eq!(c.method["mode"].as_str(), Some("ssl"));
+        assert_eq!(c.method["loss"]["kind"].as_str(), Some("hinge"));
+        assert_eq!((c.train.steps, c.train.seed), (7, 3));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_name_the_key() {
+        let mut c = cfg();
+        let e = c.set("nope=1").unwrap_err().to_string();
+        assert!(e.contains("unknown config key `nope`") && e.contains("lr") && e.contains("batch_size"), "{e}");
+        let e = c.set("ngf=abc").unwrap_err().to_string();
+        assert!(e.contains("`ngf`") && e.contains("expects an integer"), "{e}");
+        let e = c.set("steps=-3").unwrap_err().to_string();
+        assert!(e.contains("steps"), "{e}");
+        let e = c.set("loss.nope=1").unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+        assert!(c.set("justakey").is_err());
+    }
+
+    #[test]
+    fn merge_rejects_unknown_keys() {
+        let d: toml::Table = toml::from_str("a = 1\nb = \"x\"").unwrap();
+        let o: toml::Table = toml::from_str("a = 2\nc = 3").unwrap();
+        let e = merge_checked(&d, &o, "method m").unwrap_err().to_string();
+        assert!(e.contains("`c`") && e.contains("method m"), "{e}");
+    }
+}

@@ -1,0 +1,394 @@
+//! Parameters and layers.
+//!
+//! A layer is a plain struct built by a free function (`linear(in, out, vs)`), as in candle-nn,
+//! with one difference: parameters are initialised from ganfold's seeded [`Rng`], held by a
+//! [`VarStore`] (one per network, so each optimizer owns exactly its network's variables).
+//! BatchNorm is our own so that a method can reuse the clean batch's statistics in
+//! finite-difference passes (LGAN) and so that running statistics are saved with the weights.
+
+use crate::rng::Rng;
+use candle_core::{DType, Device, Module, Result, Shape, Tensor, Var, D};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// How a parameter is initialised.
+#[derive(Clone, Copy, Debug)]
+pub enum Init {
+    Const(f64),
+    Normal { mean: f64, std: f64 },
+    Uniform { lo: f64, hi: f64 },
+}
+
+impl Init {
+    /// PyTorch's default for Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    pub fn torch_default(fan_in: usize) -> Self {
+        let b = 1.0 / (fan_in.max(1) as f64).sqrt();
+        Init::Uniform { lo: -b, hi: b }
+    }
+    /// DCGAN (Radford et al. 2016): weights N(0, 0.02).
+    pub const DCGAN: Init = Init::Normal { mean: 0.0, std: 0.02 };
+}
+
+struct Entry {
+    var: Var,
+    trainable: bool,
+}
+
+struct StoreInner {
+    vars: BTreeMap<String, Entry>,
+    rng: Rng,
+}
+
+/// Named variables of one network (weights and BatchNorm running statistics).
+#[derive(Clone)]
+pub struct VarStore {
+    inner: Arc<Mutex<StoreInner>>,
+    dtype: DType,
+    device: Device,
+}
+
+impl VarStore {
+    /// `rng` initialises the parameters, in creation order.
+    pub fn new(dtype: DType, device: &Device, rng: Rng) -> Self {
+        let inner = StoreInner { vars: BTreeMap::new(), rng };
+        Self { inner: Arc::new(Mutex::new(inner)), dtype, device: device.clone() }
+    }
+
+    pub fn root(&self) -> VsPath {
+        VsPath { store: self.clone(), prefix: String::new() }
+    }
+
+    pub fn pp(&self, name: &str) -> VsPath {
+        self.root().pp(name)
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StoreInner> {
+        // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Trainable variables, sorted by name (the optimizer's view).
+    pub fn trainable_vars(&self) -> Vec<(String, Var)> {
+        self.lock().vars.iter().filter(|(_, e)| e.trainable).map(|(k, e)| (k.clone(), e.var.clone())).collect()
+    }
+
+    /// Number of trainable scalars.
+    pub fn num_params(&self) -> usize {
+        self.trainable_vars().iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// Every variable (trainable or buffer), as tensors that share storage with the variables.
+    pub fn tensors(&self) -> BTreeMap<String, Tensor> {
+        self.lock().vars.iter().map(|(k, e)| (k.clone(), e.var.as_tensor().clone())).collect()
+    }
+
+    /// Copies `tensors[prefix + name]` into each variable. Every variable must be present with
+    /// the same shape; the error names the tensor.
+    pub fn load(&self, tensors: &BTreeMap<String, Tensor>, prefix: &str) -> anyhow::Result<()> {
+        let inner = self.lock();
+        for (name, e) in inner.vars.iter() {
+            let key = format!("{prefix}{name}");
+            let t = tensors.get(&key).ok_or_else(|| anyhow::anyhow!("tensor `{key}` is missing"))?;
+            if t.dims() != e.var.dims() {
+                anyhow::bail!("tensor `{key}` has shape {:?}, the model expects {:?}", t.dims(), e.var.dims());
+            }
+            let t = t.to_dtype(e.var.dtype())?.to_device(e.var.device())?;
+            e.var.set(&t)?;
+        }
+        Ok(())
+    }
+
+    /// Copies every variable's value from `other` (same names and shapes), e.g. for EMA weights.
+    pub fn copy_from(&self, other: &VarStore) -> anyhow::Result<()> {
+        self.load(&other.tensors(), "")
+    }
+
+    fn create(&self, path: String, shape: Shape, init: Init, trainable: bool) -> Result<Var> {
+        let mut inner = self.lock();
+        if let Some(e) = inner.vars.get(&path) {
+            if e.var.shape() != &shape {
+                candle_core::bail!("variable `{path}` exists with shape {:?}, requested {:?}", e.var.dims(), shape)
+            }
+            return Ok(e.var.clone());
+        }
+        let n = shape.elem_count();
+        let data: Vec<f64> = match init {
+            Init::Const(c) => vec![c; n],
+            Init::Normal { mean, std } => (0..n).map(|_| mean + std * inner.rng.normal()).collect(),
+            Init::Uniform { lo, hi } => (0..n).map(|_| lo + (hi - lo) * inner.rng.uniform()).collect(),
+        };
+        let t = Tensor::from_vec(data, shape, &self.device)?.to_dtype(self.dtype)?;
+        let var = Var::from_tensor(&t)?;
+        inner.vars.insert(path, Entry { var: var.clone(), trainable });
+        Ok(var)
+    }
+}
+
+/// A position in a [`VarStore`]'s name tree (`vs.pp("enc").pp("conv1")`).
+#[derive(Clone)]
+pub struct VsPath {
+    store: VarStore,
+    prefix: String,
+}
+
+impl VsPath {
+    pub fn pp(&self, name: &str) -> VsPath {
+        let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };
+        VsPath { store: self.store.clone(), prefix }
+    }
+
+    fn path(&self, name: &str) -> String {
+        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+    }
+
+    /// A trainable parameter (created on first use, returned as is afterwards).
+    pub fn var<S: Into<Shape>>(&self, name: &str, shape: S, init: Init) -> Result<Tensor> {
+        Ok(self.store.create(self.path(name), shape.into(), init, true)?.as_tensor().clone())
+    }
+
+    /// A non-trainable buffer (e.g. BatchNorm running statistics), saved with the weights.
+    pub fn buffer<S: Into<Shape>>(&self, name: &str, shape: S, init: Init) -> Result<Var> {
+        self.store.create(self.path(name), shape.into(), init, false)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.store.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.store.dtype
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers
+
+/// y = x W^T + b, with x of shape (B, in).
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&self.weight.t()?)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// PyTorch-initialised linear layer.
+pub fn linear(inp: usize, out: usize, vs: VsPath) -> Result<Linear> {
+    linear_with(inp, out, true, Init::torch_default(inp), vs)
+}
+
+/// Linear layer with an explicit weight init (bias, if any, starts at 0).
+pub fn linear_with(inp: usize, out: usize, bias: bool, init: Init, vs: VsPath) -> Result<Linear> {
+    let weight = vs.var("weight", (out, inp), init)?;
+    let bias = if bias {
+        let binit = match init {
+            Init::Uniform { .. } => Init::torch_default(inp),
+            _ => Init::Const(0.0),
+        };
+        Some(vs.var("bias", out, binit)?)
+    } else {
+        None
+    };
+    Ok(Linear { weight, bias })
+}
+
+/// Convolution hyper-parameters (square kernels).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvCfg {
+    pub stride: usize,
+    pub padding: usize,
+    /// Only used by transposed convolutions.
+    pub output_padding: usize,
+}
+
+impl ConvCfg {
+    pub const fn new(stride: usize, padding: usize) -> Self {
+        Self { stride, padding, output_padding: 0 }
+    }
+}
+
+/// 2-D convolution, weight (out, in, k, k).
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub cfg: ConvCfg,
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = crate::ops::conv2d(x, &self.weight, self.cfg)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+pub fn conv2d(inp: usize, out: usize, k: usize, cfg: ConvCfg, bias: bool, init: Init, vs: VsPath) -> Result<Conv2d> {
+    let weight = vs.var("weight", (out, inp, k, k), init)?;
+    let bias = if bias { Some(vs.var("bias", out, bias_init(init, inp * k * k))?) } else { None };
+    Ok(Conv2d { weight, bias, cfg })
+}
+
+/// Transposed 2-D convolution, weight (in, out, k, k) as in PyTorch.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub cfg: ConvCfg,
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = crate::ops::conv_transpose2d(x, &self.weight, self.cfg)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+pub fn conv_transpose2d(
+    inp: usize,
+    out: usize,
+    k: usize,
+    cfg: ConvCfg,
+    bias: bool,
+    init: Init,
+    vs: VsPath,
+) -> Result<ConvTranspose2d> {
+    let weight = vs.var("weight", (inp, out, k, k), init)?;
+    // PyTorch's fan-in convention for transposed convs: weight.dim(1) * k * k.
+    let bias = if bias { Some(vs.var("bias", out, bias_init(init, out * k * k))?) } else { None };
+    Ok(ConvTranspose2d { weight, bias, cfg })
+}
+
+fn bias_init(w: Init, fan_in: usize) -> Init {
+    match w {
+        Init::Uniform { .. } => Init::torch_default(fan_in),
+        _ => Init::Const(0.0),
+    }
+}
+
+/// Batch statistics of one normalisation pass, per feature/channel.
+#[derive(Clone, Debug)]
+pub struct BnStats {
+    pub mean: Tensor,
+    pub var: Tensor,
+}
+
+/// Batch normalisation over dim 1 of (B, C) or (B, C, H, W) inputs (Ioffe & Szegedy 2015),
+/// with PyTorch's conventions: biased variance to normalise, unbiased for the running
+/// estimate, momentum 0.1, eps 1e-5; gamma initialised N(1, 0.02) as in DCGAN.
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    pub gamma: Option<Tensor>,
+    pub beta: Option<Tensor>,
+    pub running_mean: Var,
+    pub running_var: Var,
+    pub momentum: f64,
+    pub eps: f64,
+}
+
+pub fn batch_norm(c: usize, vs: VsPath) -> Result<BatchNorm> {
+    batch_norm_with(c, true, Init::Normal { mean: 1.0, std: 0.02 }, vs)
+}
+
+pub fn batch_norm_with(c: usize, affine: bool, gamma_init: Init, vs: VsPath) -> Result<BatchNorm> {
+    let (gamma, beta) = if affine {
+        (Some(vs.var("weight", c, gamma_init)?), Some(vs.var("bias", c, Init::Const(0.0))?))
+    } else {
+        (None, None)
+    };
+    let running_mean = vs.buffer("running_mean", c, Init::Const(0.0))?;
+    let running_var = vs.buffer("running_var", c, Init::Const(1.0))?;
+    Ok(BatchNorm { gamma, beta, running_mean, running_var, momentum: 0.1, eps: 1e-5 })
+}
+
+impl BatchNorm {
+    fn bshape(x: &Tensor) -> Result<Vec<usize>> {
+        let mut s = vec![1; x.rank()];
+        s[1] = x.dim(1)?;
+        Ok(s)
+    }
+
+    /// The reduction dims: all but the channel dim.
+    fn reduce(x: &Tensor) -> Result<(Tensor, usize)> {
+        // (B, C, ...) -> (C, B * rest) so a single mean over the last dim gives per-channel stats.
+        let c = x.dim(1)?;
+        let xt = x.transpose(0, 1)?.contiguous()?.reshape((c, ()))?;
+        let n = xt.dim(1)?;
+        Ok((xt, n))
+    }
+
+    /// Batch statistics of `x` (no running-stat update).
+    pub fn batch_stats(&self, x: &Tensor) -> Result<BnStats> {
+        let (xt, _) = Self::reduce(x)?;
+        let mean = xt.mean(D::Minus1)?;
+        let var = xt.broadcast_sub(&mean.unsqueeze(1)?)?.sqr()?.mean(D::Minus1)?;
+        Ok(BnStats { mean, var })
+    }
+
+    /// Normalise with given statistics (the clean batch's, in finite-difference passes).
+    pub fn forward_with_stats(&self, x: &Tensor, st: &BnStats) -> Result<Tensor> {
+        let s = Self::bshape(x)?;
+        let mean = st.mean.reshape(s.as_slice())?;
+        let inv = (st.var.reshape(s.as_slice())? + self.eps)?.sqrt()?.recip()?;
+        let mut y = x.broadcast_sub(&mean)?.broadcast_mul(&inv)?;
+        if let Some(g) = &self.gamma {
+            y = y.broadcast_mul(&g.reshape(s.as_slice())?)?;
+        }
+        if let Some(b) = &self.beta {
+            y = y.broadcast_add(&b.reshape(s.as_slice())?)?;
+        }
+        Ok(y)
+    }
+
+    /// Training-mode pass: normalise with batch statistics, update the running estimates,
+    /// and return the statistics so paired passes can reuse them.
+    pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, BnStats)> {
+        let st = self.batch_stats(x)?;
+        let (_, n) = Self::reduce(x)?;
+        let unbiased = if n > 1 { (st.var.detach() * (n as f64 / (n - 1) as f64))? } else { st.var.detach() };
+        let m = self.momentum;
+        let rm = ((self.running_mean.as_tensor() * (1.0 - m))? + (st.mean.detach() * m)?)?;
+        let rv = ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?;
+        self.running_mean.set(&rm)?;
+        self.running_var.set(&rv)?;
+        let y = self.forward_with_stats(x, &st)?;
+        Ok((y, st))
+    }
+
+    /// Inference-mode pass with the running statistics.
+    pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+        let st = BnStats { mean: self.running_mean.as_tensor().clone(), var: self.running_var.as_tensor().clone() };
+        self.forward_with_stats(x, &st)
+    }
+
+    /// `train`: batch statistics (and running update); otherwise running statistics.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train { Ok(self.forward_train(x)?.0) } else { self.forward_eval(x) }
+    }
+}
+
+/// Leaky ReLU, max(x, slope * x) for slope in [0, 1].
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+    x.maximum(&(x * slope)?)
+}

@@ -1,0 +1,427 @@
+//! The trainer every method shares: batches, progress bar, `metrics.jsonl`, sample grids,
+//! loss curve, checkpoints, resume and the NaN guard.
+//!
+//! Run directory layout:
+//! ```text
+//! config.toml            the resolved configuration (defaults <- file <- --set)
+//! metrics.jsonl          one JSON object per logged step: {"step": N, "<loss>": value, ...}
+//! samples/step_NNNNNN.png, samples/final.png
+//! loss.png               loss curves
+//! checkpoint/state.safetensors   weights, optimizer moments, method state, step, RNG state
+//! figures/               the paper's pictures (method-specific)
+//! summary.json           what happened: steps, images/s, final losses, evaluation
+//! ```
+
+use crate::checkpoint::{self, CheckpointMeta};
+use crate::config::RunConfig;
+use crate::data::{Dataset, EpochSampler};
+use crate::method::{BuildContext, Method, StepStats};
+use crate::rng::Rng;
+use crate::viz;
+use anyhow::{Context, bail};
+use candle_core::Device;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Parses `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(s: &str) -> anyhow::Result<Device> {
+    let ordinal = match s {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => bail!("unknown device `{s}` (expected cpu, cuda or cuda:N)"),
+        },
+    };
+    if !cfg!(feature = "cuda") {
+        bail!("device `{s}` requested, but this ganfold was built without CUDA support (rebuild with `--features cuda`)");
+    }
+    Device::new_cuda(ordinal).with_context(|| format!("cannot open CUDA device {ordinal}"))
+}
+
+/// What `summary.json` holds.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub method: String,
+    pub data: String,
+    pub seed: u64,
+    pub status: String,
+    pub steps: usize,
+    pub batch_size: usize,
+    /// Steps run by this invocation (fewer than `steps` after a resume).
+    pub steps_this_run: usize,
+    pub wall_seconds: f64,
+    pub images_per_second: f64,
+    pub final_stats: serde_json::Map<String, serde_json::Value>,
+    pub evaluation: serde_json::Map<String, serde_json::Value>,
+    pub checkpoint_step: usize,
+    pub run_dir: PathBuf,
+}
+
+/// A run rebuilt from its directory: configuration, data, the method at its last checkpoint.
+pub struct LoadedRun {
+    pub dir: PathBuf,
+    pub config: RunConfig,
+    pub data: Dataset,
+    pub method: Box<dyn Method>,
+    pub device: Device,
+    /// Steps completed at the checkpoint.
+    pub step: usize,
+    pub rng: Rng,
+}
+
+fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoint").join("state.safetensors")
+}
+
+fn build_method(cfg: &RunConfig, data: &Dataset, device: &Device) -> anyhow::Result<Box<dyn Method>> {
+    let entry = crate::registry::method(&cfg.train.method)?;
+    let cx = BuildContext {
+        config: &cfg.method,
+        data,
+        device,
+        seed: cfg.train.seed,
+        batch_size: cfg.train.batch_size,
+        total_steps: cfg.train.steps,
+    };
+    (entry.build)(&cx)
+}
+
+/// Loads a run directory at its last checkpoint. `device` overrides the run's device.
+pub fn load_run(dir: &Path, device: Option<&str>) -> anyhow::Result<LoadedRun> {
+    let cfg_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path)
+        .with_context(|| format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display()))?;
+    let mut config = RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", cfg_path.display()))?;
+    if let Some(d) = device {
+        config.train.device = d.to_string();
+    }
+    load_run_with(dir, config)
+}
+
+fn load_run_with(dir: &Path, config: RunConfig) -> anyhow::Result<LoadedRun> {
+    config.train.validate()?;
+    let device = parse_device(&config.train.device)?;
+    let data = crate::data::load(&config.train.data, config.train.seed)?;
+    let mut method = build_method(&config, &data, &device)?;
+    let ck_path = checkpoint_path(dir);
+    if !ck_path.exists() {
+        bail!("{} has no checkpoint yet ({} is missing)", dir.display(), ck_path.display());
+    }
+    let ck = checkpoint::load(&ck_path, &device)?;
+    if ck.meta.method != config.train.method {
+        bail!("the checkpoint in {} is of method `{}`, not `{}`", dir.display(), ck.meta.method, config.train.method);
+    }
+    if ck.meta.data_shape != data.shape {
+        bail!("the checkpoint was trained on {}, but dataset `{}` holds {}", ck.meta.data_shape, data.name, data.shape);
+    }
+    method
+        .load(&ck.state)
+        .with_context(|| format!("the checkpoint in {} does not fit method `{}` with this configuration", dir.display(), config.train.method))?;
+    Ok(LoadedRun { dir: dir.to_path_buf(), config, data, method, device, step: ck.meta.step, rng: Rng::from_state(ck.meta.rng) })
+}
+
+/// Picks `runs/<method>-<data>`, adding `-2`, `-3`, ... if it exists.
+fn default_run_dir(cfg: &RunConfig) -> PathBuf {
+    let data: String = cfg.train.data.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let base = format!("{}-{}", cfg.train.method, data.trim_matches('_'));
+    let mut p = PathBuf::from("runs").join(&base);
+    let mut i = 2;
+    while p.exists() {
+        p = PathBuf::from("runs").join(format!("{base}-{i}"));
+        i += 1;
+    }
+    p
+}
+
+/// Trains a new run. `out`: the run directory (must not exist or be empty).
+pub fn train(cfg: RunConfig, out: Option<PathBuf>, progress: bool) -> anyhow::Result<Summary> {
+    cfg.train.validate()?;
+    let device = parse_device(&cfg.train.device)?;
+    let data = crate::data::load(&cfg.train.data, cfg.train.seed)?;
+    let sampler = EpochSampler::new(data.len(), cfg.train.batch_size, cfg.train.seed)
+        .with_context(|| format!("dataset `{}`", data.name))?;
+    let method = build_method(&cfg, &data, &device)?;
+    let dir = out.unwrap_or_else(|| default_run_dir(&cfg));
+    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        bail!("run directory {} already exists and is not empty (continue it with --resume {0}, or choose another --out)", dir.display());
+    }
+    let created = !dir.exists();
+    let setup = || -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir.join("samples")).with_context(|| format!("cannot create run directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir.join("checkpoint"))?;
+        checkpoint::atomic_write(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+        checkpoint::atomic_write(&dir.join("metrics.jsonl"), b"")
+    };
+    if let Err(e) = setup() {
+        if created {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        return Err(e);
+    }
+    let rng = Rng::derive(cfg.train.seed, "train");
+    let session = Session { dir, cfg, data, method, rng, step: 0, sampler, history: vec![], checkpoint_step: None, progress };
+    session.run()
+}
+
+/// Continues the run in `dir` up to `steps` total (the run's own `train.steps` if `None`).
+pub fn resume(dir: &Path, steps: Option<usize>, progress: bool) -> anyhow::Result<Summary> {
+    let text = std::fs::read_to_string(dir.join("config.toml"))
+        .with_context(|| format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display()))?;
+    let cfg = RunConfig::from_toml(&text, None)?;
+    resume_with(dir, cfg, steps, progress)
+}
+
+/// Like [`resume`], with a configuration the caller may have changed (e.g. `--set`); a change
+/// that does not fit the checkpoint (another method, other shapes) is a clear error.
+pub fn resume_with(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, progress: bool) -> anyhow::Result<Summary> {
+    if let Some(s) = steps {
+        cfg.train.steps = s;
+    }
+    let run = load_run_with(dir, cfg.clone())?;
+    if run.step >= cfg.train.steps {
+        bail!("the run in {} has already completed {} of {} steps (raise --steps to continue)", dir.display(), run.step, cfg.train.steps);
+    }
+    let sampler = EpochSampler::new(run.data.len(), cfg.train.batch_size, cfg.train.seed)?;
+    // Keep metrics up to the checkpoint so the resumed log equals an uninterrupted one.
+    let history = read_metrics(&dir.join("metrics.jsonl"), run.step)?;
+    let mut text = String::new();
+    for (s, st) in &history {
+        text.push_str(&metrics_line(*s, st));
+    }
+    checkpoint::atomic_write(&dir.join("metrics.jsonl"), text.as_bytes())?;
+    checkpoint::atomic_write(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    let session = Session {
+        dir: dir.to_path_buf(),
+        cfg,
+        data: run.data,
+        method: run.method,
+        rng: run.rng,
+        step: run.step,
+        sampler,
+        history,
+        checkpoint_step: Some(run.step),
+        progress,
+    };
+    session.run()
+}
+
+fn metrics_line(step: usize, st: &StepStats) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert("step".into(), step.into());
+    for (k, v) in &st.0 {
+        m.insert(k.clone(), serde_json::Value::from(*v));
+    }
+    format!("{}\n", serde_json::Value::Object(m))
+}
+
+/// Logged lines with `step <= upto`.
+fn read_metrics(path: &Path, upto: usize) -> anyhow::Result<Vec<(usize, StepStats)>> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = vec![];
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Some(step) = m.get("step").and_then(|s| s.as_u64()) else { continue };
+        if step as usize > upto {
+            break;
+        }
+        let st = StepStats(m.iter().filter(|(k, _)| *k != "step").filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect());
+        out.push((step as usize, st));
+    }
+    Ok(out)
+}
+
+struct Session {
+    dir: PathBuf,
+    cfg: RunConfig,
+    data: Dataset,
+    method: Box<dyn Method>,
+    rng: Rng,
+    /// Steps completed.
+    step: usize,
+    sampler: EpochSampler,
+    history: Vec<(usize, StepStats)>,
+    checkpoint_step: Option<usize>,
+    progress: bool,
+}
+
+impl Session {
+    fn run(mut self) -> anyhow::Result<Summary> {
+        let t = self.cfg.train.clone();
+        let device = self.method_device()?;
+        let start_step = self.step;
+        let bar = self.progress_bar(start_step);
+        let mut metrics = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("metrics.jsonl"))
+            .context("cannot open metrics.jsonl")?;
+        let started = Instant::now();
+        let mut last: StepStats = StepStats::default();
+        let mut last_plain = Instant::now();
+        while self.step < t.steps {
+            let idx = self.sampler.indices(self.step);
+            let batch = self.data.batch(&idx, &device)?;
+            let stats = self.method.step(&batch, self.step, &mut self.rng).with_context(|| format!("step {}", self.step + 1))?;
+            self.step += 1;
+            if let Some((name, v)) = stats.non_finite() {
+                let msg = format!("loss `{name}` is {v}");
+                return self.diverged(&msg, started, start_step);
+            }
+            let done = self.step;
+            let rate = ((done - start_step) * t.batch_size) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            if done % t.log_every == 0 || done == t.steps {
+                metrics.write_all(metrics_line(done, &stats).as_bytes())?;
+                self.history.push((done, stats.clone()));
+            }
+            if let Some(pb) = &bar {
+                if done % 5 == 0 || done == t.steps {
+                    let phase = self.method.phase().map(|p| format!("[{p}] ")).unwrap_or_default();
+                    pb.set_message(format!("{phase}{} | {rate:.0} img/s", fmt_stats(&stats)));
+                }
+                pb.set_position(done as u64);
+            } else if self.progress && (last_plain.elapsed().as_secs() >= 10 || done == t.steps) {
+                eprintln!("step {done}/{} {} | {rate:.0} img/s", t.steps, fmt_stats(&stats));
+                last_plain = Instant::now();
+            }
+            if done % t.sample_every == 0 || done == t.steps {
+                self.write_samples(&format!("step_{done:06}.png"))?;
+            }
+            if done % t.checkpoint_every == 0 || done == t.steps {
+                if let Some(name) = self.save_checkpoint()? {
+                    return self.diverged(&format!("parameter `{name}` is not finite"), started, start_step);
+                }
+                self.write_loss_plot()?;
+            }
+            last = stats;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        if let Some(pb) = &bar {
+            pb.finish();
+        }
+        metrics.flush()?;
+        self.write_samples("final.png")?;
+        let mut rng = Rng::derive(t.seed, "figures");
+        self.method.figures(&self.dir.join("figures"), &self.data, &mut rng).context("writing figures")?;
+        let evaluation = self.method.evaluate(&self.data).context("evaluating")?;
+        let s = self.summary("completed", wall, start_step, &last, evaluation);
+        checkpoint::atomic_write(&self.dir.join("summary.json"), serde_json::to_string_pretty(&s)?.as_bytes())?;
+        Ok(s)
+    }
+
+    fn method_device(&self) -> anyhow::Result<Device> {
+        parse_device(&self.cfg.train.device)
+    }
+
+    fn progress_bar(&self, start: usize) -> Option<indicatif::ProgressBar> {
+        if !self.progress || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let pb = indicatif::ProgressBar::new(self.cfg.train.steps as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:28.cyan/blue}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(self.cfg.train.method.clone());
+        pb.set_position(start as u64);
+        Some(pb)
+    }
+
+    /// Saves the checkpoint unless some parameter is not finite (then returns its name and
+    /// keeps the previous checkpoint).
+    fn save_checkpoint(&mut self) -> anyhow::Result<Option<String>> {
+        let state = self.method.save()?;
+        if let Some(bad) = checkpoint::all_finite(&state.tensors)? {
+            return Ok(Some(bad));
+        }
+        let meta = CheckpointMeta {
+            format: checkpoint::FORMAT,
+            method: self.cfg.train.method.clone(),
+            step: self.step,
+            rng: self.rng.state(),
+            data_shape: self.data.shape,
+            method_meta: state.meta.clone(),
+        };
+        checkpoint::save(&checkpoint_path(&self.dir), &meta, &state.tensors)?;
+        self.checkpoint_step = Some(self.step);
+        Ok(None)
+    }
+
+    fn write_samples(&self, name: &str) -> anyhow::Result<()> {
+        let t = &self.cfg.train;
+        // Fixed noise, independent of the training stream, so grids are comparable over time.
+        let mut rng = Rng::derive(t.seed, "sample-noise");
+        let x = self.method.sample(t.sample_count, &mut rng)?;
+        let png = render_samples(&x, &self.data, &format!("{} samples, step {}", t.method, self.step))?;
+        checkpoint::atomic_write(&self.dir.join("samples").join(name), &png)
+    }
+
+    fn write_loss_plot(&self) -> anyhow::Result<()> {
+        let mut names: Vec<&str> = vec![];
+        for (_, st) in &self.history {
+            for (k, _) in &st.0 {
+                if !names.contains(&k.as_str()) {
+                    names.push(k);
+                }
+            }
+        }
+        let series: Vec<viz::Series> = names
+            .iter()
+            .map(|n| viz::Series {
+                name: n,
+                points: self.history.iter().filter_map(|(s, st)| Some((*s as f64, st.get(n)?))).collect(),
+            })
+            .collect();
+        let png = viz::line_plot(&format!("{}: training curves", self.cfg.train.method), "step", &series, (900, 500))?;
+        checkpoint::atomic_write(&self.dir.join("loss.png"), &png)
+    }
+
+    fn summary(&self, status: &str, wall: f64, start: usize, last: &StepStats, eval: Vec<(String, f64)>) -> Summary {
+        let t = &self.cfg.train;
+        let ran = self.step - start;
+        let obj = |v: &[(String, f64)]| v.iter().map(|(k, x)| (k.clone(), serde_json::Value::from(*x))).collect();
+        Summary {
+            method: t.method.clone(),
+            data: t.data.clone(),
+            seed: t.seed,
+            status: status.into(),
+            steps: self.step,
+            batch_size: t.batch_size,
+            steps_this_run: ran,
+            wall_seconds: wall,
+            images_per_second: (ran * t.batch_size) as f64 / wall.max(1e-9),
+            final_stats: obj(&last.0),
+            evaluation: obj(&eval),
+            checkpoint_step: self.checkpoint_step.unwrap_or(0),
+            run_dir: self.dir.clone(),
+        }
+    }
+
+    fn diverged(&self, what: &str, started: Instant, start: usize) -> anyhow::Result<Summary> {
+        let s = self.summary("diverged", started.elapsed().as_secs_f64(), start, &StepStats::default(), vec![]);
+        let _ = checkpoint::atomic_write(&self.dir.join("summary.json"), serde_json::to_string_pretty(&s).unwrap_or_default().as_bytes());
+        let kept = match self.checkpoint_step {
+            Some(c) => format!("the last good checkpoint (step {c}) is kept in {}", checkpoint_path(&self.dir).display()),
+            None => "no checkpoint had been written yet".into(),
+        };
+        bail!("training diverged at step {}: {what}; stopped, {kept}", self.step)
+    }
+}
+
+fn fmt_stats(st: &StepStats) -> String {
+    st.0.iter().take(4).map(|(k, v)| format!("{k} {v:.3}")).collect::<Vec<_>>().join(" ")
+}
+
+/// A PNG of generated samples: an image grid, or for 2-D points a scatter over the real data.
+pub fn render_samples(x: &candle_core::Tensor, data: &Dataset, title: &str) -> anyhow::Result<Vec<u8>> {
+    if data.shape.is_image() {
+        let n = x.dim(0)?;
+        let cols = (n as f64).sqrt().ceil() as usize;
+        viz::image_grid(x, cols, 2)
+    } else {
+        let real = viz::points(&data.head(2000, &Device::Cpu)?)?;
+        let fake = viz::points(&x.to_device(&Device::Cpu)?)?;
+        viz::scatter(title, &[("real", real, plotters::style::RGBColor(80, 120, 230)), ("generated", fake, plotters::style::RGBColor(230, 60, 50))], (600, 600))
+    }
+}
