@@ -55,22 +55,17 @@ pub fn mmd2_unbiased(x: &Matrix, xs: &[usize], y: &Matrix, ys: &[usize]) -> Resu
     ensure!(x.cols == y.cols, "KID: feature dimensions differ ({} vs {})", x.cols, y.cols);
     let (m, n) = (xs.len(), ys.len());
     ensure!(m >= 2 && n >= 2, "KID: each set needs at least 2 samples (got {m} and {n})");
-    let within = |a: &Matrix, idx: &[usize]| {
-        let mut s = 0.0;
-        for (p, &i) in idx.iter().enumerate() {
-            for &j in &idx[p + 1..] {
-                s += polynomial_kernel(a.row(i), a.row(j));
-            }
-        }
-        2.0 * s / (idx.len() * (idx.len() - 1)) as f64
+    let (a, b) = (x.select_rows(xs), y.select_rows(ys));
+    let d = x.cols as f64;
+    let kernel_sum = |g: &Matrix| g.data.iter().map(|&dot| (dot / d + 1.0).powi(3)).sum::<f64>();
+    // Σ_{i≠j} = Σ_{all} − Σ_{i=j}.
+    let within = |s: &Matrix| -> Result<f64> {
+        let g = s.gram(s)?;
+        let diag: f64 = (0..s.rows).map(|i| (g.get(i, i) / d + 1.0).powi(3)).sum();
+        Ok((kernel_sum(&g) - diag) / (s.rows * (s.rows - 1)) as f64)
     };
-    let mut cross = 0.0;
-    for &i in xs {
-        for &j in ys {
-            cross += polynomial_kernel(x.row(i), y.row(j));
-        }
-    }
-    Ok(within(x, xs) + within(y, ys) - 2.0 * cross / (m * n) as f64)
+    let cross = kernel_sum(&a.gram(&b)?) / (m * n) as f64;
+    Ok(within(&a)? + within(&b)? - 2.0 * cross)
 }
 
 /// KID between real and fake features, averaged over random subsets.

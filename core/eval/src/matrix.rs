@@ -67,6 +67,37 @@ impl Matrix {
         Ok(Tensor::from_slice(&self.data, (self.rows, self.cols), device)?)
     }
 
+    /// The rows `idx` as a new matrix.
+    pub fn select_rows(&self, idx: &[usize]) -> Self {
+        let mut data = Vec::with_capacity(idx.len() * self.cols);
+        for &i in idx {
+            data.extend_from_slice(self.row(i));
+        }
+        Self { rows: idx.len(), cols: self.cols, data }
+    }
+
+    /// Rows `start..start + len` as a new matrix.
+    pub fn slice_rows(&self, start: usize, len: usize) -> Self {
+        Self { rows: len, cols: self.cols, data: self.data[start * self.cols..(start + len) * self.cols].to_vec() }
+    }
+
+    /// Inner products of every row of `self` with every row of `other`
+    /// (`self · otherᵀ`), using Candle's optimised `f64` matrix product: the
+    /// O(n²d) kernels of KID and precision/recall spend their time here.
+    pub fn gram(&self, other: &Self) -> Result<Self> {
+        ensure!(self.cols == other.cols, "gram: dimensions differ ({} vs {})", self.cols, other.cols);
+        let dev = candle_core::Device::Cpu;
+        let a = self.to_tensor(&dev)?;
+        let b = other.to_tensor(&dev)?;
+        let g = a.matmul(&b.t()?)?;
+        Self::new(self.rows, other.rows, g.flatten_all()?.to_vec1::<f64>()?)
+    }
+
+    /// Squared norm of each row.
+    pub fn row_sq_norms(&self) -> Vec<f64> {
+        (0..self.rows).map(|i| self.row(i).iter().map(|x| x * x).sum()).collect()
+    }
+
     pub fn row(&self, i: usize) -> &[f64] {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }

@@ -22,31 +22,52 @@ pub struct PrecisionRecall {
     pub n_fake: usize,
 }
 
-fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+/// Rows per block of the distance computations (bounds memory to
+/// `BLOCK × n` distances at a time).
+const BLOCK: usize = 512;
+
+/// Calls `f(i, squared distances from row i of a to every row of b)`, with the
+/// distances computed blockwise as |a|² + |b|² − 2 a·b (clamped at 0).
+fn for_each_distance_row(a: &Matrix, b: &Matrix, mut f: impl FnMut(usize, &[f64])) -> Result<()> {
+    let (na, nb) = (a.row_sq_norms(), b.row_sq_norms());
+    let mut start = 0;
+    while start < a.rows {
+        let len = BLOCK.min(a.rows - start);
+        let g = a.slice_rows(start, len).gram(b)?;
+        let mut row = vec![0.0; b.rows];
+        for r in 0..len {
+            let i = start + r;
+            for (j, d) in row.iter_mut().enumerate() {
+                *d = (na[i] + nb[j] - 2.0 * g.get(r, j)).max(0.0);
+            }
+            f(i, &row);
+        }
+        start += len;
+    }
+    Ok(())
 }
 
 /// Squared distance of each row to its k-th nearest other row in the same set.
-fn knn_radii2(set: &Matrix, k: usize) -> Vec<f64> {
-    let n = set.rows;
-    let mut radii = Vec::with_capacity(n);
-    let mut d = Vec::with_capacity(n);
-    for i in 0..n {
-        d.clear();
-        d.extend((0..n).filter(|&j| j != i).map(|j| sq_dist(set.row(i), set.row(j))));
-        // k-th smallest (1-based) without sorting everything.
-        let (_, kth, _) = d.select_nth_unstable_by(k - 1, f64::total_cmp);
-        radii.push(*kth);
-    }
-    radii
+fn knn_radii2(set: &Matrix, k: usize) -> Result<Vec<f64>> {
+    let mut radii = vec![0.0; set.rows];
+    for_each_distance_row(set, set, |i, d| {
+        // Leave the point itself out, then take the k-th smallest (1-based).
+        let mut others: Vec<f64> = d.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &v)| v).collect();
+        let (_, kth, _) = others.select_nth_unstable_by(k - 1, f64::total_cmp);
+        radii[i] = *kth;
+    })?;
+    Ok(radii)
 }
 
 /// Share of `queries` rows that lie in at least one ball of `manifold`.
-fn coverage(manifold: &Matrix, radii2: &[f64], queries: &Matrix) -> f64 {
-    let inside = (0..queries.rows)
-        .filter(|&q| (0..manifold.rows).any(|i| sq_dist(queries.row(q), manifold.row(i)) <= radii2[i]))
-        .count();
-    inside as f64 / queries.rows as f64
+fn coverage(manifold: &Matrix, radii2: &[f64], queries: &Matrix) -> Result<f64> {
+    let mut inside = 0usize;
+    for_each_distance_row(queries, manifold, |_, d| {
+        if d.iter().zip(radii2).any(|(dist, r)| dist <= r) {
+            inside += 1;
+        }
+    })?;
+    Ok(inside as f64 / queries.rows as f64)
 }
 
 /// Improved precision and recall of `fake` against `real` (rows are samples).
@@ -64,10 +85,10 @@ pub fn precision_recall(real: &Matrix, fake: &Matrix, k: usize) -> Result<Precis
         real.rows,
         fake.rows
     );
-    let (real_r, fake_r) = (knn_radii2(real, k), knn_radii2(fake, k));
+    let (real_r, fake_r) = (knn_radii2(real, k)?, knn_radii2(fake, k)?);
     Ok(PrecisionRecall {
-        precision: coverage(real, &real_r, fake),
-        recall: coverage(fake, &fake_r, real),
+        precision: coverage(real, &real_r, fake)?,
+        recall: coverage(fake, &fake_r, real)?,
         k,
         n_real: real.rows,
         n_fake: fake.rows,
