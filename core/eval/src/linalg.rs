@@ -53,8 +53,8 @@ pub fn sym_eigen(a: &Matrix) -> Result<SymEigen> {
                 // Choose the rotation angle φ with cot(2φ) = θ; t = tan φ is
                 // the smaller root of t² + 2tθ − 1 = 0 (stable for large θ).
                 let theta = (aqq - app) / (2.0 * apq);
+                // (signum(0.0) = 1, so θ = 0 gives t = 1, a 45° rotation.)
                 let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
                 // A ← Jᵀ A J, where J rotates the (p, q) plane.
