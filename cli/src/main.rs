@@ -1,25 +1,218 @@
-//! The `ganfold` command line. (Interim: only `eval` until the foundation's CLI lands.)
+//! `ganfold`: list methods, train, resume, sample and evaluate.
 
 mod eval;
 
-use clap::Parser;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use ganfold_core::{RunConfig, registry, train};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+// Linking the facade registers every plugin (inventory only sees linked crates).
+use ganfold_plugins as _;
+
+// Candle allocates large temporaries every step; glibc malloc makes that several times slower.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ganfold", about = "Manifold-aware GANs")]
+#[command(name = "ganfold", version, about = "Manifold-aware GANs: LGAN, LCC-GAN, LSAL, MMGAN and a DCGAN baseline")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
-#[derive(clap::Subcommand)]
+#[derive(Subcommand)]
 enum Cmd {
-    /// Evaluate a run (or real data against itself) and print a JSON report.
+    /// List the registered methods (name, paper, summary), or regularizers / datasets.
+    List {
+        /// List regularizers instead of methods.
+        #[arg(long)]
+        regularizers: bool,
+        /// List the named datasets instead of methods.
+        #[arg(long)]
+        datasets: bool,
+    },
+    /// Train a method (or continue a run with --resume).
+    Train {
+        /// Method name (see `ganfold list`); optional with --resume.
+        method: Option<String>,
+        /// Dataset name (mnist-5k, ring8, grid25, stacked-mnist, mnist, fashion-mnist) or a path to IDX files.
+        #[arg(long)]
+        data: Option<String>,
+        /// Total training steps of the run.
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        batch_size: Option<usize>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run directory (default: runs/<method>-<data>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A TOML file with [train] and [method] sections.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config key: --set lr_g=1e-4 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// cpu, cuda or cuda:N.
+        #[arg(long)]
+        device: Option<String>,
+        /// Continue the run in this directory from its last checkpoint.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Draw samples from a trained run into a PNG (and the method's figures).
+    Sample {
+        #[arg(long, value_name = "RUN_DIR")]
+        run: PathBuf,
+        /// Number of samples.
+        #[arg(short, default_value_t = 64)]
+        n: usize,
+        /// Output PNG (default: RUN_DIR/samples/sample.png).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed of the sampling noise (default: the run's seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Evaluate a run (or real data against itself) and print a JSON report (cli/src/eval.rs).
     Eval(eval::EvalArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    use ganfold_plugins as _;
-    match Cli::parse().cmd {
-        Cmd::Eval(a) => eval::main(&a),
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::List { regularizers, datasets } => list(regularizers, datasets),
+        Cmd::Eval(args) => eval::main(&args),
+        Cmd::Train { method, data, steps, batch_size, seed, out, config, set, device, resume, quiet } => {
+            if let Some(dir) = resume {
+                if out.is_some() || config.is_some() {
+                    bail!("--resume continues a run in place; --out and --config cannot be used with it");
+                }
+                let text = std::fs::read_to_string(dir.join("config.toml"))
+                    .with_context(|| format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display()))?;
+                let mut cfg = RunConfig::from_toml(&text, None)?;
+                if let Some(m) = &method {
+                    if *m != cfg.train.method {
+                        bail!("the run in {} is of method `{}`, not `{m}`", dir.display(), cfg.train.method);
+                    }
+                }
+                apply(&mut cfg, data, None, batch_size, seed, device, &set)?;
+                let s = train::resume_with(&dir, cfg, steps, !quiet)?;
+                report(&s, quiet);
+                return Ok(());
+            }
+            let Some(method) = method else { bail!("name a method to train (see `ganfold list`), or --resume RUN_DIR") };
+            registry::method(&method)?;
+            let mut cfg = match config {
+                Some(f) => {
+                    let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read config file {}", f.display()))?;
+                    RunConfig::from_toml(&text, Some(&method)).with_context(|| format!("config file {}", f.display()))?
+                }
+                None => RunConfig::defaults(&method)?,
+            };
+            apply(&mut cfg, data, steps, batch_size, seed, device, &set)?;
+            if !quiet {
+                eprintln!("training {} on {} for {} steps (batch {}, seed {})", method, cfg.train.data, cfg.train.steps, cfg.train.batch_size, cfg.train.seed);
+            }
+            let s = train::train(cfg, out, !quiet)?;
+            report(&s, quiet);
+            Ok(())
+        }
+        Cmd::Sample { run, n, out, seed, device } => {
+            if n == 0 || n > 10_000 {
+                bail!("-n must be between 1 and 10000");
+            }
+            let loaded = train::load_run(&run, device.as_deref())?;
+            let seed = seed.unwrap_or(loaded.config.train.seed);
+            let mut rng = ganfold_core::Rng::derive(seed, "sample-command");
+            let x = loaded.method.sample(n, &mut rng)?;
+            let title = format!("{} samples (step {})", loaded.config.train.method, loaded.step);
+            let png = train::render_samples(&x, &loaded.data, &title)?;
+            let out = out.unwrap_or_else(|| run.join("samples").join("sample.png"));
+            ganfold_core::checkpoint::atomic_write(&out, &png)?;
+            println!("{}", out.display());
+            let mut frng = ganfold_core::Rng::derive(seed, "figures");
+            for f in loaded.method.figures(&run.join("figures"), &loaded.data, &mut frng)? {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn apply(
+    cfg: &mut RunConfig,
+    data: Option<String>,
+    steps: Option<usize>,
+    batch_size: Option<usize>,
+    seed: Option<u64>,
+    device: Option<String>,
+    set: &[String],
+) -> anyhow::Result<()> {
+    if let Some(d) = data {
+        cfg.train.data = d;
+    }
+    if let Some(s) = steps {
+        cfg.train.steps = s;
+    }
+    if let Some(b) = batch_size {
+        cfg.train.batch_size = b;
+    }
+    if let Some(s) = seed {
+        cfg.train.seed = s;
+    }
+    if let Some(d) = device {
+        cfg.train.device = d;
+    }
+    for kv in set {
+        cfg.set(kv)?;
+    }
+    cfg.train.validate()
+}
+
+fn report(s: &train::Summary, quiet: bool) {
+    if !quiet {
+        eprintln!(
+            "done: {} steps in {:.1} s ({:.0} images/s); run directory {}",
+            s.steps_this_run,
+            s.wall_seconds,
+            s.images_per_second,
+            s.run_dir.display()
+        );
+    }
+}
+
+fn list(regularizers: bool, datasets: bool) -> anyhow::Result<()> {
+    if datasets {
+        for (name, what) in ganfold_core::data::NAMED {
+            println!("{name:<14} {what}");
+        }
+    } else if regularizers {
+        for e in registry::regularizers()? {
+            println!("{:<20}  {}  —  {}", e.name, e.paper, e.summary);
+        }
+    } else {
+        for e in registry::methods()? {
+            println!("{:<8}  {}  —  {}", e.name, e.paper, e.summary);
+        }
+    }
+    Ok(())
 }

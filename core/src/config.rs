@@ -95,7 +95,12 @@ impl RunConfig {
     /// Parses a full config (as written to a run directory) or a partial one (a user's file)
     /// over the defaults of the method it names (or `method` if given).
     pub fn from_toml(text: &str, method: Option<&str>) -> anyhow::Result<Self> {
-        let mut t: toml::Table = toml::from_str(text).context("invalid TOML")?;
+        let mut t: toml::Table = toml::from_str(text).map_err(|e| {
+            // One line, not toml's multi-line snippet.
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
+            anyhow::anyhow!("invalid TOML{at}: {}", e.message().trim())
+        })?;
         for k in t.keys() {
             if k != "train" && k != "method" {
                 bail!("unknown config section `{k}` (expected [train] and [method])");

@@ -140,9 +140,9 @@ pub fn train(cfg: RunConfig, out: Option<PathBuf>, progress: bool) -> anyhow::Re
     cfg.train.validate()?;
     let device = parse_device(&cfg.train.device)?;
     let data = crate::data::load(&cfg.train.data, cfg.train.seed)?;
+    let method = build_method(&cfg, &data, &device)?;
     let sampler = EpochSampler::new(data.len(), cfg.train.batch_size, cfg.train.seed)
         .with_context(|| format!("dataset `{}`", data.name))?;
-    let method = build_method(&cfg, &data, &device)?;
     let dir = out.unwrap_or_else(|| default_run_dir(&cfg));
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("run directory {} already exists and is not empty (continue it with --resume {0}, or choose another --out)", dir.display());
@@ -185,11 +185,7 @@ pub fn resume_with(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, progres
     }
     let sampler = EpochSampler::new(run.data.len(), cfg.train.batch_size, cfg.train.seed)?;
     // Keep metrics up to the checkpoint so the resumed log equals an uninterrupted one.
-    let history = read_metrics(&dir.join("metrics.jsonl"), run.step)?;
-    let mut text = String::new();
-    for (s, st) in &history {
-        text.push_str(&metrics_line(*s, st));
-    }
+    let (history, text) = read_metrics(&dir.join("metrics.jsonl"), run.step)?;
     checkpoint::atomic_write(&dir.join("metrics.jsonl"), text.as_bytes())?;
     checkpoint::atomic_write(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     let session = Session {
@@ -216,10 +212,12 @@ fn metrics_line(step: usize, st: &StepStats) -> String {
     format!("{}\n", serde_json::Value::Object(m))
 }
 
-/// Logged lines with `step <= upto`.
-fn read_metrics(path: &Path, upto: usize) -> anyhow::Result<Vec<(usize, StepStats)>> {
+/// Logged lines with `step <= upto`: parsed, and their original text (floats are not re-printed,
+/// so the kept log is byte-identical).
+fn read_metrics(path: &Path, upto: usize) -> anyhow::Result<(Vec<(usize, StepStats)>, String)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut out = vec![];
+    let mut kept = String::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(line) else { continue };
         let Some(step) = m.get("step").and_then(|s| s.as_u64()) else { continue };
@@ -228,8 +226,10 @@ fn read_metrics(path: &Path, upto: usize) -> anyhow::Result<Vec<(usize, StepStat
         }
         let st = StepStats(m.iter().filter(|(k, _)| *k != "step").filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect());
         out.push((step as usize, st));
+        kept.push_str(line);
+        kept.push('\n');
     }
-    Ok(out)
+    Ok((out, kept))
 }
 
 struct Session {

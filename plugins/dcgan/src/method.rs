@@ -1,0 +1,157 @@
+//! The DCGAN training step: one discriminator update, then one non-saturating generator
+//! update on the same fakes (Goodfellow et al. 2014, Radford et al. 2016), as in the
+//! reference step `shared/bench/torch_dcgan28.py`.
+
+use crate::config::DcganConfig;
+use crate::model::{self, Disc, Gen};
+use anyhow::{Context, bail};
+use candle_core::{DType, Device, Tensor};
+use ganfold_core::checkpoint::prefixed;
+use ganfold_core::loss::bce_const;
+use ganfold_core::nn::VarStore;
+use ganfold_core::optim::{Adam, AdamConfig};
+use ganfold_core::{
+    Batch, BuildContext, Discriminator, Generator, Method, MethodState, RegContext, Regularizer, Rng, SampleShape,
+    StepStats,
+};
+
+pub struct Dcgan {
+    pub cfg: DcganConfig,
+    pub g: Gen,
+    pub d: Disc,
+    pub g_vs: VarStore,
+    pub d_vs: VarStore,
+    opt_g: Adam,
+    opt_d: Adam,
+    regs: Vec<(f64, Box<dyn Regularizer>)>,
+    device: Device,
+}
+
+pub fn build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
+    let cfg: DcganConfig = ganfold_core::config::parse(cx.config, "dcgan")?;
+    cfg.validate()?;
+    Ok(Box::new(Dcgan::new(cfg, cx.shape(), cx.device, cx.seed)?))
+}
+
+impl Dcgan {
+    pub fn new(cfg: DcganConfig, shape: SampleShape, device: &Device, seed: u64) -> anyhow::Result<Self> {
+        let g_vs = VarStore::new(DType::F32, device, Rng::derive(seed, "init-g"));
+        let d_vs = VarStore::new(DType::F32, device, Rng::derive(seed, "init-d"));
+        let conv = match (cfg.arch.as_str(), shape) {
+            ("mlp", _) => false,
+            ("auto" | "conv", SampleShape::Image { h: 28, w: 28, .. }) => true,
+            ("auto", _) => false,
+            (_, s) => bail!("dcgan: the conv networks are for 28x28 images, dataset holds {s} (use --set arch=mlp)"),
+        };
+        let (g, d) = if let (true, SampleShape::Image { c, .. }) = (conv, shape) {
+            (
+                Gen::Conv(model::conv_generator(cfg.nz, cfg.ngf, c, g_vs.root())?),
+                Disc::Conv(model::conv_discriminator(cfg.ndf, c, d_vs.root())?),
+            )
+        } else {
+            (
+                Gen::Mlp(model::mlp_generator(cfg.nz, cfg.hidden, &shape.dims(), shape.is_image(), g_vs.root())?),
+                Disc::Mlp(model::mlp_discriminator(shape.numel(), cfg.hidden, d_vs.root())?),
+            )
+        };
+        let adam = |lr| AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
+        let opt_g = Adam::new(g_vs.trainable_vars(), adam(cfg.lr_g))?;
+        let opt_d = Adam::new(d_vs.trainable_vars(), adam(cfg.lr_d))?;
+        let regs = ganfold_core::registry::build_regularizers(&cfg.regularizers)?;
+        Ok(Self { cfg, g, d, g_vs, d_vs, opt_g, opt_d, regs, device: device.clone() })
+    }
+
+    fn noise(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
+        rng.randn((n, self.cfg.nz), 0.0, 1.0, &self.device)
+    }
+}
+
+impl Method for Dcgan {
+    fn step(&mut self, batch: &Batch, _step: usize, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        let b = batch.x.dim(0)?;
+        let z = self.noise(b, rng)?;
+        let fake = self.g.forward_t(&z, true)?;
+
+        // Discriminator: max log D(x) + log(1 - D(G(z))).
+        let d_real = self.d.forward_t(&batch.x, true)?;
+        let d_fake = self.d.forward_t(&fake.detach(), true)?;
+        let d_loss = (bce_const(&d_real, true)? + bce_const(&d_fake, false)?)?;
+        self.opt_d.backward_step(&d_loss)?;
+
+        // Generator: non-saturating -log D(G(z)), plus any attached regularizers.
+        let (logit, feats) = if self.regs.is_empty() {
+            (self.d.forward_t(&fake, true)?, None)
+        } else {
+            let f = self.d.features_t(&fake, true)?;
+            (self.d.head(&f)?, Some(f))
+        };
+        let adv = bce_const(&logit, true)?;
+        let mut g_loss = adv.clone();
+        let mut stats = StepStats::default();
+        let mut reg_stats = vec![];
+        for (w, r) in &self.regs {
+            let mut cx = RegContext { real: &batch.x, fake: Some(&fake), fake_features: feats.as_ref(), local: None, rng };
+            let p = r.penalty(&mut cx).with_context(|| format!("regularizer {}", r.name()))?;
+            reg_stats.push((r.name().to_string(), p.to_dtype(DType::F64)?.to_scalar::<f64>()?));
+            g_loss = (g_loss + (p * *w)?)?;
+        }
+        self.opt_g.backward_step(&g_loss)?;
+
+        stats.push_t("d_loss", &d_loss)?;
+        stats.push_t("g_loss", &g_loss)?;
+        stats.push_t("d_real", &candle_nn::ops::sigmoid(&d_real)?.mean_all()?)?;
+        stats.push_t("d_fake", &candle_nn::ops::sigmoid(&d_fake)?.mean_all()?)?;
+        for (n, v) in reg_stats {
+            stats.push(&n, v);
+        }
+        Ok(stats)
+    }
+
+    fn sample(&self, n: usize, rng: &mut Rng) -> anyhow::Result<Tensor> {
+        let z = self.noise(n, rng)?;
+        Ok(self.g.forward_t(&z, false)?)
+    }
+
+    fn save(&self) -> anyhow::Result<MethodState> {
+        let (sg, sd) = (self.opt_g.state(), self.opt_d.state());
+        Ok(MethodState {
+            tensors: prefixed(vec![("g.", self.g_vs.tensors()), ("d.", self.d_vs.tensors()), ("opt_g.", sg.tensors), ("opt_d.", sd.tensors)]),
+            meta: serde_json::json!({ "opt_g_t": sg.t, "opt_d_t": sd.t }),
+        })
+    }
+
+    fn load(&mut self, st: &MethodState) -> anyhow::Result<()> {
+        let t = |k: &str| st.meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("checkpoint meta lacks `{k}`"));
+        self.g_vs.load(&st.tensors, "g.")?;
+        self.d_vs.load(&st.tensors, "d.")?;
+        self.opt_g.load(t("opt_g_t")?, &st.tensors, "opt_g.")?;
+        self.opt_d.load(t("opt_d_t")?, &st.tensors, "opt_d.")?;
+        Ok(())
+    }
+
+    fn generator(&self) -> Option<&dyn Generator> {
+        Some(self)
+    }
+
+    fn discriminator(&self) -> Option<&dyn Discriminator> {
+        Some(self)
+    }
+}
+
+impl Generator for Dcgan {
+    fn latent_dim(&self) -> usize {
+        self.cfg.nz
+    }
+    fn generate(&self, z: &Tensor) -> candle_core::Result<Tensor> {
+        self.g.forward_t(z, false)
+    }
+}
+
+impl Discriminator for Dcgan {
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.d.forward_t(x, train)
+    }
+    fn features_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        self.d.features_t(x, train)
+    }
+}
