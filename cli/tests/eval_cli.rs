@@ -40,3 +40,35 @@ fn eval_rejects_missing_or_double_targets() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a ganfold run directory"));
 }
+
+#[test]
+fn eval_run_reports_modes_and_the_jacobian_spectrum_of_a_trained_dcgan() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("ring8");
+    let out = ganfold()
+        .args(["train", "dcgan", "--data", "ring8", "--steps", "20", "--quiet", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "training failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = ganfold()
+        .args(["eval", "--run"])
+        .arg(&run)
+        .args(["--samples", "500", "--manifold-points", "4"])
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    assert_eq!(j["method"], "dcgan");
+    assert_eq!(j["data"], "ring8");
+    assert_eq!(j["checkpoint_step"], 20);
+    assert_eq!(j["modes"]["n_samples"], 500);
+    assert_eq!(j["modes"]["n_modes"], 8);
+    let m = &j["manifold"];
+    assert_eq!(m["n_points"], 4);
+    assert_eq!(m["output_dim"], 2);
+    // A 2-D output has at most 2 non-zero singular values.
+    assert!(m["median_local_dim"].as_f64().unwrap() <= 2.0);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(written, j);
+}

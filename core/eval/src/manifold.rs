@@ -38,7 +38,7 @@ impl Default for ManifoldOptions {
 /// The spectrum at one latent point.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PointSpectrum {
-    /// Singular values of J, largest first.
+    /// The min(D, d) singular values of J, largest first.
     pub singular_values: Vec<f64>,
     pub local_dim: usize,
     /// largest / smallest singular value (infinite when J is rank deficient;
@@ -96,13 +96,16 @@ where
     Ok(jac)
 }
 
-/// Singular values of `j` (largest first), as √ of the eigenvalues of JᵀJ.
+/// The min(D, d) singular values of `j` (largest first), as √ of the
+/// eigenvalues of JᵀJ (or of JJᵀ when J has fewer rows than columns, e.g. a
+/// 2-D toy generator with a 100-d latent space: same non-zero spectrum, smaller matrix).
 ///
 /// Squaring limits the relative accuracy of tiny singular values to about
 /// 1e-8 of the largest, far below the 1e-3 local-dimension threshold.
 pub fn singular_values(j: &Matrix) -> Result<Vec<f64>> {
-    let jtj = j.transpose().matmul(j)?;
-    let mut sv: Vec<f64> = sym_eigen(&jtj)?.values.iter().map(|&l| l.max(0.0).sqrt()).collect();
+    let jt = j.transpose();
+    let gram = if j.rows < j.cols { j.matmul(&jt)? } else { jt.matmul(j)? };
+    let mut sv: Vec<f64> = sym_eigen(&gram)?.values.iter().map(|&l| l.max(0.0).sqrt()).collect();
     sv.reverse();
     Ok(sv)
 }

@@ -329,6 +329,17 @@ fn jacobian_spectrum_summarises_local_dimension_and_conditioning() {
     let r = jacobian_spectrum(&flat, &z, &opts).unwrap();
     assert_eq!(r.median_local_dim, 2.0);
     assert!(r.median_condition.is_infinite() || r.median_condition > 1e6);
+
+    // A wide map (output smaller than latent): min(D, d) singular values, from JJᵀ.
+    let wide = |z: &Tensor| z.matmul(&at)?.narrow(1, 0, 2);
+    let r = jacobian_spectrum(&wide, &z, &opts).unwrap();
+    assert_eq!((r.output_dim, r.points[0].singular_values.len(), r.median_local_dim), (2, 2, 2.0));
+    let j = jacobian_fd(&wide, &z.narrow(0, 0, 1).unwrap(), 1e-5).unwrap();
+    let sv_wide = singular_values(&j).unwrap();
+    let sv_tall = singular_values(&j.transpose()).unwrap();
+    for (a, b) in sv_wide.iter().zip(&sv_tall) {
+        assert!((a - b).abs() < 1e-10, "{sv_wide:?} vs {sv_tall:?}");
+    }
 }
 
 // ---------------------------------------------------------------- JSON
