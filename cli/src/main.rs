@@ -1,4 +1,6 @@
-//! `ganfold`: list methods, train, resume and sample.
+//! `ganfold`: list methods, train, resume, sample and evaluate.
+
+mod eval;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -80,6 +82,8 @@ enum Cmd {
         #[arg(long)]
         device: Option<String>,
     },
+    /// Evaluate a run (or real data against itself) and print a JSON report (cli/src/eval.rs).
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::List { regularizers, datasets } => list(regularizers, datasets),
+        Cmd::Eval(args) => eval::main(&args),
         Cmd::Train { method, data, steps, batch_size, seed, out, config, set, device, resume, quiet } => {
             if let Some(dir) = resume {
                 if out.is_some() || config.is_some() {
