@@ -112,7 +112,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<Value> {
                 ),
                 None => {
                     let n = args.samples.min(data.len() / 2);
-                    let perm = permutation(data.len(), 2 * n, &mut rng);
+                    let perm = rng.choose_distinct(data.len(), (2 * n).min(data.len()));
                     (
                         data.batch(&perm[..n], &Device::Cpu)?.x,
                         data.batch(&perm[n..], &Device::Cpu)?.x,
@@ -194,20 +194,9 @@ fn class_histogram(probs: &Matrix) -> Vec<usize> {
     h
 }
 
-/// The first `k` entries of a seeded random permutation of 0..n (Fisher-Yates).
-fn permutation(n: usize, k: usize, rng: &mut Rng) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..n).collect();
-    for i in 0..k.min(n) {
-        let j = i + rng.below(n - i);
-        idx.swap(i, j);
-    }
-    idx.truncate(k.min(n));
-    idx
-}
-
 /// `n` real samples (all if fewer), chosen at random: stored data may be sorted by label.
 fn draw_real(data: &Dataset, n: usize, rng: &mut Rng, device: &Device) -> Result<Tensor> {
-    let idx = permutation(data.len(), n, rng);
+    let idx = rng.choose_distinct(data.len(), n.min(data.len()));
     Ok(data.batch(&idx, device)?.x)
 }
 
