@@ -43,9 +43,9 @@ fn every_method_builds_samples_and_saves_on_its_data() {
             device: &Device::Cpu,
             seed: 0,
             batch_size: 16,
-            total_steps: 10,
+            total_steps: 100_000, // room for LCC-GAN's stages
         };
-        let Ok(m) = (e.build)(&cx) else { continue }; // some methods are image-only; their errors are tested in their crates
+        let m = (e.build)(&cx).unwrap_or_else(|err| panic!("{} does not build on ring8: {err:#}", e.name));
         let x = m.sample(5, &mut ganfold_core::Rng::new(1)).unwrap();
         assert_eq!(x.dims(), &[5, 2], "{}", e.name);
         assert!(!m.save().unwrap().tensors.is_empty(), "{}", e.name);
