@@ -1,5 +1,6 @@
 //! `ganfold`: list methods, train, resume, sample and evaluate.
 
+mod bench;
 mod eval;
 
 use anyhow::{Context, bail};
@@ -84,9 +85,19 @@ enum Cmd {
     },
     /// Evaluate a run (or real data against itself) and print a JSON report (cli/src/eval.rs).
     Eval(eval::EvalArgs),
+    /// Training throughput of every method, the machine's SGEMM rate, and with --reference the
+    /// PyTorch reference of the DCGAN-28 and LGAN steps side by side (cli/src/bench.rs).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
+    // Candle's own elementwise thread pool spins between ops; on a few cores it competes with
+    // the GEMM threads that do the real work (measured: ~10 % of the DCGAN step on 2 cores).
+    // ganfold's kernels parallelise the heavy elementwise work themselves. A user's setting wins.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: first statement of main, before any thread exists.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::List { regularizers, datasets } => list(regularizers, datasets),
         Cmd::Eval(args) => eval::main(&args),
+        Cmd::Bench(args) => bench::main(&args),
         Cmd::Train { method, data, steps, batch_size, seed, out, config, set, device, resume, quiet } => {
             if let Some(dir) = resume {
                 if out.is_some() || config.is_some() {

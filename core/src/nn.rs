@@ -182,7 +182,7 @@ impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = x.matmul(&self.weight.t()?)?;
         match &self.bias {
-            Some(b) => y.broadcast_add(b),
+            Some(b) => crate::ops::bias_add(&y, b),
             None => Ok(y),
         }
     }
@@ -274,7 +274,7 @@ pub fn conv_transpose2d(
 
 fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+        Some(b) => crate::ops::bias_add(&y, b),
         None => Ok(y),
     }
 }
@@ -361,17 +361,35 @@ impl BatchNorm {
     }
 
     /// Training-mode pass: normalise with batch statistics, update the running estimates,
-    /// and return the statistics so paired passes can reuse them.
+    /// and return the statistics so paired passes (finite differences) can reuse them. The
+    /// returned statistics are constants; the gradient of `y` flows through the batch statistics
+    /// as usual. On CPU this is one fused op (`ops::batch_norm_train`).
     pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, BnStats)> {
-        let st = self.batch_stats(x)?;
-        let (_, n) = Self::reduce(x)?;
-        let unbiased = if n > 1 { (st.var.detach() * (n as f64 / (n - 1) as f64))? } else { st.var.detach() };
+        let (mean, var) = crate::ops::batch_moments(x)?;
+        let c = x.dim(1)?;
+        let n = x.elem_count() / c.max(1);
+        let unbiased = if n > 1 { (&var * (n as f64 / (n - 1) as f64))? } else { var.clone() };
         let m = self.momentum;
-        let rm = ((self.running_mean.as_tensor() * (1.0 - m))? + (st.mean.detach() * m)?)?;
-        let rv = ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?;
+        let dev = self.running_mean.device();
+        let rm = ((self.running_mean.as_tensor() * (1.0 - m))? + (mean.to_device(dev)? * m)?)?;
+        let rv = ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased.to_device(dev)? * m)?)?;
         self.running_mean.set(&rm)?;
         self.running_var.set(&rv)?;
-        let y = self.forward_with_stats(x, &st)?;
+        let st = BnStats { mean: mean.to_device(x.device())?, var: var.to_device(x.device())? };
+        let (ones, zeros);
+        let (g, b) = match (&self.gamma, &self.beta) {
+            (Some(g), Some(b)) => (g, b),
+            _ => {
+                ones = Tensor::ones(c, x.dtype(), x.device())?;
+                zeros = Tensor::zeros(c, x.dtype(), x.device())?;
+                (self.gamma.as_ref().unwrap_or(&ones), self.beta.as_ref().unwrap_or(&zeros))
+            }
+        };
+        if let Some(y) = crate::ops::batch_norm_train(x, g, b, self.eps)? {
+            return Ok((y, st));
+        }
+        // Composed path (CUDA, other dtypes, second-order gradients): statistics in the graph.
+        let y = self.forward_with_stats(x, &self.batch_stats(x)?)?;
         Ok((y, st))
     }
 
@@ -387,9 +405,14 @@ impl BatchNorm {
     }
 }
 
-/// Leaky ReLU, max(x, slope * x) for slope in [0, 1].
+/// Leaky ReLU, max(x, slope * x) for slope in [0, 1] (fused on CPU: `ops::leaky_relu`).
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
-    x.maximum(&(x * slope)?)
+    crate::ops::leaky_relu(x, slope)
+}
+
+/// ReLU, max(x, 0) (fused on CPU: `ops::relu`).
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    crate::ops::relu(x)
 }
 
 #[cfg(test)]
@@ -444,7 +467,9 @@ mod tests {
         assert!((rv[0] - (0.9 + 0.1 * 4.0)).abs() < 1e-12, "unbiased variance 4 for [1, 3, 5]");
         // Reusing the clean statistics reproduces the clean output exactly.
         let again = bn.forward_with_stats(&x, &st)?.to_vec2::<f64>()?;
-        assert_eq!(again, y);
+        for (a, b) in again.iter().flatten().zip(y.iter().flatten()) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
         assert_eq!(vs.trainable_vars().len(), 0, "running stats are buffers, not parameters");
         Ok(())
     }

@@ -86,8 +86,8 @@ impl Adam {
 
     /// Backward pass of `loss` and one update of this optimizer's variables only.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
-        self.step(&grads)
+        let grads = crate::ops::profile::timed("backward (whole pass)", || loss.backward())?;
+        crate::ops::profile::timed("adam update", || self.step(&grads))
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {

@@ -1,0 +1,519 @@
+//! Convolutions as GEMMs: the CPU kernels behind every conv layer in ganfold.
+//!
+//! Candle 0.11's CPU transposed convolution and the convolution backward passes are direct
+//! loops (`vec_dot_f32`), about 6 % of the machine's GEMM peak (issue 11). Here the three
+//! linear maps of a convolution layer are each one large GEMM over the whole batch plus a
+//! cheap gather/scatter:
+//!
+//! * `conv2d(x, w) -> y`      y = W · cols(x)                     (im2col, GEMM)
+//! * `conv_t(y, w) -> x`      x = col2im(Wᵀ · y)                  (GEMM, col2im): the adjoint of
+//!   conv2d in x, i.e. the transposed convolution
+//! * `wgrad(x, y) -> w`       W = y · cols(x)ᵀ                    (im2col, GEMM): the adjoint in w
+//!
+//! Each op's backward is written with these same three ops, so gradients of gradients work
+//! (with `CANDLE_GRAD_DO_NOT_DETACH=1`). F32 and F64 run here; other dtypes and CUDA use Candle's
+//! kernels. Shapes: image x (B, C, H, W), kernel w (O, C, k, k), grid y (B, O, Ho, Wo).
+
+use crate::nn::ConvCfg;
+use super::slice;
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType, bail};
+use rayon::prelude::*;
+
+/// 2-D convolution of x (B, Cin, H, W) with w (Cout, Cin, k, k).
+pub fn conv2d(x: &Tensor, w: &Tensor, cfg: ConvCfg) -> Result<Tensor> {
+    if !fast_path(x, w) {
+        return x.conv2d(w, cfg.padding, cfg.stride, 1, 1);
+    }
+    let g = Geom::from_image(x.dims(), w.dims(), cfg)?;
+    // Only a pass that records gradients needs its columns again.
+    let keep = (x.track_op() || w.track_op()).then(Default::default);
+    x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { g, kind: Kind::Conv, cols: keep })
+}
+
+/// Transposed 2-D convolution of x (B, Cin, H, W) with w (Cin, Cout, k, k), PyTorch's layout:
+/// the adjoint (in its input) of `conv2d` with the same weight, output (B, Cout, Ho, Wo) with
+/// Ho = (H - 1) * stride - 2 * padding + k + output_padding.
+pub fn conv_transpose2d(x: &Tensor, w: &Tensor, cfg: ConvCfg) -> Result<Tensor> {
+    if !fast_path(x, w) {
+        return x.conv_transpose2d(w, cfg.padding, cfg.output_padding, cfg.stride, 1);
+    }
+    let (b, ci, h, wd) = x.dims4()?;
+    let (wi, co, k, k2) = w.dims4()?;
+    if wi != ci || k != k2 {
+        bail!("conv_transpose2d: input {:?} and weight {:?} do not match", x.dims(), w.dims());
+    }
+    let img = |n: usize| (n as isize - 1) * cfg.stride as isize - 2 * cfg.padding as isize + (k + cfg.output_padding) as isize;
+    let (hi, wi_) = (img(h), img(wd));
+    if hi <= 0 || wi_ <= 0 || cfg.output_padding >= cfg.stride.max(1) {
+        bail!("conv_transpose2d: impossible output for input {:?}, weight {:?}, {cfg:?}", x.dims(), w.dims());
+    }
+    // The transposed conv's output is the image of a conv2d with kernel (Cin, Cout, k, k).
+    let g = Geom::from_image(&[b, co, hi as usize, wi_ as usize], &[ci, co, k, k], cfg)?;
+    if (g.ho, g.wo) != (h, wd) {
+        bail!("conv_transpose2d: geometry mismatch for {:?}, {cfg:?}", x.dims());
+    }
+    x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { g, kind: Kind::ConvT, cols: None })
+}
+
+fn fast_path(x: &Tensor, w: &Tensor) -> bool {
+    super::fast(&[x, w]) && x.rank() == 4 && w.rank() == 4
+}
+
+/// The geometry shared by a conv2d and its two adjoints.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Geom {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    ho: usize,
+    wo: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+}
+
+impl Geom {
+    fn from_image(x: &[usize], w: &[usize], cfg: ConvCfg) -> Result<Self> {
+        let (&[b, c, h, wd], &[o, wc, k, k2]) = (x, w) else {
+            bail!("conv2d: expected 4-D input and weight, got {x:?} and {w:?}")
+        };
+        if wc != c || k != k2 || k == 0 || cfg.stride == 0 {
+            bail!("conv2d: input {x:?} and weight {w:?} do not match (stride {})", cfg.stride);
+        }
+        let (s, p) = (cfg.stride, cfg.padding);
+        if h + 2 * p < k || wd + 2 * p < k {
+            bail!("conv2d: kernel {k} larger than padded input {x:?}");
+        }
+        Ok(Self { b, c, h, w: wd, o, ho: (h + 2 * p - k) / s + 1, wo: (wd + 2 * p - k) / s + 1, k, s, p })
+    }
+    fn kk(&self) -> usize {
+        self.c * self.k * self.k
+    }
+    fn image_shape(&self) -> Shape {
+        (self.b, self.c, self.h, self.w).into()
+    }
+    fn grid_shape(&self) -> Shape {
+        (self.b, self.o, self.ho, self.wo).into()
+    }
+    fn kernel_shape(&self) -> Shape {
+        (self.o, self.c, self.k, self.k).into()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    /// (image x, kernel w) -> grid y
+    Conv,
+    /// (grid y, kernel w) -> image x
+    ConvT,
+    /// (image x, grid y) -> kernel w
+    WGrad,
+}
+
+struct ConvOp {
+    g: Geom,
+    kind: Kind,
+    /// Conv: where the forward pass leaves its columns; WGrad: where it takes them from.
+    cols: Option<std::sync::Arc<std::sync::Mutex<Option<Cols>>>>,
+}
+
+fn op(a: &Tensor, b: &Tensor, g: Geom, kind: Kind) -> Result<Tensor> {
+    a.contiguous()?.apply_op2(&b.contiguous()?, ConvOp { g, kind, cols: None })
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Conv => "ganfold-conv2d",
+            Kind::ConvT => "ganfold-conv-transpose2d",
+            Kind::WGrad => "ganfold-conv2d-weight-grad",
+        }
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = &self.g;
+        let (sa, sb) = match self.kind {
+            Kind::Conv => (g.image_shape(), g.kernel_shape()),
+            Kind::ConvT => (g.grid_shape(), g.kernel_shape()),
+            Kind::WGrad => (g.image_shape(), g.grid_shape()),
+        };
+        if l1.shape() != &sa || l2.shape() != &sb {
+            bail!("{}: got {:?} and {:?}, expected {sa:?} and {sb:?}", self.name(), l1.dims(), l2.dims());
+        }
+        match (s1, s2) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                let out = super::profile::timed(self.name(), || run(self, slice(a, l1)?, slice(b, l2)?))?;
+                Ok((CpuStorage::F32(out.0), out.1))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                let out = super::profile::timed(self.name(), || run(self, slice(a, l1)?, slice(b, l2)?))?;
+                Ok((CpuStorage::F64(out.0), out.1))
+            }
+            _ => bail!("{}: only f32 and f64 (both operands alike)", self.name()),
+        }
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.g;
+        // Only arguments that carry gradients get one (the first conv on data needs no dx).
+        let want = |t: &Tensor, f: &dyn Fn() -> Result<Tensor>| if t.track_op() { f().map(Some) } else { Ok(None) };
+        Ok(match self.kind {
+            // y = conv(x, w):  dx = conv_t(dy, w),  dw = wgrad(x, dy)
+            Kind::Conv => (
+                want(a, &|| op(grad, b, g, Kind::ConvT))?,
+                want(b, &|| a.contiguous()?.apply_op2(&grad.contiguous()?, ConvOp { g, kind: Kind::WGrad, cols: self.cols.clone() }))?,
+            ),
+            // x = conv_t(y, w):  dy = conv(dx, w),  dw = wgrad(dx, y)
+            Kind::ConvT => (want(a, &|| op(grad, b, g, Kind::Conv))?, want(b, &|| op(grad, a, g, Kind::WGrad))?),
+            // w = wgrad(x, y):  dx = conv_t(y, dw),  dy = conv(x, dw)
+            Kind::WGrad => (want(a, &|| op(b, grad, g, Kind::ConvT))?, want(b, &|| op(a, grad, g, Kind::Conv))?),
+        })
+    }
+}
+
+fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
+    let g = &op.g;
+    let (kk, p) = (g.kk(), g.ho * g.wo);
+    let n = g.b * p;
+    // One GEMM over the whole batch (N = B·Ho·Wo columns) packs the weight once; the batch/channel
+    // swaps it needs are over the small grid tensor only.
+    match op.kind {
+        Kind::Conv => {
+            // Yt (O, N) = W (O, K) · cols (K, N), then (O, B, P) -> (B, O, P).
+            let cols = im2col(g, a);
+            let mut yt = uninit(g.o * n);
+            gemm_into(&mut yt, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false, true);
+            if let Some(c) = &op.cols {
+                *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cols::from(cols));
+            }
+            Ok((swap_outer(&yt, g.o, g.b, p), g.grid_shape()))
+        }
+        Kind::ConvT => {
+            // cols (K, N) = Wᵀ (K, O) · Yt (O, N), then scatter-add the patches into the image.
+            let yt = swap_outer(a, g.b, g.o, p);
+            let mut cols = uninit(kk * n);
+            gemm_into(&mut cols, kk, n, g.o, b, (1, kk), &yt, (n, 1), false, true);
+            Ok((col2im(g, &cols), g.image_shape()))
+        }
+        Kind::WGrad => {
+            // W (O, K) = Yt (O, N) · colsᵀ (N, K).
+            let cached = op.cols.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()).and_then(Cols::into_vec::<T>);
+            let cols = cached.unwrap_or_else(|| im2col(g, a));
+            let yt = swap_outer(b, g.b, g.o, p);
+            let mut w = uninit(g.o * kk);
+            gemm_into(&mut w, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false, true);
+            Ok((w, g.kernel_shape()))
+        }
+    }
+}
+
+/// (A, B, P) -> (B, A, P): swaps the two outer dims of a dense 3-D array.
+fn swap_outer<T: WithDType>(x: &[T], a: usize, b: usize, p: usize) -> Vec<T> {
+    let mut out = uninit(x.len());
+    let rows = |(j, row): (usize, &mut [T])| {
+        for i in 0..a {
+            row[i * p..(i + 1) * p].copy_from_slice(&x[(i * b + j) * p..(i * b + j + 1) * p]);
+        }
+    };
+    if x.len() < super::PAR_MIN {
+        out.chunks_mut(a * p).enumerate().for_each(rows);
+    } else {
+        out.par_chunks_mut(a * p).enumerate().for_each(rows);
+    }
+    out
+}
+
+/// Columns of one conv2d forward pass, kept for its weight gradient (saves one im2col).
+enum Cols {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Cols {
+    fn from<T: WithDType>(v: Vec<T>) -> Self {
+        let any: Box<dyn std::any::Any> = Box::new(v);
+        match any.downcast::<Vec<f32>>() {
+            Ok(v) => Cols::F32(*v),
+            Err(any) => Cols::F64(*any.downcast::<Vec<f64>>().expect("conv kernels run on f32 or f64")),
+        }
+    }
+    fn into_vec<T: WithDType>(self) -> Option<Vec<T>> {
+        let any: Box<dyn std::any::Any> = match self {
+            Cols::F32(v) => Box::new(v),
+            Cols::F64(v) => Box::new(v),
+        };
+        any.downcast::<Vec<T>>().ok().map(|v| *v)
+    }
+}
+
+/// A buffer every element of which is written before it is read (GEMM output with
+/// `read_dst = false`).
+fn uninit<T: WithDType>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32/f64 have no invalid bit patterns, and callers overwrite all n elements before
+    // reading any (gemm_into with accumulate = false writes the whole m x n destination).
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(n)
+    };
+    v
+}
+
+/// dst (m, n, row-major) (+)= lhs (m, k) · rhs (k, n); strides are (row, column) in elements.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into<T: WithDType>(
+    dst: &mut [T],
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: &[T],
+    ls: (usize, usize),
+    rhs: &[T],
+    rs: (usize, usize),
+    accumulate: bool,
+    parallel: bool,
+) {
+    assert!(dst.len() >= m * n && lhs.len() > (m - 1) * ls.0 + (k - 1) * ls.1 && rhs.len() > (k - 1) * rs.0 + (n - 1) * rs.1);
+    let threads = rayon::current_num_threads();
+    let par = if parallel && threads > 1 && m * n * k > 1 << 15 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the asserted extents put every element the GEMM touches inside the three slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            ls.1 as isize,
+            ls.0 as isize,
+            rhs.as_ptr(),
+            rs.1 as isize,
+            rs.0 as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// cols (C·k·k, B·Ho·Wo): row (c, kh, kw), column (b, oh, ow) holds
+/// x[b, c, oh·s − p + kh, ow·s − p + kw] (0 in the padding).
+fn im2col<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
+    let (p, n) = (g.ho * g.wo, g.b * g.ho * g.wo);
+    let mut cols = vec![T::zero(); g.kk() * n];
+    let fill = |(r, row): (usize, &mut [T])| {
+        let (c, kh, kw) = (r / (g.k * g.k), (r / g.k) % g.k, r % g.k);
+        for b in 0..g.b {
+            let plane = &x[(b * g.c + c) * g.h * g.w..][..g.h * g.w];
+            let out = &mut row[b * p..][..p];
+            for oh in 0..g.ho {
+                let ih = (oh * g.s + kh) as isize - g.p as isize;
+                if ih < 0 || ih >= g.h as isize {
+                    continue;
+                }
+                let src = &plane[ih as usize * g.w..][..g.w];
+                for (ow, d) in out[oh * g.wo..][..g.wo].iter_mut().enumerate() {
+                    let iw = (ow * g.s + kw) as isize - g.p as isize;
+                    if iw >= 0 && iw < g.w as isize {
+                        *d = src[iw as usize];
+                    }
+                }
+            }
+        }
+    };
+    if cols.len() < super::PAR_MIN {
+        cols.chunks_mut(n).enumerate().for_each(fill);
+    } else {
+        cols.par_chunks_mut(n).enumerate().for_each(fill);
+    }
+    cols
+}
+
+/// The adjoint of [`im2col`]: adds every column entry back into the image position it came
+/// from. Parallel over image planes, so no two threads write the same element.
+fn col2im<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
+    let (p, n) = (g.ho * g.wo, g.b * g.ho * g.wo);
+    let mut x = vec![T::zero(); g.b * g.c * g.h * g.w];
+    let plane = |(bc, plane): (usize, &mut [T])| {
+        let (b, c) = (bc / g.c, bc % g.c);
+        for kh in 0..g.k {
+            for kw in 0..g.k {
+                let src = &cols[((c * g.k + kh) * g.k + kw) * n + b * p..][..p];
+                for oh in 0..g.ho {
+                    let ih = (oh * g.s + kh) as isize - g.p as isize;
+                    if ih < 0 || ih >= g.h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[ih as usize * g.w..][..g.w];
+                    for (ow, &v) in src[oh * g.wo..][..g.wo].iter().enumerate() {
+                        let iw = (ow * g.s + kw) as isize - g.p as isize;
+                        if iw >= 0 && iw < g.w as isize {
+                            dst[iw as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if x.len() < super::PAR_MIN {
+        x.chunks_mut(g.h * g.w).enumerate().for_each(plane);
+    } else {
+        x.par_chunks_mut(g.h * g.w).enumerate().for_each(plane);
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rng;
+    use candle_core::{DType, Device};
+
+    fn cfgs() -> Vec<(ConvCfg, usize, usize)> {
+        // (cfg, k, spatial)
+        vec![
+            (ConvCfg::new(2, 1), 4, 7),
+            (ConvCfg::new(1, 0), 3, 5),
+            (ConvCfg::new(1, 1), 3, 6),
+            (ConvCfg::new(2, 0), 3, 7),
+            (ConvCfg { stride: 2, padding: 1, output_padding: 1 }, 3, 4),
+        ]
+    }
+
+    fn close(a: &Tensor, b: &Tensor, tol: f64) -> Result<()> {
+        assert_eq!(a.dims(), b.dims());
+        let d = (a - b)?.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        assert!(d < tol, "max difference {d}");
+        Ok(())
+    }
+
+    #[test]
+    fn conv_and_transpose_match_candle() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(1);
+        for (cfg, k, hw) in cfgs() {
+            for dtype in [DType::F32, DType::F64] {
+                let x = rng.randn((3, 2, hw, hw + 1), 0.0, 1.0, &dev)?.to_dtype(dtype)?;
+                let w = rng.randn((4, 2, k, k), 0.0, 1.0, &dev)?.to_dtype(dtype)?;
+                let tol = if dtype == DType::F32 { 1e-4 } else { 1e-10 };
+                if cfg.output_padding == 0 {
+                    close(&conv2d(&x, &w, cfg)?, &x.conv2d(&w, cfg.padding, cfg.stride, 1, 1)?, tol)?;
+                }
+                let wt = rng.randn((2, 4, k, k), 0.0, 1.0, &dev)?.to_dtype(dtype)?;
+                let ours = conv_transpose2d(&x, &wt, cfg)?;
+                let theirs = x.conv_transpose2d(&wt, cfg.padding, cfg.output_padding, cfg.stride, 1)?;
+                close(&ours, &theirs, tol)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Central differences (f64, eps 1e-5) of L = <r, op(a, b)> against the backward pass,
+    /// for both ops and both arguments; then the same for L = <r2, d<r, conv(x, w)>/dx>, a
+    /// gradient of a gradient, which goes through the weight-gradient op's own backward.
+    #[test]
+    fn gradients_match_finite_differences() -> anyhow::Result<()> {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(2);
+        let eps = 1e-5;
+        for (cfg, k, hw) in cfgs() {
+            for transpose in [false, true] {
+                let x = candle_core::Var::from_tensor(&rng.randn((2, 2, hw, hw), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
+                let w = candle_core::Var::from_tensor(&rng.randn((2, 3, k, k), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
+                if !transpose && cfg.output_padding > 0 {
+                    continue;
+                }
+                let f = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
+                    if transpose { conv_transpose2d(x, w, cfg) } else { conv2d(x, &w.transpose(0, 1)?.contiguous()?, cfg) }
+                };
+                let r = rng.randn(f(x.as_tensor(), w.as_tensor())?.dims(), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+                let loss = |x: &Tensor, w: &Tensor| -> Result<f64> { (f(x, w)? * &r)?.sum_all()?.to_scalar::<f64>() };
+                let grads = (f(x.as_tensor(), w.as_tensor())? * &r)?.sum_all()?.backward()?;
+                for v in [&x, &w] {
+                    let an = grads.get(v.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
+                    let base = v.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+                    for i in (0..base.len()).step_by(base.len() / 13 + 1) {
+                        let mut plus = base.clone();
+                        plus[i] += eps;
+                        let mut minus = base.clone();
+                        minus[i] -= eps;
+                        let (tp, tm) = (Tensor::from_vec(plus, v.dims(), &dev)?, Tensor::from_vec(minus, v.dims(), &dev)?);
+                        let fd = if std::ptr::eq(v, &x) {
+                            (loss(&tp, w.as_tensor())? - loss(&tm, w.as_tensor())?) / (2.0 * eps)
+                        } else {
+                            (loss(x.as_tensor(), &tp)? - loss(x.as_tensor(), &tm)?) / (2.0 * eps)
+                        };
+                        assert!((fd - an[i]).abs() < 1e-6 * (1.0 + fd.abs()), "{cfg:?} transpose={transpose}: fd {fd} vs {}", an[i]);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sizes above the parallel threshold (batches split over threads, cached columns), f32,
+    /// forward and both gradients against Candle's kernels.
+    #[test]
+    fn parallel_paths_match_candle() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(4);
+        let cfg = ConvCfg::new(2, 1);
+        let x = candle_core::Var::from_tensor(&rng.randn((16, 16, 14, 14), 0.0, 1.0, &dev)?)?;
+        let w = candle_core::Var::from_tensor(&rng.randn((32, 16, 4, 4), 0.0, 0.1, &dev)?)?;
+        let r = rng.randn((16, 32, 7, 7), 0.0, 1.0, &dev)?;
+        let ours = conv2d(&x, &w, cfg)?;
+        let theirs = x.conv2d(&w, 1, 2, 1, 1)?;
+        close(&ours, &theirs, 1e-3)?;
+        let (ga, gb) = ((ours * &r)?.sum_all()?.backward()?, (theirs * &r)?.sum_all()?.backward()?);
+        for v in [&x, &w] {
+            close(ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap(), 1e-2)?;
+        }
+        let y = candle_core::Var::from_tensor(&rng.randn((16, 32, 7, 7), 0.0, 1.0, &dev)?)?;
+        let wt = candle_core::Var::from_tensor(&rng.randn((32, 16, 4, 4), 0.0, 0.1, &dev)?)?;
+        let ours = conv_transpose2d(&y, &wt, cfg)?;
+        let theirs = y.conv_transpose2d(&wt, 1, 0, 2, 1)?;
+        close(&ours, &theirs, 1e-3)?;
+        let r = rng.randn((16, 16, 14, 14), 0.0, 1.0, &dev)?;
+        let (ga, gb) = ((ours * &r)?.sum_all()?.backward()?, (theirs * &r)?.sum_all()?.backward()?);
+        for v in [&y, &wt] {
+            close(ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap(), 1e-2)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn weight_gradient_op_has_exact_adjoints() -> Result<()> {
+        // <r, wgrad(x, y)> = <y, conv(x, r)> = <x, conv_t(y, r)> for all x, y, r.
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(3);
+        let cfg = ConvCfg::new(2, 1);
+        let g = Geom::from_image(&[2, 3, 7, 7], &[4, 3, 4, 4], cfg)?;
+        let x = rng.randn((2, 3, 7, 7), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+        let y = rng.randn(g.grid_shape(), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+        let r = rng.randn((4, 3, 4, 4), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+        let dot = |a: &Tensor, b: &Tensor| -> Result<f64> { (a * b)?.sum_all()?.to_scalar::<f64>() };
+        let a = dot(&r, &op(&x, &y, g, Kind::WGrad)?)?;
+        let b = dot(&y, &op(&x, &r, g, Kind::Conv)?)?;
+        let c = dot(&x, &op(&y, &r, g, Kind::ConvT)?)?;
+        assert!((a - b).abs() < 1e-9 && (a - c).abs() < 1e-9, "{a} {b} {c}");
+        Ok(())
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((1, 2, 5, 5), DType::F32, &dev).unwrap();
+        let w = Tensor::zeros((4, 3, 3, 3), DType::F32, &dev).unwrap();
+        assert!(conv2d(&x, &w, ConvCfg::new(1, 0)).is_err());
+        let w = Tensor::zeros((4, 2, 7, 7), DType::F32, &dev).unwrap();
+        assert!(conv2d(&x, &w, ConvCfg::new(1, 0)).is_err());
+    }
+}

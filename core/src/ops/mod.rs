@@ -1,0 +1,234 @@
+//! Tensor operations whose CPU implementation ganfold controls (issue 11).
+//!
+//! Layers call these instead of Candle's methods, so every plugin gets the fast kernels. On CPU,
+//! for f32 and f64, each op is a Candle `CustomOp` with its own backward: convolutions as GEMMs
+//! over the whole batch ([`conv`]), per-channel bias, (leaky) ReLU ([`pointwise`]) and training
+//! mode batch normalisation ([`norm`]) as single passes without Candle's broadcast and strided
+//! reductions, which dominated the profile of the DCGAN step. Elsewhere (CUDA, other dtypes) the
+//! same functions compose Candle's ops. `GANFOLD_KERNELS=candle` forces Candle's ops everywhere
+//! (before/after comparisons, bisecting a numerical difference).
+
+mod conv;
+mod norm;
+mod pointwise;
+
+pub use conv::{conv_transpose2d, conv2d};
+pub use norm::{batch_moments, batch_norm_train};
+pub use pointwise::{bias_add, leaky_relu, relu};
+
+use candle_core::{DType, Device, Error, Layout, Result, Tensor};
+
+/// `GANFOLD_KERNELS=candle` forces Candle's own kernels.
+pub fn candle_kernels_forced() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var("GANFOLD_KERNELS").is_ok_and(|v| v == "candle"))
+}
+
+/// Whether gradients of gradients were asked for (Candle's `CANDLE_GRAD_DO_NOT_DETACH`, same
+/// parsing). Ops whose fused backward is not itself differentiable (batch norm) then compose
+/// Candle's ops instead, so second-order terms are never silently dropped.
+pub fn second_order() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0"))
+}
+
+/// True when the fused CPU kernels apply to all of `ts`: CPU, one float dtype (f32 or f64).
+fn fast(ts: &[&Tensor]) -> bool {
+    !candle_kernels_forced()
+        && ts.iter().all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == ts[0].dtype())
+        && matches!(ts[0].dtype(), DType::F32 | DType::F64)
+}
+
+/// The contiguous elements of a CPU storage slice described by `l`.
+fn slice<'a, T>(v: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => Err(Error::RequiresContiguous { op: "ganfold-op" }.bt()),
+    }
+}
+
+/// (B, C, S): batch, channel (dim 1) and the product of the remaining dims.
+fn bcs(dims: &[usize]) -> Result<(usize, usize, usize)> {
+    if dims.len() < 2 {
+        candle_core::bail!("expected a (B, C, ...) tensor, got shape {dims:?}");
+    }
+    Ok((dims[0], dims[1], dims[2..].iter().product()))
+}
+
+/// Work below this many elements stays on the calling thread (rayon's overhead dominates).
+const PAR_MIN: usize = 1 << 15;
+
+/// Per-kernel wall time, collected when `GANFOLD_PROFILE=1` (printed by `ganfold bench`).
+pub mod profile {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    static TABLE: Mutex<BTreeMap<&'static str, (u64, f64)>> = Mutex::new(BTreeMap::new());
+
+    pub fn enabled() -> bool {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| std::env::var("GANFOLD_PROFILE").is_ok_and(|v| v == "1"))
+    }
+
+    /// Runs `f`, adding its wall time to `name` when profiling.
+    pub fn timed<R>(name: &'static str, f: impl FnOnce() -> R) -> R {
+        if !enabled() {
+            return f();
+        }
+        let t = Instant::now();
+        let r = f();
+        add(name, t.elapsed().as_secs_f64());
+        r
+    }
+
+    pub fn add(name: &'static str, seconds: f64) {
+        let mut tab = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        let e = tab.entry(name).or_default();
+        e.0 += 1;
+        e.1 += seconds;
+    }
+
+    /// (name, calls, seconds), and clears the table.
+    pub fn take() -> Vec<(&'static str, u64, f64)> {
+        let mut tab = TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        let v = tab.iter().map(|(k, (n, s))| (*k, *n, *s)).collect();
+        tab.clear();
+        v
+    }
+}
+
+/// Adds its lifetime to the profile under `name` (for kernels with early returns).
+struct Timer(&'static str, std::time::Instant);
+
+impl Timer {
+    fn new(name: &'static str) -> Self {
+        Timer(name, std::time::Instant::now())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        profile::add(self.0, self.1.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fused pointwise and batch-norm ops against Candle's composed ops (values and
+    //! gradients) and against central differences (f64, eps 1e-5).
+    use super::*;
+    use crate::Rng;
+    use candle_core::Var;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+    }
+
+    /// Checks d<r, f(args)>/d args against central differences at a few coordinates of each arg.
+    fn fd_check(args: &[Var], f: &dyn Fn(&[Tensor]) -> Result<Tensor>) -> Result<()> {
+        let eps = 1e-5;
+        let ts: Vec<Tensor> = args.iter().map(|v| v.as_tensor().clone()).collect();
+        let out = f(&ts)?;
+        let r = Rng::new(9).randn(out.dims(), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+        let loss = |ts: &[Tensor]| -> Result<f64> { (f(ts)? * &r)?.sum_all()?.to_scalar::<f64>() };
+        let grads = (out * &r)?.sum_all()?.backward()?;
+        for (i, v) in args.iter().enumerate() {
+            let an = grads.get(v.as_tensor()).expect("gradient reaches every argument").flatten_all()?.to_vec1::<f64>()?;
+            let base = v.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+            for j in (0..base.len()).step_by(base.len() / 11 + 1) {
+                let at = |d: f64| -> Result<f64> {
+                    let mut b = base.clone();
+                    b[j] += d;
+                    let mut ts2 = ts.clone();
+                    ts2[i] = Tensor::from_vec(b, v.dims(), &Device::Cpu)?;
+                    loss(&ts2)
+                };
+                let fd = (at(eps)? - at(-eps)?) / (2.0 * eps);
+                assert!((fd - an[j]).abs() < 1e-6 * (1.0 + fd.abs()), "arg {i} element {j}: fd {fd} vs analytic {}", an[j]);
+            }
+        }
+        Ok(())
+    }
+
+    fn var(rng: &mut Rng, shape: &[usize], mean: f64) -> Result<Var> {
+        Var::from_tensor(&rng.randn(shape, mean, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?)
+    }
+
+    #[test]
+    fn bias_add_and_leaky_relu_match_candle_and_differences() -> Result<()> {
+        let mut rng = Rng::new(1);
+        for shape in [vec![5, 3], vec![4, 3, 5, 6], vec![64, 32, 9, 9]] {
+            let x = var(&mut rng, &shape, 0.0)?;
+            let b = var(&mut rng, &[shape[1]], 0.0)?;
+            let mut s = vec![1; shape.len()];
+            s[1] = shape[1];
+            let ours = bias_add(&x, &b)?;
+            assert!(max_diff(&ours, &x.broadcast_add(&b.reshape(s)?)?) < 1e-12);
+            for slope in [0.0, 0.2] {
+                let ours = leaky_relu(&x, slope)?;
+                assert!(max_diff(&ours, &x.maximum(&(x.as_tensor() * slope)?)?) < 1e-12);
+            }
+            if shape[0] < 64 {
+                fd_check(&[x.clone(), b.clone()], &|t| leaky_relu(&bias_add(&t[0], &t[1])?, 0.2))?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn batch_norm_matches_composed_ops_and_differences() -> Result<()> {
+        let mut rng = Rng::new(2);
+        for shape in [vec![6, 4], vec![5, 3, 4, 4], vec![64, 16, 14, 14]] {
+            let c = shape[1];
+            let x = var(&mut rng, &shape, 0.5)?;
+            let gamma = var(&mut rng, &[c], 1.0)?;
+            let beta = var(&mut rng, &[c], 0.0)?;
+            let fused = |t: &[Tensor]| -> Result<Tensor> { Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-5)?.expect("CPU f64 takes the fused path")) };
+            // Composed reference: statistics over all dims but 1, in the graph.
+            let composed = |t: &[Tensor]| -> Result<Tensor> {
+                let mut dims: Vec<usize> = (0..t[0].rank()).filter(|&d| d != 1).collect();
+                dims.reverse();
+                let mut s = vec![1; t[0].rank()];
+                s[1] = c;
+                let mut mean = t[0].clone();
+                for &d in &dims {
+                    mean = mean.mean_keepdim(d)?;
+                }
+                let cen = t[0].broadcast_sub(&mean)?;
+                let mut var = cen.sqr()?;
+                for &d in &dims {
+                    var = var.mean_keepdim(d)?;
+                }
+                cen.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(&t[1].reshape(s.clone())?)?.broadcast_add(&t[2].reshape(s)?)
+            };
+            let args = [x.clone(), gamma.clone(), beta.clone()];
+            let ts: Vec<Tensor> = args.iter().map(|v| v.as_tensor().clone()).collect();
+            let (yf, yc) = (fused(&ts)?, composed(&ts)?);
+            assert!(max_diff(&yf, &yc) < 1e-10);
+            let r = rng.randn(shape.as_slice(), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+            let (gf, gc) = ((yf * &r)?.sum_all()?.backward()?, (yc * &r)?.sum_all()?.backward()?);
+            for v in &args {
+                assert!(max_diff(gf.get(v.as_tensor()).unwrap(), gc.get(v.as_tensor()).unwrap()) < 1e-9);
+            }
+            if shape[0] < 64 {
+                fd_check(&args, &fused)?;
+            }
+            let (m, v) = batch_moments(x.as_tensor())?;
+            assert_eq!(m.dims(), [c]);
+            assert!(v.to_vec1::<f64>()?.iter().all(|&v| v > 0.0));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        assert!(bias_add(&x, &Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap()).is_err());
+        assert!(leaky_relu(&x, 1.5).is_err());
+        let g = Tensor::ones(2, DType::F32, &Device::Cpu).unwrap();
+        assert!(batch_norm_train(&x, &g, &g, 1e-5).is_err());
+        assert!(batch_moments(&Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap()).is_err());
+    }
+}
