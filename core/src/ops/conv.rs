@@ -15,7 +15,7 @@
 //! kernels. Shapes: image x (B, C, H, W), kernel w (O, C, k, k), grid y (B, O, Ho, Wo).
 
 use crate::nn::ConvCfg;
-use super::slice;
+use super::{slice, uninit};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
@@ -246,19 +246,6 @@ impl Cols {
         };
         any.downcast::<Vec<T>>().ok().map(|v| *v)
     }
-}
-
-/// A buffer every element of which is written before it is read (GEMM output with
-/// `read_dst = false`).
-fn uninit<T: WithDType>(n: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(n);
-    // SAFETY: f32/f64 have no invalid bit patterns, and callers overwrite all n elements before
-    // reading any (gemm_into with accumulate = false writes the whole m x n destination).
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        v.set_len(n)
-    };
-    v
 }
 
 /// dst (m, n, row-major) (+)= lhs (m, k) · rhs (k, n); strides are (row, column) in elements.

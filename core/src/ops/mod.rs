@@ -16,7 +16,7 @@ pub use conv::{conv_transpose2d, conv2d};
 pub use norm::{batch_moments, batch_norm_train};
 pub use pointwise::{bias_add, leaky_relu, relu};
 
-use candle_core::{DType, Device, Error, Layout, Result, Tensor};
+use candle_core::{DType, Device, Error, Layout, Result, Tensor, WithDType};
 
 /// `GANFOLD_KERNELS=candle` forces Candle's own kernels.
 pub fn candle_kernels_forced() -> bool {
@@ -53,6 +53,32 @@ fn bcs(dims: &[usize]) -> Result<(usize, usize, usize)> {
         candle_core::bail!("expected a (B, C, ...) tensor, got shape {dims:?}");
     }
     Ok((dims[0], dims[1], dims[2..].iter().product()))
+}
+
+/// Σ_b f(b) of per-batch-row vectors of length `c`, rows computed in parallel for large inputs
+/// and always added in index order, so results do not depend on thread scheduling (same seed,
+/// same run).
+fn sum_rows(b: usize, numel: usize, c: usize, f: impl Fn(usize) -> Vec<f64> + Sync + Send) -> Vec<f64> {
+    use rayon::prelude::*;
+    let rows: Vec<Vec<f64>> = if numel < PAR_MIN { (0..b).map(f).collect() } else { (0..b).into_par_iter().map(f).collect() };
+    let mut acc = vec![0.0; c];
+    for r in rows {
+        acc.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+    }
+    acc
+}
+
+/// A buffer every element of which is written before it is read (GEMM output with
+/// `read_dst = false`, element-wise outputs).
+pub(crate) fn uninit<T: WithDType>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32/f64 have no invalid bit patterns, and callers overwrite all n elements before
+    // reading any (gemm_into with accumulate = false writes the whole m x n destination).
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(n)
+    };
+    v
 }
 
 /// Work below this many elements stays on the calling thread (rayon's overhead dominates).

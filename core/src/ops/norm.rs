@@ -3,7 +3,7 @@
 //! reductions in Candle.
 
 use super::pointwise::channel_sums;
-use super::{PAR_MIN, Timer, bcs, fast, second_order, slice};
+use super::{PAR_MIN, Timer, bcs, fast, second_order, slice, uninit};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
@@ -31,11 +31,7 @@ fn moments<T: WithDType>(x: &[T], b: usize, c: usize, s: usize) -> (Vec<f64>, Ve
             })
             .collect()
     };
-    let add = |mut a: Vec<f64>, b: Vec<f64>| {
-        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-        a
-    };
-    let var = if x.len() < PAR_MIN { (0..b).map(sq).fold(vec![0.0; c], add) } else { (0..b).into_par_iter().map(sq).reduce(|| vec![0.0; c], add) };
+    let var = super::sum_rows(b, x.len(), c, sq);
     (mean, var.into_iter().map(|v| v / n).collect())
 }
 
@@ -63,7 +59,7 @@ fn normalise<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64, (b, c, s)
     let scale: Vec<f64> = (0..c).map(|i| gamma[i].to_f64() / (var[i] + eps).sqrt()).collect();
     let shift: Vec<T> = (0..c).map(|i| T::from_f64(beta[i].to_f64() - mean[i] * scale[i])).collect();
     let scale: Vec<T> = scale.into_iter().map(T::from_f64).collect();
-    let mut y = vec![T::zero(); x.len()];
+    let mut y = uninit(x.len());
     let rows = |(r, (y, x)): (usize, (&mut [T], &[T]))| {
         let (a, o) = (scale[r % c], shift[r % c]);
         y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * a + o);
@@ -89,11 +85,7 @@ fn backward<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], eps: f64, (b, c, s): (
             })
             .collect()
     };
-    let add = |mut a: Vec<f64>, b: Vec<f64>| {
-        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-        a
-    };
-    let sum_dy_xhat = if x.len() < PAR_MIN { (0..b).map(part).fold(vec![0.0; c], add) } else { (0..b).into_par_iter().map(part).reduce(|| vec![0.0; c], add) };
+    let sum_dy_xhat = super::sum_rows(b, x.len(), c, part);
     let n = (b * s) as f64;
     // dx = k1·dy + k2·x + k3 per channel, with x̂ = (x − mean)·inv expanded.
     let coef: Vec<(T, T, T)> = (0..c)
@@ -104,7 +96,7 @@ fn backward<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], eps: f64, (b, c, s): (
             (T::from_f64(g), T::from_f64(k2), T::from_f64(k3))
         })
         .collect();
-    let mut dx = vec![T::zero(); x.len()];
+    let mut dx = uninit(x.len());
     let rows = |(r, (out, (x, dy))): (usize, (&mut [T], (&[T], &[T])))| {
         let (k1, k2, k3) = coef[r % c];
         out.iter_mut().zip(x.iter().zip(dy)).for_each(|(o, (&x, &d))| *o = d * k1 + x * k2 + k3);

@@ -3,7 +3,7 @@
 //! Candle's `broadcast_add` backward reduces over dims 0, 2, 3 with a per-element divmod loop,
 //! and `maximum(x, a x)` costs four temporaries; both showed up as a fifth of the DCGAN step.
 
-use super::{PAR_MIN, Timer, bcs, fast, slice};
+use super::{PAR_MIN, Timer, bcs, fast, slice, uninit};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
@@ -38,7 +38,7 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 }
 
 fn par_map<T: WithDType>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
+    let mut out = uninit(x.len());
     if x.len() < super::PAR_MIN {
         out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
     } else {
@@ -48,7 +48,7 @@ fn par_map<T: WithDType>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
 }
 
 fn par_zip<T: WithDType>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::zero(); a.len()];
+    let mut out = uninit(a.len());
     let run = |o: &mut [T], a: &[T], b: &[T]| o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
     if a.len() < PAR_MIN {
         run(&mut out, a, b);
@@ -115,15 +115,7 @@ pub(super) fn channel_sums<T: WithDType>(x: &[T], b: usize, c: usize, s: usize) 
     let per_batch = |bi: usize| -> Vec<f64> {
         (0..c).map(|ci| x[(bi * c + ci) * s..][..s].iter().map(|v| v.to_f64()).sum()).collect()
     };
-    let add = |mut a: Vec<f64>, b: Vec<f64>| {
-        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-        a
-    };
-    if x.len() < PAR_MIN {
-        (0..b).map(per_batch).fold(vec![0.0; c], add)
-    } else {
-        (0..b).into_par_iter().map(per_batch).reduce(|| vec![0.0; c], add)
-    }
+    super::sum_rows(b, x.len(), c, per_batch)
 }
 
 impl CustomOp1 for ChannelSum {
