@@ -227,3 +227,16 @@ fn mismatched_or_corrupt_checkpoints_are_rejected() {
     std::fs::write(&ck_path, &before).unwrap();
     ok(&["train", "--resume", r, "--steps", "3", "-q"]);
 }
+
+#[test]
+fn bench_times_the_named_methods_and_rejects_bad_arguments() {
+    let out = ok(&["bench", "--methods", "dcgan", "--steps", "1", "--warmup", "0", "--threads", "1"]);
+    assert!(out.contains("large SGEMM") && out.contains("GFLOP/s"), "{out}");
+    for m in ["dcgan"] {
+        let row = out.lines().find(|l| l.starts_with(&format!("{m} "))).unwrap_or_else(|| panic!("no row for {m}:\n{out}"));
+        let ms: f64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(ms > 0.0 && ms.is_finite(), "{row}");
+    }
+    fails(&["bench", "--steps", "0"], "at least 1");
+    fails(&["bench", "--methods", "nope", "--steps", "1"], "nope");
+}
