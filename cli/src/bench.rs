@@ -115,7 +115,9 @@ fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs) -> anyhow::Resul
     let entry = registry::method(name)?;
     let device = Device::Cpu;
     let total = a.warmup + a.steps;
-    let cx = BuildContext { config: &cfg.method, data, device: &device, seed: 0, batch_size: a.batch_size, total_steps: total };
+    // The run length the method plans its schedule for is its default one (staged methods such as
+    // LCC-GAN need room for their stages); the bench times the first steps of it.
+    let cx = BuildContext { config: &cfg.method, data, device: &device, seed: 0, batch_size: a.batch_size, total_steps: cfg.train.steps.max(total) };
     let mut m = (entry.build)(&cx).with_context(|| format!("building {name}"))?;
     let mut rng = Rng::new(1);
     let mut times = vec![];
