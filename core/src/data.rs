@@ -264,6 +264,20 @@ fn labels_from_idx(idx: Idx, n: usize, what: &str) -> anyhow::Result<(Vec<u32>, 
     Ok((labels, k))
 }
 
+/// A dataset from IDX bytes (images, and labels if given), checked as the file loaders check.
+pub fn idx_dataset(name: &str, images: &[u8], labels: Option<&[u8]>) -> anyhow::Result<Dataset> {
+    let (shape, x) = images_from_idx(parse_idx(images)?, name)?;
+    let n = x.len() / shape.numel();
+    let (labels, k) = match labels {
+        Some(l) => {
+            let (v, k) = labels_from_idx(parse_idx(l)?, n, &format!("{name} labels"))?;
+            (Some(v), k)
+        }
+        None => (None, 0),
+    };
+    Ok(Dataset::dense(name, shape, x, labels, k))
+}
+
 /// One images file, with its labels file if given.
 pub fn load_idx_images_file(images: &Path, labels: Option<&Path>) -> anyhow::Result<Dataset> {
     let what = images.display().to_string();
