@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Soak: a long `ganfold train` with the release binary, resident memory sampled along the way.
-#   scripts/soak.sh [steps] [sample-seconds] [method]     (defaults: 20000 5 dcgan)
+#   scripts/soak.sh [steps] [sample-seconds] [method]     (defaults: 20000 1 dcgan)
 # Writes target/soak/rss.tsv (seconds, VmRSS KiB, last logged step) and prints start, peak and
 # end RSS and the wall time. "start" is the first sample after the first logged step, so that
 # it measures the trained model's working set, not process start-up.
 set -euo pipefail
 steps="${1:-20000}"
-every="${2:-5}"
+every="${2:-1}"
 method="${3:-dcgan}"
 cd "$(dirname "$0")/.."
 nice -n 19 cargo build --release -q -p ganfold-cli
@@ -21,7 +21,7 @@ printf "seconds\trss_kib\tstep\n" >"$out/rss.tsv"
 while kill -0 "$pid" 2>/dev/null; do
     rss=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
     [ -n "$rss" ] || break
-    step=$(tail -n 1 "$out/run/metrics.jsonl" 2>/dev/null | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+    step=$( (tail -n 1 "$out/run/metrics.jsonl" 2>/dev/null || true) | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
     printf "%.1f\t%s\t%s\n" "$(echo "$(date +%s.%N) - $t0" | bc)" "$rss" "${step:-0}" >>"$out/rss.tsv"
     sleep "$every"
 done
