@@ -493,7 +493,7 @@ mod tests {
         assert!(err(&idx_bytes(&[65535, 65535, 65535], &[])).contains("too large"));
         assert!(err(&[0x1f, 0x8b, 0, 1, 2, 3]).contains("gzip"));
         // Zero images of a size whose product overflows usize (a fuzzing find): an error, no panic.
-        let huge = idx_bytes(&[0, 0x4027_2900, 0xfd00, 0x1516_1f00], &[]);
+        let huge = idx_bytes(&[0, 0x4027_2900, 0x00fd_0000, 0x0015_161f], &[]);
         assert!(format!("{:#}", idx_dataset("x", &huge, None).unwrap_err()).contains("empty image set"));
     }
 
