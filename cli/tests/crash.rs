@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-const STEPS: usize = 48;
+// Ten rounds can never finish the run: five timed kills of at most 1/8 of a run each, plus five
+// kills inside writes that keep at most one new checkpoint each (20 of 96 steps).
+const STEPS: usize = 96;
 const EVERY: usize = 4;
 /// `GANFOLD_SLOW_WRITE_MS` (docs/reliability.md): each atomic write pauses halfway, so that the
 /// kills below can land inside a checkpoint write.
@@ -157,8 +159,8 @@ fn sigkill_anywhere_then_resume_equals_uninterrupted_run() {
             }
             hit
         } else {
-            // Up to a quarter of a whole run (start-up included), so that ten rounds rarely finish it.
-            kill_after(&mut child, Duration::from_millis(rng.below(run_ms / 4 + 1) as u64))
+            // Up to 1/8 of a whole run, start-up included.
+            kill_after(&mut child, Duration::from_millis(rng.below(run_ms / 8 + 1) as u64))
         };
         if !killed {
             break; // finished before the kill: resume below has nothing left to do
