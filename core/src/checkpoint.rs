@@ -14,6 +14,28 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
+/// Testing knob (docs/reliability.md): `GANFOLD_SLOW_WRITE_MS=N` makes every atomic write
+/// pause N ms halfway through its temp file, so a kill test can land inside a write.
+fn slow_write_ms() -> u64 {
+    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MS.get_or_init(|| std::env::var("GANFOLD_SLOW_WRITE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Temp files of [`atomic_write`] are `.<name>.<pid>.tmp`.
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Removes temp files a killed writer left in `dir` (never the files they were replacing);
+/// returns how many.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()) && is_temp_name(&e.file_name().to_string_lossy()))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -21,7 +43,16 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let res = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let pause = slow_write_ms();
+        if pause > 0 {
+            let (a, b) = bytes.split_at(bytes.len() / 2);
+            f.write_all(a)?;
+            f.sync_all()?;
+            std::thread::sleep(std::time::Duration::from_millis(pause));
+            f.write_all(b)?;
+        } else {
+            f.write_all(bytes)?;
+        }
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Ok(d) = std::fs::File::open(dir) {
@@ -80,14 +111,35 @@ pub fn load(path: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
     from_bytes(&bytes, device).with_context(|| format!("invalid checkpoint {}", path.display()))
 }
 
+/// Names formats that are not safetensors but are often mistaken for weights files. ganfold
+/// never unpickles: a pickle can run arbitrary code when loaded.
+pub fn foreign_format(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [0x80, 2..=5, ..] => Some("a Python pickle (e.g. a PyTorch .pt/.pth/.bin file)"),
+        [b'P', b'K', 3, 4, ..] => Some("a zip archive (e.g. a PyTorch .pt/.pth file, which holds pickles)"),
+        [0x1f, 0x8b, ..] => Some("gzip-compressed data"),
+        [0x93, b'N', b'U', b'M', b'P', b'Y', ..] => Some("a NumPy .npy file"),
+        [0x89, b'H', b'D', b'F', ..] => Some("an HDF5 (Keras .h5) file"),
+        _ => None,
+    }
+}
+
+/// Parses a safetensors buffer, or says what the file is instead.
+pub fn read_safetensors(bytes: &[u8]) -> anyhow::Result<safetensors::SafeTensors<'_>> {
+    if let Some(what) = foreign_format(bytes) {
+        bail!("not a safetensors file: this is {what}; ganfold loads weights only from safetensors (it never unpickles)");
+    }
+    safetensors::SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("not a valid safetensors file: {e}"))
+}
+
 pub fn from_bytes(bytes: &[u8], device: &Device) -> anyhow::Result<Checkpoint> {
+    let st = read_safetensors(bytes)?;
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
     let info = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).context("not a ganfold checkpoint (no `ganfold` header)")?;
     let meta: CheckpointMeta = serde_json::from_str(info).context("corrupt checkpoint header")?;
     if meta.format != FORMAT {
         bail!("checkpoint format {} is not supported (this ganfold reads format {FORMAT})", meta.format);
     }
-    let st = safetensors::SafeTensors::deserialize(bytes).context("corrupt tensor data")?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
         let t = match view.dtype() {
@@ -157,6 +209,66 @@ mod tests {
         assert!(from_bytes(&bad, &Device::Cpu).is_err());
         // no temp files left behind
         assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn pickles_and_other_formats_are_named_never_loaded() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"\x80\x02}q\x00(X\x06\x00\x00\x00weightq", "pickle"),
+            (b"PK\x03\x04\x14\x00\x00\x00archive/data.pkl", "zip archive"),
+            (b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'", "NumPy"),
+            (b"\x1f\x8b\x08\x00\x00\x00\x00\x00", "gzip"),
+        ];
+        for (bytes, what) in cases {
+            let e = format!("{:#}", from_bytes(bytes, &Device::Cpu).err().expect("must fail"));
+            assert!(e.contains("not a safetensors file") && e.contains(what) && e.contains("never unpickles"), "{e}");
+        }
+        let e = format!("{:#}", from_bytes(b"hello world, not weights", &Device::Cpu).err().expect("must fail"));
+        assert!(e.contains("not a valid safetensors file"), "{e}");
+    }
+
+    #[test]
+    fn wrong_shape_or_dtype_names_the_tensor() -> anyhow::Result<()> {
+        use crate::nn::{Init, VarStore};
+        use crate::optim::{Adam, AdamConfig};
+        use candle_core::DType;
+        let vs = VarStore::new(DType::F32, &Device::Cpu, crate::Rng::new(0));
+        vs.pp("enc").var("weight", (2, 3), Init::Const(0.5))?;
+        let good: BTreeMap<String, Tensor> = vs.tensors().into_iter().map(|(k, t)| (k, t.copy().unwrap())).collect();
+        let with = |t: Tensor| {
+            let mut m = good.clone();
+            m.insert("enc.weight".to_string(), t);
+            m
+        };
+        let e = vs.load(&with(Tensor::zeros((3, 2), DType::F32, &Device::Cpu)?), "").unwrap_err().to_string();
+        assert!(e.contains("`enc.weight`") && e.contains("shape [3, 2]") && e.contains("[2, 3]"), "{e}");
+        let e = vs.load(&with(Tensor::zeros((2, 3), DType::F64, &Device::Cpu)?), "").unwrap_err().to_string();
+        assert!(e.contains("`enc.weight`") && e.contains("dtype F64") && e.contains("F32"), "{e}");
+        let e = vs.load(&with(Tensor::zeros((2, 3), DType::U32, &Device::Cpu)?), "").unwrap_err().to_string();
+        assert!(e.contains("`enc.weight`") && e.contains("U32"), "{e}");
+        let e = vs.load(&BTreeMap::new(), "g.").unwrap_err().to_string();
+        assert!(e.contains("`g.enc.weight` is missing"), "{e}");
+        vs.load(&good, "")?;
+
+        let mut adam = Adam::new(vs.trainable_vars(), AdamConfig::dcgan(1e-3))?;
+        let mut st = adam.state().tensors;
+        st.insert("m.enc.weight".into(), Tensor::zeros((2, 3), DType::F64, &Device::Cpu)?);
+        let e = adam.load(0, &st, "").unwrap_err().to_string();
+        assert!(e.contains("`m.enc.weight`") && e.contains("dtype F64"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_nothing_else() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join(".state.safetensors.123.tmp"), b"half")?;
+        std::fs::write(dir.path().join("state.safetensors"), b"kept")?;
+        std::fs::write(dir.path().join("notes.tmp"), b"not ours")?;
+        assert_eq!(remove_stale_temps(dir.path()), 1);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())?.flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["notes.tmp", "state.safetensors"]);
         Ok(())
     }
 }

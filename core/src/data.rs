@@ -249,7 +249,9 @@ fn images_from_idx(idx: Idx, what: &str) -> anyhow::Result<(SampleShape, Vec<f32
         [_, c, h, w] => SampleShape::Image { c, h, w },
         _ => bail!("{what}: expected images of shape (N, H, W) or (N, C, H, W), got {:?}", idx.dims),
     };
-    if shape.numel() == 0 || idx.dims[0] == 0 {
+    // Before numel: with a zero count the payload is empty whatever the other dimensions are,
+    // and their product could overflow (found by fuzzing, fuzz/regressions/idx/).
+    if idx.dims.contains(&0) {
         bail!("{what}: empty image set {:?}", idx.dims);
     }
     Ok((shape, idx.data.iter().map(|&p| p as f32 / 127.5 - 1.0).collect()))
@@ -262,6 +264,20 @@ fn labels_from_idx(idx: Idx, n: usize, what: &str) -> anyhow::Result<(Vec<u32>, 
     let labels: Vec<u32> = idx.data.iter().map(|&l| l as u32).collect();
     let k = labels.iter().max().map_or(0, |&m| m as usize + 1);
     Ok((labels, k))
+}
+
+/// A dataset from IDX bytes (images, and labels if given), checked as the file loaders check.
+pub fn idx_dataset(name: &str, images: &[u8], labels: Option<&[u8]>) -> anyhow::Result<Dataset> {
+    let (shape, x) = images_from_idx(parse_idx(images)?, name)?;
+    let n = x.len() / shape.numel();
+    let (labels, k) = match labels {
+        Some(l) => {
+            let (v, k) = labels_from_idx(parse_idx(l)?, n, &format!("{name} labels"))?;
+            (Some(v), k)
+        }
+        None => (None, 0),
+    };
+    Ok(Dataset::dense(name, shape, x, labels, k))
 }
 
 /// One images file, with its labels file if given.
@@ -476,6 +492,9 @@ mod tests {
         assert!(err(&[0, 0, 8, 3, 0, 0]).contains("truncated IDX header"));
         assert!(err(&idx_bytes(&[65535, 65535, 65535], &[])).contains("too large"));
         assert!(err(&[0x1f, 0x8b, 0, 1, 2, 3]).contains("gzip"));
+        // Zero images of a size whose product overflows usize (a fuzzing find): an error, no panic.
+        let huge = idx_bytes(&[0, 0x4027_2900, 0x00fd_0000, 0x0015_161f], &[]);
+        assert!(format!("{:#}", idx_dataset("x", &huge, None).unwrap_err()).contains("empty image set"));
     }
 
     #[test]

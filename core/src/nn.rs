@@ -91,7 +91,7 @@ impl VarStore {
     }
 
     /// Copies `tensors[prefix + name]` into each variable. Every variable must be present with
-    /// the same shape; the error names the tensor.
+    /// the same shape and dtype; the error names the tensor.
     pub fn load(&self, tensors: &BTreeMap<String, Tensor>, prefix: &str) -> anyhow::Result<()> {
         let inner = self.lock();
         for (name, e) in inner.vars.iter() {
@@ -100,7 +100,11 @@ impl VarStore {
             if t.dims() != e.var.dims() {
                 anyhow::bail!("tensor `{key}` has shape {:?}, the model expects {:?}", t.dims(), e.var.dims());
             }
-            let t = t.to_dtype(e.var.dtype())?.to_device(e.var.device())?;
+            // No silent casts: an integer or other-precision tensor means the file is not this model's.
+            if t.dtype() != e.var.dtype() {
+                anyhow::bail!("tensor `{key}` has dtype {:?}, the model expects {:?}", t.dtype(), e.var.dtype());
+            }
+            let t = t.to_device(e.var.device())?;
             e.var.set(&t)?;
         }
         Ok(())

@@ -138,7 +138,10 @@ impl Adam {
                 if src.dims() != var.dims() {
                     anyhow::bail!("optimizer tensor `{key}` has shape {:?}, expected {:?}", src.dims(), var.dims());
                 }
-                var.set(&src.to_dtype(var.dtype())?.to_device(var.device())?)?;
+                if src.dtype() != var.dtype() {
+                    anyhow::bail!("optimizer tensor `{key}` has dtype {:?}, expected {:?}", src.dtype(), var.dtype());
+                }
+                var.set(&src.to_device(var.device())?)?;
             }
         }
         self.t = t;

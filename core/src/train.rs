@@ -179,25 +179,44 @@ pub fn resume_with(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, progres
     if let Some(s) = steps {
         cfg.train.steps = s;
     }
-    let run = load_run_with(dir, cfg.clone())?;
-    if run.step >= cfg.train.steps {
-        bail!("the run in {} has already completed {} of {} steps (raise --steps to continue)", dir.display(), run.step, cfg.train.steps);
+    // Temp files of writes a kill interrupted are never read; drop them.
+    for sub in ["", "checkpoint", "samples", "figures"] {
+        checkpoint::remove_stale_temps(&dir.join(sub));
     }
-    let sampler = EpochSampler::new(run.data.len(), cfg.train.batch_size, cfg.train.seed)?;
-    // Keep metrics up to the checkpoint so the resumed log equals an uninterrupted one.
-    let (history, text) = read_metrics(&dir.join("metrics.jsonl"), run.step)?;
+    let has_checkpoint = checkpoint_path(dir).exists();
+    let (data, method, rng, step) = if has_checkpoint {
+        let run = load_run_with(dir, cfg.clone())?;
+        (run.data, run.method, run.rng, run.step)
+    } else {
+        // Stopped before its first checkpoint: nothing trained can be kept, so the run starts
+        // over from step 0 (same seed, so the same result as an uninterrupted run).
+        cfg.train.validate()?;
+        let device = parse_device(&cfg.train.device)?;
+        let data = crate::data::load(&cfg.train.data, cfg.train.seed)?;
+        let method = build_method(&cfg, &data, &device)?;
+        (data, method, Rng::derive(cfg.train.seed, "train"), 0)
+    };
+    if step >= cfg.train.steps {
+        bail!("the run in {} has already completed {} of {} steps (raise --steps to continue)", dir.display(), step, cfg.train.steps);
+    }
+    let sampler = EpochSampler::new(data.len(), cfg.train.batch_size, cfg.train.seed)?;
+    std::fs::create_dir_all(dir.join("samples"))?;
+    std::fs::create_dir_all(dir.join("checkpoint"))?;
+    // Keep metrics up to the checkpoint so the resumed log equals an uninterrupted one (a
+    // line cut by a kill is past the checkpoint, or unparsable, and is dropped).
+    let (history, text) = read_metrics(&dir.join("metrics.jsonl"), step)?;
     checkpoint::atomic_write(&dir.join("metrics.jsonl"), text.as_bytes())?;
     checkpoint::atomic_write(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     let session = Session {
         dir: dir.to_path_buf(),
         cfg,
-        data: run.data,
-        method: run.method,
-        rng: run.rng,
-        step: run.step,
+        data,
+        method,
+        rng,
+        step,
         sampler,
         history,
-        checkpoint_step: Some(run.step),
+        checkpoint_step: has_checkpoint.then_some(step),
         progress,
     };
     session.run()

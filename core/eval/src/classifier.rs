@@ -79,17 +79,35 @@ impl MnistClassifier {
         Self::from_buffer(&bytes, device).with_context(|| format!("loading {}", path.display()))
     }
 
+    /// Weights from safetensors bytes (a pickle or any other format is an error, never unpickled).
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        Self::from_buffer(bytes, device)
+    }
+
     fn from_buffer(bytes: &[u8], device: &Device) -> Result<Self> {
-        let mut t: HashMap<String, Tensor> = candle_core::safetensors::load_buffer(bytes, device)?;
+        if matches!(bytes, [0x80, 2..=5, ..] | [b'P', b'K', 3, 4, ..]) {
+            bail!("not a safetensors file: this is a Python pickle or a PyTorch zip archive; weights are loaded only from safetensors (never unpickled)");
+        }
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("not a valid safetensors file: {e}"))?;
         for (name, shape) in LAYOUT {
-            match t.get(name) {
-                None => bail!("MNIST classifier weights lack tensor {name}"),
-                Some(x) if x.dims() != shape => {
-                    bail!("MNIST classifier tensor {name} has shape {:?}, expected {shape:?}", x.dims())
+            match st.tensor(name) {
+                Err(_) => bail!("MNIST classifier weights lack tensor {name}"),
+                Ok(x) if x.shape() != shape => {
+                    bail!("MNIST classifier tensor {name} has shape {:?}, expected {shape:?}", x.shape())
                 }
-                Some(_) => {}
+                Ok(x) if x.dtype() != safetensors::Dtype::F32 => {
+                    bail!("MNIST classifier tensor {name} has dtype {:?}, expected F32", x.dtype())
+                }
+                Ok(_) => {}
             }
         }
+        let mut t: HashMap<String, Tensor> = LAYOUT
+            .iter()
+            .map(|(name, _)| {
+                let view = st.tensor(name)?;
+                Ok((name.to_string(), candle_core::safetensors::Load::load(&view, device).with_context(|| format!("tensor {name}"))?))
+            })
+            .collect::<Result<_>>()?;
         let mut take = |name: &str| -> Result<Tensor> { Ok(t.remove(name).unwrap().to_dtype(DType::F32)?) };
         Ok(Self {
             conv1_w: take("features.0.weight")?,

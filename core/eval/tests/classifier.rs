@@ -56,6 +56,55 @@ fn classifier_rejects_wrong_image_shapes_and_bad_files() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Weights only from safetensors, with each tensor's shape and dtype checked by name.
+#[test]
+fn classifier_loader_rejects_pickles_and_names_bad_tensors() {
+    let e = MnistClassifier::from_bytes(b"\x80\x04\x95\x10\x00\x00\x00", &Device::Cpu).err().expect("pickle");
+    assert!(format!("{e:#}").contains("pickle"), "{e:#}");
+    let e = MnistClassifier::from_bytes(b"PK\x03\x04archive/data.pkl", &Device::Cpu).err().expect("torch zip");
+    assert!(format!("{e:#}").contains("never unpickled"), "{e:#}");
+
+    let layout: [(&str, &[usize]); 8] = [
+        ("features.0.weight", &[32, 1, 3, 3]),
+        ("features.0.bias", &[32]),
+        ("features.3.weight", &[64, 32, 3, 3]),
+        ("features.3.bias", &[64]),
+        ("classifier.0.weight", &[128, 3136]),
+        ("classifier.0.bias", &[128]),
+        ("classifier.2.weight", &[10, 128]),
+        ("classifier.2.bias", &[10]),
+    ];
+    let save = |dtype_of: &dyn Fn(&str) -> candle_core::DType, shape_of: &dyn Fn(&str, &[usize]) -> Vec<usize>| {
+        let m: std::collections::HashMap<String, Tensor> = layout
+            .iter()
+            .map(|(n, s)| (n.to_string(), Tensor::zeros(shape_of(n, s), dtype_of(n), &Device::Cpu).unwrap()))
+            .collect();
+        let dir = tempfile_dir();
+        let p = dir.join("w.safetensors");
+        candle_core::safetensors::save(&m, &p).unwrap();
+        let b = std::fs::read(&p).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        b
+    };
+    let f32_all = |_: &str| candle_core::DType::F32;
+    let same = |_: &str, s: &[usize]| s.to_vec();
+    assert!(MnistClassifier::from_bytes(&save(&f32_all, &same), &Device::Cpu).is_ok());
+    let f64_bias = |n: &str| if n == "classifier.2.bias" { candle_core::DType::F64 } else { candle_core::DType::F32 };
+    let e = MnistClassifier::from_bytes(&save(&f64_bias, &same), &Device::Cpu).err().expect("dtype");
+    assert!(format!("{e:#}").contains("classifier.2.bias has dtype F64"), "{e:#}");
+    let wide = |n: &str, s: &[usize]| if n == "features.3.bias" { vec![65] } else { s.to_vec() };
+    let e = MnistClassifier::from_bytes(&save(&f32_all, &wide), &Device::Cpu).err().expect("shape");
+    assert!(format!("{e:#}").contains("features.3.bias has shape [65]"), "{e:#}");
+}
+
+fn tempfile_dir() -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("ganfold-eval-w-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 #[test]
 fn stacked_mnist_of_real_digits_reads_back_the_chosen_labels() {
     use ganfold_eval::modes::{build_stacked_mnist, stacked_mnist_digits};

@@ -392,7 +392,15 @@ impl Method for Lccgan {
         }
         self.j_hist = t.get("lcc.j_hist").map(tensor_f64).transpose()?.unwrap_or_default();
         self.knn = match t.get("lcc.knn") {
-            Some(k) if k.dim(1)? == self.cfg.d => k.flatten_all()?.to_vec1::<u32>()?,
+            Some(k) if k.dim(1)? == self.cfg.d => {
+                let knn = k.flatten_all()?.to_vec1::<u32>().context("lccgan checkpoint: tensor `lcc.knn` must be u32")?;
+                // The sampler indexes V with these; a corrupt table must not reach it.
+                let m = self.v.len() / dim;
+                if knn.len() != m * self.cfg.d || knn.iter().any(|&i| i as usize >= m) {
+                    anyhow::bail!("lccgan checkpoint: tensor `lcc.knn` does not index the {m} saved bases");
+                }
+                knn
+            }
             // Errata 2: V does not depend on d, so a checkpoint may be continued with another d;
             // the neighbour table is rebuilt from the saved V.
             Some(_) => lcc::knn_table(&self.v, dim, self.cfg.d),

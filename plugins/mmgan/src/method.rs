@@ -258,7 +258,10 @@ impl Method for Mmgan {
             if v.dims() != want {
                 bail!("mmgan state: tensor `{k}` has shape {:?}, expected {want:?}", v.dims());
             }
-            let v = v.to_dtype(candle_core::DType::F32)?.to_device(&self.device)?;
+            if v.dtype() != candle_core::DType::F32 {
+                bail!("mmgan state: tensor `{k}` has dtype {:?}, expected F32", v.dtype());
+            }
+            let v = v.to_device(&self.device)?;
             Ok(Some(if centre { v } else { v.squeeze(0)? }))
         };
         self.ema = EmaState {
