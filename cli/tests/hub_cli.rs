@@ -42,7 +42,7 @@ fn pack_install_and_sample_offline() {
     ok(&["train", "mmgan", "--data", "ring8", "--steps", "15", "--batch-size", "32", "--out", "run", "-q"], t, &[]);
     ok(&["hub", "pack", "run", "--id", "me/mm-test", "--out", "model"], t, &[]);
     fails(&["hub", "pack", "run", "--id", "me/mm-test", "--out", "model"], t, &[], "not empty");
-    fails(&["hub", "pack", "run", "--id", "../evil", "--out", "m2"], t, &[], "org/name");
+    fails(&["hub", "pack", "run", "--id", "../evil", "--out", "m2"], t, &[], "model id \"../evil\"");
     assert!(ok(&["hub", "verify", "model"], t, &[]).starts_with("ok me/mm-test"));
 
     // Not installed yet: offline is a clear error with no network attempt.
