@@ -55,7 +55,7 @@ executed on every change); without it you get the full run written in the cell.
 
 Each paper is a crate that registers a `MethodEntry` with `inventory`; linking `ganfold-notebook` links them all.
 """),
-    code("methods()?"),
+    code("let registered = methods()?;\nregistered"),
     md("""
 ## Data
 
@@ -72,7 +72,9 @@ Two datasets ship inside the library: `ring8`, eight Gaussians on a circle (the 
 {
     let digits = ganfold_core::data::load("mnist-5k", 0)?;
     println!("{} samples of {}", digits.len(), digits.shape);
-    image_grid(&digits.head(48, &Device::Cpu)?, 12)?
+    // Every 104th digit, so that all classes show up.
+    let rows: Vec<usize> = (0..48).map(|i| i * 104).collect();
+    image_grid(&digits.batch(&rows, &Device::Cpu)?.x, 12)?
 }
 """),
     md("""
@@ -82,7 +84,7 @@ Two datasets ship inside the library: `ring8`, eight Gaussians on a circle (the 
 directory and loads the result back. Overrides use the command line's `--set` syntax.
 """),
     code("""
-let run = train("tour-dcgan", "dcgan", "ring8", steps(1500), &[])?;
+let run = train("tour-dcgan", "dcgan", "ring8", steps(5000), &[])?;
 run.report()
 """),
     code('run.curves(&["d_loss", "g_loss"])?'),
@@ -115,9 +117,9 @@ The columns of $J_x$ are the **tangent vectors** of the manifold at $x$; ganfold
 by central finite differences in $z$. On MNIST they are images (stroke thickness, slant); on ring8, with $N = 1$
 coordinate, each chart is a short curve that should run *along* the circle.
 """) + [
-    md("## Train LGAN on ring8 ($N = 1$, $\\eta = 1$)"),
+    md("## Train LGAN on ring8 ($N = 1$, $\\eta = 1$; 10,000 steps, about a minute)"),
     code("""
-let n = steps(2500);
+let n = steps(10000);
 let run = train("lgan-ring8", "lgan", "ring8", n, &["coords=1", "eta=1", "lr_d=2e-4"])?;
 run.report()
 """),
@@ -176,8 +178,8 @@ Settings from `plugins/lccgan/README.md` (8-d latent, 32 bases).
 """),
     code("""
 let run = {
-    let gan_steps = steps(2000);
-    let ae_steps = (gan_steps / 4).max(4);
+    let gan_steps = steps(5000);
+    let ae_steps = (gan_steps / 4).clamp(4, 500);
     let total = ae_steps + 5 + 1 + gan_steps;
     let ae = format!("ae_steps={ae_steps}");
     let sets = [
@@ -227,7 +229,7 @@ fixed point $Q = G^{-1}$, so $G(Q(x))$ **reconstructs** $x$ although no reconstr
 """) + [
     md("## Train on ring8 (MLP players, $d_z = 2$)"),
     code("""
-let run = train("lsal-ring8", "lsal", "ring8", steps(2000), &[])?;
+let run = train("lsal-ring8", "lsal", "ring8", steps(6000), &[])?;
 run.report()
 """),
     md("""
@@ -268,7 +270,7 @@ $L_G^{final} = L_G + \beta R_G$. Centres and radii are exponential moving averag
 """) + [
     md("## Train on ring8 (the default RBF-kernel objective)"),
     code("""
-let run = train("mmgan-ring8", "mmgan", "ring8", steps(3000), &[])?;
+let run = train("mmgan-ring8", "mmgan", "ring8", steps(10000), &[])?;
 run.report()
 """),
     md("""
@@ -410,10 +412,10 @@ mod lsgan_plugin {
     }
 }
 """),
-    code("methods()?"),
+    code("let registered = methods()?;\nregistered"),
     md("## Train it with the shared trainer"),
     code("""
-let run = train("lsgan-nb-ring8", "lsgan-nb", "ring8", steps(2000), &["lr=5e-4"])?;
+let run = train("lsgan-nb-ring8", "lsgan-nb", "ring8", steps(5000), &["lr=5e-4"])?;
 run.report()
 """),
     code('run.curves(&["d_loss", "g_loss"])?'),
