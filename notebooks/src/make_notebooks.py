@@ -429,7 +429,7 @@ that reloaded method). Bad configuration is an error, not a panic:
     let bad = train("lsgan-nb-bad", "lsgan-nb", "ring8", 5, &["hidden=0"]);
     assert!(bad.is_err(), "hidden=0 should have been rejected");
     println!("rejected as expected: {:#}", bad.err().unwrap());
-}
+};
 """),
     md("""
 To turn this into a crate: copy the cells into `plugins/<name>/src/`, replace the hand-built defaults table with a
@@ -455,7 +455,8 @@ does the same with `ganfold hub install` and `ganfold sample --model org/name --
 // Installs pretrained/<folder> into the cache (after checking every sha256), then resolves and loads it offline.
 let lgan = pretrained("..", "lgan-ring8")?;
 println!("{} at step {} on {}", lgan.config.train.method, lgan.step, lgan.config.train.data);
-model_card("ganfold/lgan-ring8")?
+let card = model_card("ganfold/lgan-ring8")?;
+card
 """),
     code("samples_of(&lgan, 1000, 7)?"),
     md("Files of the model repository are read through the cache and verified against the manifest, e.g. the charts figure:"),
@@ -493,7 +494,7 @@ checkpoint refuses to load:
     let res = hub.load("ganfold/dcgan-ring8", None);
     assert!(res.is_err(), "a tampered checkpoint loaded");
     println!("refused: {:#}", res.err().unwrap());
-}
+};
 """),
     md("""
 ## Publishing your own
