@@ -163,7 +163,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         Some(o) => o.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
                         None => PathBuf::from(format!("{}-samples", id.rsplit('/').next().unwrap_or("model"))),
                     };
-                    std::fs::create_dir_all(home.join("samples")).with_context(|| format!("cannot create {}", home.display()))?;
+                    if out.is_none() {
+                        std::fs::create_dir_all(home.join("samples")).with_context(|| format!("cannot create {}", home.display()))?;
+                    }
                     (loaded, home)
                 }
                 (None, None) => bail!("name a run (--run RUN_DIR) or a model (--model org/name)"),

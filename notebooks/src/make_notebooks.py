@@ -125,7 +125,7 @@ run.report()
 """),
     md("""
 The loss terms: the adversarial pair, and the two priors. `locality` is $\\|G(x,0) - x\\|^2$ and `orth` is
-$\\|J^\\top J - I\\|^2$; both should fall while the game goes on.
+$\\|J^\\top J - I\\|^2$; the priors push both down while the game goes on.
 """),
     code('run.curves(&["d_loss", "g_adv", "locality", "orth"])?'),
     md("""
@@ -246,7 +246,7 @@ standard normal the manifold term sits at $2/\\sqrt{\\pi}$; it leaves that line 
 (approximately) inverse.
 """),
     code('run.figure("margins.png")?'),
-    md("## Reconstructions $G(Q(x))$ (never trained for directly)"),
+    md("## Reconstructions $G(Q(x))$ (never trained for directly; after a short run they land near, not on, the modes)"),
     code('run.figure("reconstructions.png")?'),
     code("run.samples(1000)?"),
 ]
@@ -277,7 +277,9 @@ run.report()
 ## Manifold centres and radii
 
 `center_dist` is the distance between the real and fake centres, `radius_real` / `radius_fake` the two radii
-($l_Y$, $l_X$). Matching means the centre distance falls and the two radii meet.
+($l_Y$, $l_X$), all measured in D's feature space. G's objective pulls the centres together and the radii towards
+each other, but the space itself moves as D trains, so the curves are not monotone: read them together with the
+samples below.
 """),
     code('run.curves(&["center_dist", "radius_real", "radius_fake"])?'),
     code('run.curves(&["d_loss", "g_loss", "r_g"])?'),
