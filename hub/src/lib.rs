@@ -380,10 +380,10 @@ pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
         Ok(b) => Some(serde_json::from_slice(&b).context("invalid summary.json")?),
         Err(_) => None,
     };
-    if let Some(s) = &summary {
-        if s.get("status").and_then(|v| v.as_str()) != Some("completed") {
-            bail!("the run in {} did not complete (summary.json status {:?}); only finished runs are packed", run_dir.display(), s.get("status"));
-        }
+    if let Some(s) = &summary
+        && s.get("status").and_then(|v| v.as_str()) != Some("completed")
+    {
+        bail!("the run in {} did not complete (summary.json status {:?}); only finished runs are packed", run_dir.display(), s.get("status"));
     }
     if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{} already exists and is not empty", out.display());

@@ -148,8 +148,11 @@ pub fn train(name: &str, method: &str, data: &str, steps: usize, sets: &[&str]) 
     Ok(Run { dir, summary, loaded })
 }
 
-/// Reads a run's `metrics.jsonl`: (step, [(name, value)]).
-pub fn read_metrics(path: &Path) -> anyhow::Result<Vec<(usize, Vec<(String, f64)>)>> {
+/// A metrics log: (step, [(name, value)]) per logged step.
+pub type Metrics = Vec<(usize, Vec<(String, f64)>)>;
+
+/// Reads a run's `metrics.jsonl`.
+pub fn read_metrics(path: &Path) -> anyhow::Result<Metrics> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = vec![];
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -188,7 +191,7 @@ pub fn lines(title: &str, x_label: &str, series: &[(String, Vec<(f64, f64)>)]) -
 /// A scatter plot of named point layers, colours picked from a fixed palette.
 pub fn scatter(title: &str, layers: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<Png> {
     const PALETTE: [(u8, u8, u8); 6] = [(80, 120, 230), (230, 60, 50), (40, 160, 80), (150, 80, 200), (240, 150, 30), (60, 60, 60)];
-    let l: Vec<(&str, Vec<(f64, f64)>, plotters::style::RGBColor)> = layers
+    let l: Vec<_> = layers
         .iter()
         .enumerate()
         .map(|(i, (n, p))| {
@@ -223,7 +226,7 @@ impl Run {
         metrics_plot(&format!("{}: training curves", self.summary.method), &m, names)
     }
 
-    pub fn metrics(&self) -> anyhow::Result<Vec<(usize, Vec<(String, f64)>)>> {
+    pub fn metrics(&self) -> anyhow::Result<Metrics> {
         read_metrics(&self.dir.join("metrics.jsonl"))
     }
 
