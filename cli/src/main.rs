@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod hub;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -67,10 +68,19 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Draw samples from a trained run into a PNG (and the method's figures).
+    /// Draw samples from a trained run or a pretrained --model into a PNG (and the method's figures).
     Sample {
-        #[arg(long, value_name = "RUN_DIR")]
-        run: PathBuf,
+        #[arg(long, value_name = "RUN_DIR", required_unless_present = "model", conflicts_with = "model")]
+        run: Option<PathBuf>,
+        /// A pretrained model `org/name` resolved through the Hugging Face Hub cache (see `ganfold hub`).
+        #[arg(long, value_name = "ORG/NAME")]
+        model: Option<String>,
+        /// With --model: use the local cache only, never the network (also HF_HUB_OFFLINE=1).
+        #[arg(long, requires = "model")]
+        offline: bool,
+        /// With --model: the Hub cache directory (default: HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub).
+        #[arg(long, requires = "model")]
+        cache_dir: Option<PathBuf>,
         /// Number of samples.
         #[arg(short, default_value_t = 64)]
         n: usize,
@@ -88,6 +98,8 @@ enum Cmd {
     /// Training throughput of every method, the machine's SGEMM rate, and with --reference the
     /// PyTorch reference of the DCGAN-28 and LGAN steps side by side (cli/src/bench.rs).
     Bench(bench::BenchArgs),
+    /// Pretrained models: pack a run for the Hub, verify, install into the local cache (cli/src/hub.rs).
+    Hub(hub::HubArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::List { regularizers, datasets } => list(regularizers, datasets),
         Cmd::Eval(args) => eval::main(&args),
         Cmd::Bench(args) => bench::main(&args),
+        Cmd::Hub(args) => hub::main(&args),
         Cmd::Train { method, data, steps, batch_size, seed, out, config, set, device, resume, quiet } => {
             if let Some(dir) = resume {
                 if out.is_some() || config.is_some() {
@@ -148,11 +161,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             report(&s, quiet);
             Ok(())
         }
-        Cmd::Sample { run, n, out, seed, device } => {
+        Cmd::Sample { run, model, offline, cache_dir, n, out, seed, device } => {
             if n == 0 || n > 10_000 {
                 bail!("-n must be between 1 and 10000");
             }
-            let loaded = train::load_run(&run, device.as_deref())?;
+            let (loaded, run) = match (run, model) {
+                (Some(run), _) => (train::load_run(&run, device.as_deref())?, run),
+                (None, Some(id)) => {
+                    let hub = ganfold_hub::Hub::new(ganfold_hub::HubOptions { cache_dir, offline, endpoint: None })?;
+                    let loaded = hub.load(&id, device.as_deref())?;
+                    // Outputs go next to --out (or into ./<name>-samples), never into the cache.
+                    let home = match &out {
+                        Some(o) => o.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
+                        None => PathBuf::from(format!("{}-samples", id.rsplit('/').next().unwrap_or("model"))),
+                    };
+                    if out.is_none() {
+                        std::fs::create_dir_all(home.join("samples")).with_context(|| format!("cannot create {}", home.display()))?;
+                    }
+                    (loaded, home)
+                }
+                (None, None) => bail!("name a run (--run RUN_DIR) or a model (--model org/name)"),
+            };
             let seed = seed.unwrap_or(loaded.config.train.seed);
             let mut rng = ganfold_core::Rng::derive(seed, "sample-command");
             let x = loaded.method.sample(n, &mut rng)?;

@@ -101,15 +101,24 @@ pub fn load_run(dir: &Path, device: Option<&str>) -> anyhow::Result<LoadedRun> {
 }
 
 fn load_run_with(dir: &Path, config: RunConfig) -> anyhow::Result<LoadedRun> {
+    let ck_path = checkpoint_path(dir);
+    config.train.validate()?;
+    if !ck_path.exists() {
+        bail!("{} has no checkpoint yet ({} is missing)", dir.display(), ck_path.display());
+    }
+    let device = parse_device(&config.train.device)?;
+    let ck = checkpoint::load(&ck_path, &device)?;
+    load_checkpoint(dir, config, ck)
+}
+
+/// Rebuilds a method from a configuration and a checkpoint that need not come from a run
+/// directory (e.g. a model resolved from the Hub cache, already checksummed); `dir` is recorded
+/// as the run's home and named in errors.
+pub fn load_checkpoint(dir: &Path, config: RunConfig, ck: checkpoint::Checkpoint) -> anyhow::Result<LoadedRun> {
     config.train.validate()?;
     let device = parse_device(&config.train.device)?;
     let data = crate::data::load(&config.train.data, config.train.seed)?;
     let mut method = build_method(&config, &data, &device)?;
-    let ck_path = checkpoint_path(dir);
-    if !ck_path.exists() {
-        bail!("{} has no checkpoint yet ({} is missing)", dir.display(), ck_path.display());
-    }
-    let ck = checkpoint::load(&ck_path, &device)?;
     if ck.meta.method != config.train.method {
         bail!("the checkpoint in {} is of method `{}`, not `{}`", dir.display(), ck.meta.method, config.train.method);
     }
