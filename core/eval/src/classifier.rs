@@ -30,8 +30,8 @@ pub const PINNED_SHA256: &str = "162052562f0b3314a9dab9edd3f2a924211d1bcea523028
 const MNIST_MEAN: f64 = 0.1307;
 const MNIST_STD: f64 = 0.3081;
 
-/// Expected tensors and shapes.
-const LAYOUT: [(&str, &[usize]); 8] = [
+/// Expected tensors and shapes of the classifier's safetensors file.
+pub const LAYOUT: [(&str, &[usize]); 8] = [
     ("features.0.weight", &[32, 1, 3, 3]),
     ("features.0.bias", &[32]),
     ("features.3.weight", &[64, 32, 3, 3]),

@@ -64,16 +64,7 @@ fn classifier_loader_rejects_pickles_and_names_bad_tensors() {
     let e = MnistClassifier::from_bytes(b"PK\x03\x04archive/data.pkl", &Device::Cpu).err().expect("torch zip");
     assert!(format!("{e:#}").contains("never unpickled"), "{e:#}");
 
-    let layout: [(&str, &[usize]); 8] = [
-        ("features.0.weight", &[32, 1, 3, 3]),
-        ("features.0.bias", &[32]),
-        ("features.3.weight", &[64, 32, 3, 3]),
-        ("features.3.bias", &[64]),
-        ("classifier.0.weight", &[128, 3136]),
-        ("classifier.0.bias", &[128]),
-        ("classifier.2.weight", &[10, 128]),
-        ("classifier.2.bias", &[10]),
-    ];
+    let layout = ganfold_eval::classifier::LAYOUT;
     let save = |dtype_of: &dyn Fn(&str) -> candle_core::DType, shape_of: &dyn Fn(&str, &[usize]) -> Vec<usize>| {
         let m: std::collections::HashMap<String, Tensor> = layout
             .iter()
