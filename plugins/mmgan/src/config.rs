@@ -27,6 +27,16 @@ pub enum Objective {
     Gan,
 }
 
+/// How the discriminator sees the real and the generated batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DBatch {
+    /// One forward pass over `[real; fake]`: BatchNorm statistics are shared by both halves.
+    Joint,
+    /// Two passes, each BatchNorm normalising its own batch (spec A22 [REC], the DCGAN fork).
+    Separate,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MmganConfig {
@@ -58,6 +68,13 @@ pub struct MmganConfig {
     pub z_dim: usize,
     /// Hidden width of the 2-D MLPs (spec E1: 128; features d = hidden >= n + 1, spec A13).
     pub hidden: usize,
+    /// `joint` or `separate` BatchNorm batches in D (only the image D has BatchNorm).
+    /// Deviation from spec A22 [REC] (`separate`): f_D is BN -> LReLU, and a BN that normalises
+    /// each batch on its own gives every batch the same pre-activation mean (beta) and variance
+    /// (gamma^2) per feature, whatever G draws, so the center and radius terms carry almost no
+    /// signal about the fake batch (measured on MNIST: `plugins/mmgan/README.md`). `joint` keeps the
+    /// architecture and computes one set of statistics over `[real; fake]`.
+    pub d_batch: DBatch,
 }
 
 impl Default for MmganConfig {
@@ -89,6 +106,7 @@ impl Default for MmganConfig {
             beta2: 0.999,
             z_dim: 0,
             hidden: 128,
+            d_batch: DBatch::Joint,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The MMGAN training step (spec §8.2, the executable reading of Alg. 1) and its state.
 
-use crate::config::{KernelKind, MmganConfig, Objective};
+use crate::config::{DBatch, KernelKind, MmganConfig, Objective};
 use crate::manifold::{self, Kernel, Space};
 use crate::model::{MmDiscriminator, MmGenerator};
 use crate::regularizer::{Correlation, CorrelationConfig};
@@ -103,19 +103,45 @@ impl Mmgan {
         Ok(())
     }
 
+    /// D on the real and the generated batch: ((logits, f_D) of real, (logits, f_D) of fake), in
+    /// one pass over `[real; fake]` or in two (`d_batch`, see the config for why joint is the default).
+    pub(crate) fn embed(&self, real: &Tensor, fake: &Tensor) -> anyhow::Result<((Tensor, Tensor), (Tensor, Tensor))> {
+        Ok(match self.cfg.d_batch {
+            DBatch::Separate => (self.d.forward_feat(real, true)?, self.d.forward_feat(fake, true)?),
+            DBatch::Joint => {
+                let n = real.dim(0)?;
+                let m = fake.dim(0)?;
+                let (logit, f) = self.d.forward_feat(&Tensor::cat(&[real, fake], 0)?, true)?;
+                ((logit.narrow(0, 0, n)?, f.narrow(0, 0, n)?), (logit.narrow(0, n, m)?, f.narrow(0, n, m)?))
+            }
+        })
+    }
+
+    /// D on the generated batch alone for the G step: the real half of a joint pass only supplies
+    /// BatchNorm statistics, the separate mode needs no real pass.
+    fn fake_logits_features(&self, real: &Tensor, fake: &Tensor) -> anyhow::Result<(Tensor, Tensor)> {
+        Ok(match self.cfg.d_batch {
+            DBatch::Separate => self.d.forward_feat(fake, true)?,
+            DBatch::Joint => self.embed(real, fake)?.1,
+        })
+    }
+
+    fn fake_features(&self, real: &Tensor, fake: &Tensor) -> anyhow::Result<Tensor> {
+        Ok(self.fake_logits_features(real, fake)?.1)
+    }
+
     fn rg(&self, real: &Tensor, fake: &Tensor, feats: &Tensor, rng: &mut Rng) -> anyhow::Result<Tensor> {
         let mut rc = RegContext { real, fake: Some(fake), fake_features: Some(feats), local: None, rng };
         self.corr.penalty(&mut rc)
     }
 
     fn step_gan(&mut self, real: &Tensor, z: &Tensor, x_img: &Tensor) -> anyhow::Result<StepStats> {
-        let (lr, _) = self.d.forward_feat(real, true)?;
-        let (lf, _) = self.d.forward_feat(&x_img.detach(), true)?;
+        let ((lr, _), (lf, _)) = self.embed(real, &x_img.detach())?;
         let d_loss = (ganfold_core::loss::bce_const(&lr, true)? + ganfold_core::loss::bce_const(&lf, false)?)?;
         self.opt_d.backward_step(&d_loss)?;
         let mut g_loss = None;
         for _ in 0..self.cfg.g_steps_per_iter {
-            let (lf, _) = self.d.forward_feat(&self.g.forward_t(z, true)?, true)?;
+            let lf = self.fake_logits_features(real, &self.g.forward_t(z, true)?)?.0;
             let l = ganfold_core::loss::bce_const(&lf, true)?; // non-saturating -log D(G(z))
             self.opt_g.backward_step(&l)?;
             g_loss = Some(l);
@@ -147,8 +173,7 @@ impl Method for Mmgan {
         let (eps, delta, beta) = (self.cfg.eps, self.cfg.delta, self.cfg.beta);
 
         // ---- Alg. 1 line 6: D step on L_D^final = L_orig - L_G^final (Eq. 6, 10).
-        let (logit_r, y) = self.d.forward_feat(real, true)?;
-        let (logit_f, x) = self.d.forward_feat(&x_img.detach(), true)?;
+        let ((logit_r, y), (logit_f, x)) = self.embed(real, &x_img.detach())?;
         // Spec A2: L_orig is D's BCE loss (-V of Eq. 1).
         let l_orig = (ganfold_core::loss::bce_const(&logit_r, true)? + ganfold_core::loss::bce_const(&logit_f, false)?)?;
         self.update_bandwidth(&y, &x)?;
@@ -175,7 +200,11 @@ impl Method for Mmgan {
         self.opt_d.backward_step(&d_loss)?;
 
         // ---- Alg. 1 lines 7-8: commit the real side, re-embedded with the updated D (spec A24).
-        let y2 = self.d.forward_feat(real, true)?.1.detach();
+        let y2 = match self.cfg.d_batch {
+            DBatch::Separate => self.d.forward_feat(real, true)?.1,
+            DBatch::Joint => self.embed(real, &x_img.detach())?.0.1,
+        }
+        .detach();
         let (c_ym2, l_ym2) = manifold::batch_stats(space, &y2, eps)?;
         let c_y = manifold::ema(self.ema.c_y.as_ref(), &c_ym2, delta)?.detach();
         let l_y = manifold::ema(self.ema.l_y.as_ref(), &l_ym2, delta)?.detach();
@@ -187,7 +216,7 @@ impl Method for Mmgan {
         let mut last = None;
         for _ in 0..self.cfg.g_steps_per_iter {
             let x_img = self.g.forward_t(&z, true)?;
-            let x2 = self.d.forward_feat(&x_img, true)?.1;
+            let x2 = self.fake_features(real, &x_img)?;
             let (c_xm2, l_xm2) = manifold::batch_stats(space, &x2, eps)?;
             let c_x = manifold::ema(self.ema.c_x.as_ref(), &c_xm2, delta)?;
             let l_x = manifold::ema(self.ema.l_x.as_ref(), &l_xm2, delta)?;
