@@ -218,8 +218,11 @@ impl Lgan {
         let fake = self.g.forward_local(xu, &z, true)?;
         let psi_real = self.d.features_t(xu, true)?.mean(0)?.detach();
         let psi_fake = self.d.features_t(&fake, true)?.mean(0)?;
-        // L_G: squared L2 of the mean-feature difference (paper; [CODE-SSL] uses L1).
-        let fm = (psi_real - psi_fake)?.sqr()?.sum_all()?;
+        // L_G: squared L2 of the mean-feature difference (paper; [CODE-SSL] uses an L1 mean).
+        // Deviation (spec A1 applied to L_G): with the `mean` reduction (images) it is averaged over
+        // the F features like the locality term is over pixels; summed, it reached hundreds and
+        // outweighed mu * locality, and G(x, 0) collapsed to one image for every x (README).
+        let fm = feature_matching(&psi_real, &psi_fake, self.reg.reduction.resolve(xu))?;
         // K_G at z ~ P_Z (paper; [CODE-SSL] uses z = 0), (K+1)-way log-probabilities (errata 3).
         let zl = self.sample_z(b, rng)?;
         let kg = Self::labelled_nll(&self.d.forward_t(&self.g.forward_local(&xl, &zl, true)?, true)?, &yl)?;
@@ -413,6 +416,13 @@ fn pick_labelled(data: &Dataset, labels: usize, seed: u64, device: &Device) -> a
     }
     let b = data.batch(&index, device)?;
     Ok(Labelled { x: b.x, y: b.y.context("labels")?, index })
+}
+
+/// L_G of eq. (9) from the mean features of the real and the generated batch (each (F,)):
+/// ||psi_real - psi_fake||^2, divided by F under the `mean` reduction (see `step_ssl`).
+pub fn feature_matching(psi_real: &Tensor, psi_fake: &Tensor, reduction: Reduction) -> candle_core::Result<Tensor> {
+    let d2 = (psi_real - psi_fake)?.sqr()?;
+    if reduction == Reduction::Mean { d2.mean_all() } else { d2.sum_all() }
 }
 
 /// Eigenvalues of a small symmetric matrix (cyclic Jacobi), ascending.

@@ -26,7 +26,7 @@ impl Reduction {
             _ => anyhow::bail!("lgan: `reduction` must be `auto`, `sum` or `mean`, got `{s}`"),
         }
     }
-    fn resolve(self, x: &Tensor) -> Self {
+    pub fn resolve(self, x: &Tensor) -> Self {
         match self {
             Self::Auto if x.rank() > 2 => Self::Mean,
             Self::Auto => Self::Sum,

@@ -102,6 +102,19 @@ fn regularizer_is_zero_for_an_orthonormal_chart_through_x() -> R {
     Ok(())
 }
 
+/// L_G: psi_real - psi_fake = (1, -2, 0, 2) gives 9 summed (points) and 9/4 per feature (images).
+#[test]
+fn feature_matching_matches_hand_values() -> R {
+    use lgan::reg::Reduction;
+    let dev = Device::Cpu;
+    let a = Tensor::new(&[1.5f64, 0.0, 3.0, -1.0], &dev)?;
+    let b = Tensor::new(&[0.5f64, 2.0, 3.0, -3.0], &dev)?;
+    let sum = lgan::method::feature_matching(&a, &b, Reduction::Sum)?.to_scalar::<f64>()?;
+    let mean = lgan::method::feature_matching(&a, &b, Reduction::Mean)?.to_scalar::<f64>()?;
+    assert_eq!((sum, mean), (9.0, 2.25));
+    Ok(())
+}
+
 #[test]
 fn regularizer_matches_hand_values() -> R {
     let dev = Device::Cpu;

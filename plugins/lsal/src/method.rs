@@ -339,6 +339,24 @@ impl Lsal {
         Ok((se / (cnt as f64 * numel), dist / pair.max(1e-12)))
     }
 
+    /// How Q(x) (eval mode) is spread over up to `n` samples: the per-dimension standard deviation
+    /// averaged over dimensions, and the root mean square of the per-dimension means. Under the
+    /// prior N(0, I) they are 1 and 0 (spec E1 (iii): std in [0.8, 1.2], means within 0.2); a small
+    /// std means Q maps every x to one region, so G(Q(x)) is nearly the same image for all x.
+    pub fn code_stats(&self, data: &Dataset, n: usize) -> anyhow::Result<(f64, f64)> {
+        let n = n.min(data.len());
+        let mut codes = vec![];
+        for start in (0..n).step_by(500) {
+            let idx: Vec<usize> = (start..(start + 500).min(n)).collect();
+            let x = data.batch(&idx, &self.device)?.x.to_dtype(self.dtype)?;
+            codes.push(self.q.forward(&x, false)?.to_dtype(DType::F64)?);
+        }
+        let z = Tensor::cat(&codes, 0)?;
+        let mean = z.mean_keepdim(0)?;
+        let std = z.broadcast_sub(&mean)?.sqr()?.mean(0)?.sqrt()?.mean_all()?.to_scalar::<f64>()?;
+        Ok((std, mean.sqr()?.mean_all()?.sqrt()?.to_scalar::<f64>()?))
+    }
+
     /// Classification error of argmax_k a_k(x, Q(x)) on `data` (which must be labelled).
     pub fn classification_error(&self, data: &Dataset) -> anyhow::Result<f64> {
         let labels = data.labels.as_ref().context("classification needs labels")?;
@@ -445,7 +463,13 @@ impl Method for Lsal {
             None => (data, "train"),
         };
         let (mse, ratio) = self.reconstruction_error(held, 2000)?;
-        let mut out = vec![(format!("recon_mse_{split}"), mse), (format!("recon_l2_ratio_{split}"), ratio)];
+        let (q_std, q_mean) = self.code_stats(held, 2000)?;
+        let mut out = vec![
+            (format!("recon_mse_{split}"), mse),
+            (format!("recon_l2_ratio_{split}"), ratio),
+            (format!("q_std_{split}"), q_std),
+            (format!("q_mean_rms_{split}"), q_mean),
+        ];
         if self.mode == Mode::SemiSupervised {
             match &data.test {
                 Some(t) => out.push(("ssl_test_error".into(), self.classification_error(t)?)),

@@ -556,9 +556,20 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
     }
     let ev = m.evaluate(&mnist)?;
     let keys: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["recon_mse_train", "recon_l2_ratio_train", "ssl_error_unlabelled_train"]);
+    assert_eq!(keys, ["recon_mse_train", "recon_l2_ratio_train", "q_std_train", "q_mean_rms_train", "ssl_error_unlabelled_train"]);
     assert!(ev.iter().all(|(_, v)| v.is_finite()));
-    assert!(ev[2].1 > 0.0 && ev[2].1 <= 1.0);
+    assert!(ev[4].1 > 0.0 && ev[4].1 <= 1.0);
+    // The code statistics against a host computation over the same rows.
+    let rows: Vec<usize> = (0..mnist.len().min(2000)).collect();
+    let codes = m.q.forward(&mnist.batch(&rows, &Device::Cpu)?.x.to_dtype(m.dtype)?, false)?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    let (n, d) = (codes.len() as f64, codes[0].len());
+    let (mut std, mut ms) = (0.0, 0.0);
+    for k in 0..d {
+        let mean = codes.iter().map(|r| r[k]).sum::<f64>() / n;
+        std += (codes.iter().map(|r| (r[k] - mean).powi(2)).sum::<f64>() / n).sqrt() / d as f64;
+        ms += mean * mean / d as f64;
+    }
+    assert!((ev[2].1 - std).abs() < 1e-5 * (1.0 + std) && (ev[3].1 - ms.sqrt()).abs() < 1e-5, "{ev:?} vs {std} {}", ms.sqrt());
     let _ = model::loss_net; // the constructor is public API for notebooks
     Ok(())
 }
