@@ -220,8 +220,8 @@ impl Lgan {
         let psi_fake = self.d.features_t(&fake, true)?.mean(0)?;
         // L_G: squared L2 of the mean-feature difference (paper; [CODE-SSL] uses an L1 mean).
         // Deviation (spec A1 applied to L_G): with the `mean` reduction (images) it is averaged over
-        // the F features like the locality term is over pixels; summed, it reached hundreds and
-        // outweighed mu * locality, and G(x, 0) collapsed to one image for every x (README).
+        // the F features like the locality term is over pixels; summed over F = 128 it reached
+        // hundreds against a mu * locality of a few units (README, SSL table).
         let fm = feature_matching(&psi_real, &psi_fake, self.reg.reduction.resolve(xu))?;
         // K_G at z ~ P_Z (paper; [CODE-SSL] uses z = 0), (K+1)-way log-probabilities (errata 3).
         let zl = self.sample_z(b, rng)?;
