@@ -111,7 +111,9 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
     let cli = Cli::parse();
-    match run(cli) {
+    // Run on a rayon worker: the main thread is then one of the pool's threads instead of a third
+    // thread that competes with spinning idle workers for the cores between parallel kernels.
+    match rayon::ThreadPoolBuilder::new().build().map(|pool| pool.install(|| run(cli))).unwrap_or_else(|e| Err(e.into())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

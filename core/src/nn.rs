@@ -175,6 +175,30 @@ impl VsPath {
 // ---------------------------------------------------------------------------------------------
 // Layers
 
+thread_local! {
+    static FROZEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every layer's parameters taken as constants: the graph it builds still carries
+/// gradients to its inputs, but none to the parameters, so the backward pass skips their
+/// products. For one network's loss through the other (G's loss through D), whose parameter
+/// gradients the update would discard (PyTorch computes them and throws them away).
+pub fn frozen<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FROZEN.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(FROZEN.with(|c| c.replace(true)));
+    f()
+}
+
+/// A layer's parameter as used in a forward pass (detached inside [`frozen`]).
+fn param(t: &Tensor) -> Tensor {
+    if FROZEN.with(|c| c.get()) { t.detach() } else { t.clone() }
+}
+
 /// y = x W^T + b, with x of shape (B, in).
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -184,11 +208,8 @@ pub struct Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => crate::ops::bias_add(&y, b),
-            None => Ok(y),
-        }
+        let y = x.matmul(&param(&self.weight).t()?)?;
+        add_channel_bias(y, self.bias.as_ref())
     }
 }
 
@@ -237,7 +258,7 @@ pub struct Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        add_channel_bias(crate::ops::conv2d(x, &self.weight, self.cfg)?, self.bias.as_ref())
+        add_channel_bias(crate::ops::conv2d(x, &param(&self.weight), self.cfg)?, self.bias.as_ref())
     }
 }
 
@@ -257,7 +278,7 @@ pub struct ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        add_channel_bias(crate::ops::conv_transpose2d(x, &self.weight, self.cfg)?, self.bias.as_ref())
+        add_channel_bias(crate::ops::conv_transpose2d(x, &param(&self.weight), self.cfg)?, self.bias.as_ref())
     }
 }
 
@@ -278,7 +299,7 @@ pub fn conv_transpose2d(
 
 fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(b) => crate::ops::bias_add(&y, b),
+        Some(b) => crate::ops::bias_add(&y, &param(b)),
         None => Ok(y),
     }
 }
@@ -356,10 +377,10 @@ impl BatchNorm {
         let inv = (st.var.reshape(s.as_slice())? + self.eps)?.sqrt()?.recip()?;
         let mut y = x.broadcast_sub(&mean)?.broadcast_mul(&inv)?;
         if let Some(g) = &self.gamma {
-            y = y.broadcast_mul(&g.reshape(s.as_slice())?)?;
+            y = y.broadcast_mul(&param(g).reshape(s.as_slice())?)?;
         }
         if let Some(b) = &self.beta {
-            y = y.broadcast_add(&b.reshape(s.as_slice())?)?;
+            y = y.broadcast_add(&param(b).reshape(s.as_slice())?)?;
         }
         Ok(y)
     }
@@ -369,8 +390,23 @@ impl BatchNorm {
     /// returned statistics are constants; the gradient of `y` flows through the batch statistics
     /// as usual. On CPU this is one fused op (`ops::batch_norm_train`).
     pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, BnStats)> {
-        let (mean, var) = crate::ops::batch_moments(x)?;
         let c = x.dim(1)?;
+        let g = match &self.gamma {
+            Some(g) => param(g),
+            None => Tensor::ones(c, x.dtype(), x.device())?,
+        };
+        let b = match &self.beta {
+            Some(b) => param(b),
+            None => Tensor::zeros(c, x.dtype(), x.device())?,
+        };
+        let (y, mean, var) = match crate::ops::batch_norm_train(x, &g, &b, self.eps)? {
+            Some(fused) => fused,
+            None => {
+                // Composed path (CUDA, other dtypes, second-order gradients): statistics in the graph.
+                let (mean, var) = crate::ops::batch_moments(x)?;
+                (self.forward_with_stats(x, &self.batch_stats(x)?)?, mean.to_device(x.device())?, var.to_device(x.device())?)
+            }
+        };
         let n = x.elem_count() / c.max(1);
         let unbiased = if n > 1 { (&var * (n as f64 / (n - 1) as f64))? } else { var.clone() };
         let m = self.momentum;
@@ -379,22 +415,7 @@ impl BatchNorm {
         let rv = ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased.to_device(dev)? * m)?)?;
         self.running_mean.set(&rm)?;
         self.running_var.set(&rv)?;
-        let st = BnStats { mean: mean.to_device(x.device())?, var: var.to_device(x.device())? };
-        let (ones, zeros);
-        let (g, b) = match (&self.gamma, &self.beta) {
-            (Some(g), Some(b)) => (g, b),
-            _ => {
-                ones = Tensor::ones(c, x.dtype(), x.device())?;
-                zeros = Tensor::zeros(c, x.dtype(), x.device())?;
-                (self.gamma.as_ref().unwrap_or(&ones), self.beta.as_ref().unwrap_or(&zeros))
-            }
-        };
-        if let Some(y) = crate::ops::batch_norm_train(x, g, b, self.eps)? {
-            return Ok((y, st));
-        }
-        // Composed path (CUDA, other dtypes, second-order gradients): statistics in the graph.
-        let y = self.forward_with_stats(x, &self.batch_stats(x)?)?;
-        Ok((y, st))
+        Ok((y, BnStats { mean, var }))
     }
 
     /// Inference-mode pass with the running statistics.
@@ -422,6 +443,31 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inside `frozen`, a conv/BN/linear stack gives its input the same gradient as outside, and
+    /// its parameters none; outside, the parameters get theirs again.
+    #[test]
+    fn frozen_parameters_get_no_gradient_and_inputs_the_same_one() -> Result<()> {
+        let dev = Device::Cpu;
+        let vs = VarStore::new(DType::F64, &dev, Rng::new(3));
+        let conv = conv2d(2, 4, 4, ConvCfg::new(2, 1), true, Init::Normal { mean: 0.0, std: 0.2 }, vs.pp("c"))?;
+        let bn = batch_norm(4, vs.pp("bn"))?;
+        let fc = linear(4 * 3 * 3, 1, vs.pp("fc"))?;
+        let x = Var::from_tensor(&Rng::new(4).randn((5, 2, 6, 6), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
+        let f = || -> Result<Tensor> {
+            let h = leaky_relu(&bn.forward_t(&conv.forward(x.as_tensor())?, true)?, 0.2)?;
+            fc.forward(&h.flatten_from(1)?)?.sqr()?.sum_all()
+        };
+        let (free, cold) = (f()?.backward()?, frozen(f)?.backward()?);
+        let dx = |g: &candle_core::backprop::GradStore| g.get(x.as_tensor()).expect("input gradient").flatten_all()?.to_vec1::<f64>();
+        assert_eq!(dx(&free)?, dx(&cold)?);
+        for (name, v) in vs.trainable_vars() {
+            assert!(free.get(v.as_tensor()).is_some(), "{name} has a gradient outside frozen");
+            assert!(cold.get(v.as_tensor()).is_none(), "{name} has a gradient inside frozen");
+        }
+        assert!(f()?.backward()?.get(&conv.weight).is_some(), "frozen is scoped");
+        Ok(())
+    }
 
     #[test]
     fn seeded_init_is_reproducible_and_named() -> Result<()> {

@@ -182,28 +182,28 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
     match op.kind {
         Kind::Conv => {
             // Yt (O, N) = W (O, K) · cols (K, N), then (O, B, P) -> (B, O, P).
-            let cols = im2col(g, a);
+            let cols = super::profile::timed("  im2col", || im2col(g, a));
             let mut yt = uninit(g.o * n);
-            gemm_into(&mut yt, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false, true);
+            super::profile::timed("  gemm conv", || gemm_into(&mut yt, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false, true));
             if let Some(c) = &op.cols {
                 *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cols::from(cols));
             }
-            Ok((swap_outer(&yt, g.o, g.b, p), g.grid_shape()))
+            Ok((super::profile::timed("  swap", || swap_outer(&yt, g.o, g.b, p)), g.grid_shape()))
         }
         Kind::ConvT => {
             // cols (K, N) = Wᵀ (K, O) · Yt (O, N), then scatter-add the patches into the image.
-            let yt = swap_outer(a, g.b, g.o, p);
+            let yt = super::profile::timed("  swap", || swap_outer(a, g.b, g.o, p));
             let mut cols = uninit(kk * n);
-            gemm_into(&mut cols, kk, n, g.o, b, (1, kk), &yt, (n, 1), false, true);
-            Ok((col2im(g, &cols), g.image_shape()))
+            super::profile::timed("  gemm convT", || gemm_into(&mut cols, kk, n, g.o, b, (1, kk), &yt, (n, 1), false, true));
+            Ok((super::profile::timed("  col2im", || col2im(g, &cols)), g.image_shape()))
         }
         Kind::WGrad => {
             // W (O, K) = Yt (O, N) · colsᵀ (N, K).
             let cached = op.cols.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()).and_then(Cols::into_vec::<T>);
-            let cols = cached.unwrap_or_else(|| im2col(g, a));
-            let yt = swap_outer(b, g.b, g.o, p);
+            let cols = cached.unwrap_or_else(|| super::profile::timed("  im2col wg", || im2col(g, a)));
+            let yt = super::profile::timed("  swap", || swap_outer(b, g.b, g.o, p));
             let mut w = uninit(g.o * kk);
-            gemm_into(&mut w, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false, true);
+            super::profile::timed("  gemm wgrad", || gemm_into(&mut w, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false, true));
             Ok((w, g.kernel_shape()))
         }
     }
@@ -291,29 +291,63 @@ fn gemm_into<T: WithDType>(
     }
 }
 
+impl Geom {
+    /// Padded plane size: the image with `p` zeros on every side.
+    fn padded(&self) -> (usize, usize) {
+        (self.h + 2 * self.p, self.w + 2 * self.p)
+    }
+    /// For kernel tap (kh, kw) and output position (oh, ow), the offset of the input pixel in
+    /// the padded plane: one table serves every (batch, channel), so the gathers and scatters
+    /// below are branch-free loops over it (the per-row bounds checks cost twice as much).
+    fn taps(&self) -> Vec<u32> {
+        let (_, wp) = self.padded();
+        let mut t = Vec::with_capacity(self.k * self.k * self.ho * self.wo);
+        for kh in 0..self.k {
+            for kw in 0..self.k {
+                for oh in 0..self.ho {
+                    for ow in 0..self.wo {
+                        t.push(((oh * self.s + kh) * wp + ow * self.s + kw) as u32);
+                    }
+                }
+            }
+        }
+        t
+    }
+}
+
+/// x (B, C, H, W) with `p` zeros around every plane (x itself when p = 0).
+fn pad<'a, T: WithDType>(g: &Geom, x: &'a [T]) -> std::borrow::Cow<'a, [T]> {
+    if g.p == 0 {
+        return x.into();
+    }
+    let (hp, wp) = g.padded();
+    let mut out = vec![T::zero(); g.b * g.c * hp * wp];
+    let plane = |(out, x): (&mut [T], &[T])| {
+        for (r, src) in x.chunks_exact(g.w).enumerate() {
+            out[(r + g.p) * wp + g.p..][..g.w].copy_from_slice(src);
+        }
+    };
+    if out.len() < super::PAR_MIN {
+        out.chunks_mut(hp * wp).zip(x.chunks(g.h * g.w)).for_each(plane);
+    } else {
+        out.par_chunks_mut(hp * wp).zip(x.par_chunks(g.h * g.w)).for_each(plane);
+    }
+    out.into()
+}
+
 /// cols (C·k·k, B·Ho·Wo): row (c, kh, kw), column (b, oh, ow) holds
 /// x[b, c, oh·s − p + kh, ow·s − p + kw] (0 in the padding).
 fn im2col<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
     let (p, n) = (g.ho * g.wo, g.b * g.ho * g.wo);
-    let mut cols = vec![T::zero(); g.kk() * n];
+    let (hp, wp) = g.padded();
+    let (xp, taps) = (pad(g, x), g.taps());
+    let mut cols = uninit(g.kk() * n);
     let fill = |(r, row): (usize, &mut [T])| {
-        let (c, kh, kw) = (r / (g.k * g.k), (r / g.k) % g.k, r % g.k);
-        for b in 0..g.b {
-            let plane = &x[(b * g.c + c) * g.h * g.w..][..g.h * g.w];
-            let out = &mut row[b * p..][..p];
-            for oh in 0..g.ho {
-                let ih = (oh * g.s + kh) as isize - g.p as isize;
-                if ih < 0 || ih >= g.h as isize {
-                    continue;
-                }
-                let src = &plane[ih as usize * g.w..][..g.w];
-                for (ow, d) in out[oh * g.wo..][..g.wo].iter_mut().enumerate() {
-                    let iw = (ow * g.s + kw) as isize - g.p as isize;
-                    if iw >= 0 && iw < g.w as isize {
-                        *d = src[iw as usize];
-                    }
-                }
-            }
+        let (c, tap) = (r / (g.k * g.k), r % (g.k * g.k));
+        let taps = &taps[tap * p..][..p];
+        for (b, out) in row.chunks_exact_mut(p).enumerate() {
+            let plane = &xp[(b * g.c + c) * hp * wp..][..hp * wp];
+            out.iter_mut().zip(taps).for_each(|(d, &i)| *d = plane[i as usize]);
         }
     };
     if cols.len() < super::PAR_MIN {
@@ -328,26 +362,18 @@ fn im2col<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
 /// from. Parallel over image planes, so no two threads write the same element.
 fn col2im<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
     let (p, n) = (g.ho * g.wo, g.b * g.ho * g.wo);
-    let mut x = vec![T::zero(); g.b * g.c * g.h * g.w];
+    let (hp, wp) = g.padded();
+    let taps = g.taps();
+    let mut x = uninit(g.b * g.c * g.h * g.w);
     let plane = |(bc, plane): (usize, &mut [T])| {
         let (b, c) = (bc / g.c, bc % g.c);
-        for kh in 0..g.k {
-            for kw in 0..g.k {
-                let src = &cols[((c * g.k + kh) * g.k + kw) * n + b * p..][..p];
-                for oh in 0..g.ho {
-                    let ih = (oh * g.s + kh) as isize - g.p as isize;
-                    if ih < 0 || ih >= g.h as isize {
-                        continue;
-                    }
-                    let dst = &mut plane[ih as usize * g.w..][..g.w];
-                    for (ow, &v) in src[oh * g.wo..][..g.wo].iter().enumerate() {
-                        let iw = (ow * g.s + kw) as isize - g.p as isize;
-                        if iw >= 0 && iw < g.w as isize {
-                            dst[iw as usize] += v;
-                        }
-                    }
-                }
-            }
+        let mut acc = vec![T::zero(); hp * wp];
+        for tap in 0..g.k * g.k {
+            let src = &cols[(c * g.k * g.k + tap) * n + b * p..][..p];
+            src.iter().zip(&taps[tap * p..][..p]).for_each(|(&v, &i)| acc[i as usize] += v);
+        }
+        for (r, dst) in plane.chunks_exact_mut(g.w).enumerate() {
+            dst.copy_from_slice(&acc[(r + g.p) * wp + g.p..][..g.w]);
         }
     };
     if x.len() < super::PAR_MIN {

@@ -2,10 +2,8 @@
 //! (Ioffe & Szegedy 2015, eq. in Sec. 3), instead of about ten broadcast ops and strided
 //! reductions in Candle.
 
-use super::pointwise::channel_sums;
-use super::{PAR_MIN, Timer, bcs, fast, second_order, slice, uninit};
+use super::{Timer, bcs, fast, second_order, slice};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType, bail};
-use rayon::prelude::*;
 
 /// Per-channel batch mean and biased variance of x (B, C, ...), as constants (no gradient),
 /// in x's dtype. Two passes (mean, then centred squares) accumulated in f64.
@@ -22,23 +20,16 @@ pub fn batch_moments(x: &Tensor) -> Result<(Tensor, Tensor)> {
 
 fn moments<T: WithDType>(x: &[T], b: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     let n = (b * s) as f64;
-    let mean: Vec<f64> = channel_sums(x, b, c, s).into_iter().map(|v| v / n).collect();
-    let sq = |bi: usize| -> Vec<f64> {
-        (0..c)
-            .map(|ci| {
-                let m = mean[ci];
-                x[(bi * c + ci) * s..][..s].iter().map(|v| (v.to_f64() - m).powi(2)).sum()
-            })
-            .collect()
-    };
-    let var = super::sum_rows(b, x.len(), c, sq);
+    let mean: Vec<f64> = super::channel_sum(x, (b, c, s)).into_iter().map(|v| v / n).collect();
+    let var = super::channel_dot(x, x, &mean, &mean, (b, c, s));
     (mean, var.into_iter().map(|v| v / n).collect())
 }
 
 /// gamma · (x − mean) / sqrt(var + eps) + beta with the batch's per-channel mean and biased
-/// variance, gradients flowing through the statistics. `None` when the fused CPU kernel does not
-/// apply (another device or dtype, or second-order gradients requested): compose Candle's ops.
-pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Option<Tensor>> {
+/// variance, gradients flowing through the statistics; also returns (mean, var) as constants.
+/// `None` when the fused CPU kernel does not apply (another device or dtype, or second-order
+/// gradients requested): compose Candle's ops.
+pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Option<(Tensor, Tensor, Tensor)>> {
     if !fast(&[x, gamma, beta]) || second_order() {
         return Ok(None);
     }
@@ -46,68 +37,48 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> 
     if gamma.dims() != [c] || beta.dims() != [c] || eps <= 0.0 {
         bail!("batch_norm: gamma {:?}, beta {:?}, eps {eps} for input {:?}", gamma.dims(), beta.dims(), x.dims());
     }
-    Ok(Some(x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BatchNorm { eps })?))
+    let moments = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BatchNorm { eps, moments: moments.clone() })?;
+    let Some((mean, var)) = moments.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        bail!("batch_norm: the fused kernel left no statistics");
+    };
+    let t = |v: Vec<f64>| Tensor::from_vec(v, c, x.device())?.to_dtype(x.dtype());
+    Ok(Some((y, t(mean)?, t(var)?)))
 }
 
 struct BatchNorm {
     eps: f64,
+    /// The forward pass's (mean, var), reused by the backward pass (saves two passes over x).
+    moments: std::sync::Arc<std::sync::Mutex<Option<Moments>>>,
 }
 
+type Moments = (Vec<f64>, Vec<f64>);
+
 /// Per channel: scale = gamma / sqrt(var + eps), shift = beta − mean · scale, so y = x·scale + shift.
-fn normalise<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64, (b, c, s): (usize, usize, usize)) -> Vec<T> {
+fn normalise<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64, (b, c, s): (usize, usize, usize)) -> (Vec<T>, Moments) {
     let (mean, var) = moments(x, b, c, s);
     let scale: Vec<f64> = (0..c).map(|i| gamma[i].to_f64() / (var[i] + eps).sqrt()).collect();
     let shift: Vec<T> = (0..c).map(|i| T::from_f64(beta[i].to_f64() - mean[i] * scale[i])).collect();
     let scale: Vec<T> = scale.into_iter().map(T::from_f64).collect();
-    let mut y = uninit(x.len());
-    let rows = |(r, (y, x)): (usize, (&mut [T], &[T]))| {
-        let (a, o) = (scale[r % c], shift[r % c]);
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * a + o);
-    };
-    if x.len() < PAR_MIN {
-        y.chunks_mut(s).zip(x.chunks(s)).enumerate().for_each(rows);
-    } else {
-        y.par_chunks_mut(s).zip(x.par_chunks(s)).enumerate().for_each(rows);
-    }
-    y
+    let y = super::channel_affine(x, &scale, None, &shift, (b, c, s));
+    (y, (mean, var))
 }
 
 /// dx = gamma·inv/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), dgamma = Σ(dy·x̂), dbeta = Σdy (sums per channel).
-fn backward<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], eps: f64, (b, c, s): (usize, usize, usize)) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let (mean, var) = moments(x, b, c, s);
+fn backward<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], eps: f64, (b, c, s): (usize, usize, usize), cached: Option<Moments>) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let (mean, var) = cached.unwrap_or_else(|| moments(x, b, c, s));
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let sum_dy = channel_sums(dy, b, c, s);
-    let part = |bi: usize| -> Vec<f64> {
-        (0..c)
-            .map(|ci| {
-                let o = (bi * c + ci) * s;
-                x[o..o + s].iter().zip(&dy[o..o + s]).map(|(x, d)| (x.to_f64() - mean[ci]) * d.to_f64()).sum::<f64>() * inv[ci]
-            })
-            .collect()
-    };
-    let sum_dy_xhat = super::sum_rows(b, x.len(), c, part);
+    let sum_dy = super::channel_sum(dy, (b, c, s));
+    let zero = vec![0.0; c];
+    let sum_dy_xhat: Vec<f64> = super::channel_dot(x, dy, &mean, &zero, (b, c, s)).iter().zip(&inv).map(|(v, i)| v * i).collect();
     let n = (b * s) as f64;
     // dx = k1·dy + k2·x + k3 per channel, with x̂ = (x − mean)·inv expanded.
-    let coef: Vec<(T, T, T)> = (0..c)
-        .map(|i| {
-            let g = gamma[i].to_f64() * inv[i];
-            let k2 = -g * inv[i] * sum_dy_xhat[i] / n;
-            let k3 = -g * sum_dy[i] / n - k2 * mean[i];
-            (T::from_f64(g), T::from_f64(k2), T::from_f64(k3))
-        })
-        .collect();
-    let mut dx = uninit(x.len());
-    let rows = |(r, (out, (x, dy))): (usize, (&mut [T], (&[T], &[T])))| {
-        let (k1, k2, k3) = coef[r % c];
-        out.iter_mut().zip(x.iter().zip(dy)).for_each(|(o, (&x, &d))| *o = d * k1 + x * k2 + k3);
-    };
-    if x.len() < PAR_MIN {
-        dx.chunks_mut(s).zip(x.chunks(s).zip(dy.chunks(s))).enumerate().for_each(rows);
-    } else {
-        dx.par_chunks_mut(s).zip(x.par_chunks(s).zip(dy.par_chunks(s))).enumerate().for_each(rows);
-    }
-    let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
-    (dx, cast(sum_dy_xhat), cast(sum_dy))
+    let k1: Vec<f64> = (0..c).map(|i| gamma[i].to_f64() * inv[i]).collect();
+    let k2: Vec<f64> = (0..c).map(|i| -k1[i] * inv[i] * sum_dy_xhat[i] / n).collect();
+    let k3: Vec<f64> = (0..c).map(|i| -k1[i] * sum_dy[i] / n - k2[i] * mean[i]).collect();
+    let cast = |v: &[f64]| v.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
+    let dx = super::channel_affine(dy, &cast(&k1), Some((x, &cast(&k2))), &cast(&k3), (b, c, s));
+    (dx, cast(&sum_dy_xhat), cast(&sum_dy))
 }
 
 impl CustomOp3 for BatchNorm {
@@ -117,15 +88,18 @@ impl CustomOp3 for BatchNorm {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = bcs(l1.dims())?;
         let _t = super::profile::enabled().then(|| Timer::new("ganfold-batch-norm"));
-        let out = match (s1, s2, s3) {
+        let (out, m) = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(b)) => {
-                CpuStorage::F32(normalise(slice(x, l1)?, slice(g, l2)?, slice(b, l3)?, self.eps, d))
+                let (y, m) = normalise(slice(x, l1)?, slice(g, l2)?, slice(b, l3)?, self.eps, d);
+                (CpuStorage::F32(y), m)
             }
             (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(b)) => {
-                CpuStorage::F64(normalise(slice(x, l1)?, slice(g, l2)?, slice(b, l3)?, self.eps, d))
+                let (y, m) = normalise(slice(x, l1)?, slice(g, l2)?, slice(b, l3)?, self.eps, d);
+                (CpuStorage::F64(y), m)
             }
             _ => bail!("ganfold-batch-norm: only f32 and f64, alike"),
         };
+        *self.moments.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
         Ok((out, l1.shape().clone()))
     }
     fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -137,14 +111,15 @@ impl CustomOp3 for BatchNorm {
         let (xs, xl) = x.storage_and_layout();
         let (gs, gl) = gamma.storage_and_layout();
         let (ds, dl) = grad.storage_and_layout();
+        let cached = self.moments.lock().unwrap_or_else(|e| e.into_inner()).clone();
         use candle_core::Storage::Cpu;
         let (dx, dg, db) = match (&*xs, &*gs, &*ds) {
             (Cpu(CpuStorage::F32(x)), Cpu(CpuStorage::F32(g)), Cpu(CpuStorage::F32(dy))) => {
-                let (dx, dg, db) = backward(slice(x, xl)?, slice(g, gl)?, slice(dy, dl)?, self.eps, d);
+                let (dx, dg, db) = backward(slice(x, xl)?, slice(g, gl)?, slice(dy, dl)?, self.eps, d, cached.clone());
                 (Tensor::from_vec(dx, grad.shape(), &dev)?, Tensor::from_vec(dg, d.1, &dev)?, Tensor::from_vec(db, d.1, &dev)?)
             }
             (Cpu(CpuStorage::F64(x)), Cpu(CpuStorage::F64(g)), Cpu(CpuStorage::F64(dy))) => {
-                let (dx, dg, db) = backward(slice(x, xl)?, slice(g, gl)?, slice(dy, dl)?, self.eps, d);
+                let (dx, dg, db) = backward(slice(x, xl)?, slice(g, gl)?, slice(dy, dl)?, self.eps, d, cached.clone());
                 (Tensor::from_vec(dx, grad.shape(), &dev)?, Tensor::from_vec(dg, d.1, &dev)?, Tensor::from_vec(db, d.1, &dev)?)
             }
             _ => bail!("ganfold-batch-norm: backward needs CPU f32 or f64 tensors, alike"),

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use candle_core::{DType, Device, Tensor};
 use ganfold_core::checkpoint::prefixed;
 use ganfold_core::loss::bce_const;
-use ganfold_core::nn::VarStore;
+use ganfold_core::nn::{self, VarStore};
 use ganfold_core::optim::{Adam, AdamConfig};
 use ganfold_core::{
     Batch, BuildContext, Discriminator, Generator, Method, MethodState, RegContext, Regularizer, Rng, SampleShape,
@@ -78,13 +78,16 @@ impl Method for Dcgan {
         let d_loss = (bce_const(&d_real, true)? + bce_const(&d_fake, false)?)?;
         self.opt_d.backward_step(&d_loss)?;
 
-        // Generator: non-saturating -log D(G(z)), plus any attached regularizers.
-        let (logit, feats) = if self.regs.is_empty() {
-            (self.d.forward_t(&fake, true)?, None)
-        } else {
-            let f = self.d.features_t(&fake, true)?;
-            (self.d.head(&f)?, Some(f))
-        };
+        // Generator: non-saturating -log D(G(z)), plus any attached regularizers. D's parameters
+        // are constants here (`nn::frozen`): their gradients would be discarded.
+        let (logit, feats) = nn::frozen(|| -> candle_core::Result<_> {
+            if self.regs.is_empty() {
+                Ok((self.d.forward_t(&fake, true)?, None))
+            } else {
+                let f = self.d.features_t(&fake, true)?;
+                Ok((self.d.head(&f)?, Some(f)))
+            }
+        })?;
         let adv = bce_const(&logit, true)?;
         let mut g_loss = adv.clone();
         let mut stats = StepStats::default();
