@@ -61,8 +61,12 @@ pub fn main(a: &BenchArgs) -> anyhow::Result<()> {
     if threads == 0 {
         bail!("--threads must be at least 1");
     }
-    // Candle's CPU kernels and ours use rayon's global pool.
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot set up the thread pool")?;
+    // Our kernels use the rayon pool they run in; the bench runs inside one of `threads` threads.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("cannot set up the thread pool")?;
+    pool.install(|| bench(a, threads))
+}
+
+fn bench(a: &BenchArgs, threads: usize) -> anyhow::Result<()> {
     let python = if a.reference { Some(ensure_venv(&a.venv)?) } else { None };
 
     let gflops = sgemm_gflops()?;

@@ -258,7 +258,20 @@ pub struct Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        add_channel_bias(crate::ops::conv2d(x, &param(&self.weight), self.cfg)?, self.bias.as_ref())
+        match &self.bias {
+            Some(b) => crate::ops::conv2d_bias(x, &param(&self.weight), &param(b), self.cfg),
+            None => crate::ops::conv2d(x, &param(&self.weight), self.cfg),
+        }
+    }
+}
+
+impl Conv2d {
+    /// leaky_relu(forward(x), slope), slope 0 for ReLU: one fused op on CPU.
+    pub fn forward_act(&self, x: &Tensor, slope: f64) -> Result<Tensor> {
+        match &self.bias {
+            Some(b) => crate::ops::conv2d_bias_act(x, &param(&self.weight), &param(b), self.cfg, Some(slope)),
+            None => leaky_relu(&self.forward(x)?, slope),
+        }
     }
 }
 
@@ -278,7 +291,10 @@ pub struct ConvTranspose2d {
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        add_channel_bias(crate::ops::conv_transpose2d(x, &param(&self.weight), self.cfg)?, self.bias.as_ref())
+        match &self.bias {
+            Some(b) => crate::ops::conv_transpose2d_bias(x, &param(&self.weight), &param(b), self.cfg),
+            None => crate::ops::conv_transpose2d(x, &param(&self.weight), self.cfg),
+        }
     }
 }
 
@@ -390,6 +406,11 @@ impl BatchNorm {
     /// returned statistics are constants; the gradient of `y` flows through the batch statistics
     /// as usual. On CPU this is one fused op (`ops::batch_norm_train`).
     pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, BnStats)> {
+        self.forward_train_act(x, None)
+    }
+
+    /// [`Self::forward_train`] followed by a leaky ReLU of slope `act` (0: ReLU), fused on CPU.
+    fn forward_train_act(&self, x: &Tensor, act: Option<f64>) -> Result<(Tensor, BnStats)> {
         let c = x.dim(1)?;
         let g = match &self.gamma {
             Some(g) => param(g),
@@ -399,12 +420,17 @@ impl BatchNorm {
             Some(b) => param(b),
             None => Tensor::zeros(c, x.dtype(), x.device())?,
         };
-        let (y, mean, var) = match crate::ops::batch_norm_train(x, &g, &b, self.eps)? {
+        let (y, mean, var) = match crate::ops::batch_norm_train(x, &g, &b, self.eps, act)? {
             Some(fused) => fused,
             None => {
                 // Composed path (CUDA, other dtypes, second-order gradients): statistics in the graph.
                 let (mean, var) = crate::ops::batch_moments(x)?;
-                (self.forward_with_stats(x, &self.batch_stats(x)?)?, mean.to_device(x.device())?, var.to_device(x.device())?)
+                let y = self.forward_with_stats(x, &self.batch_stats(x)?)?;
+                let y = match act {
+                    Some(slope) => leaky_relu(&y, slope)?,
+                    None => y,
+                };
+                (y, mean.to_device(x.device())?, var.to_device(x.device())?)
             }
         };
         let n = x.elem_count() / c.max(1);
@@ -427,6 +453,12 @@ impl BatchNorm {
     /// `train`: batch statistics (and running update); otherwise running statistics.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train { Ok(self.forward_train(x)?.0) } else { self.forward_eval(x) }
+    }
+
+    /// leaky_relu(forward_t(x), slope), slope 0 for ReLU: the normalise-then-activate block of
+    /// most generators and discriminators, one fused op in training on CPU.
+    pub fn forward_act(&self, x: &Tensor, train: bool, slope: f64) -> Result<Tensor> {
+        if train { Ok(self.forward_train_act(x, Some(slope))?.0) } else { leaky_relu(&self.forward_eval(x)?, slope) }
     }
 }
 

@@ -37,6 +37,53 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, cfg: ConvCfg) -> Result<Tensor> 
     if !fast_path(x, w) {
         return x.conv_transpose2d(w, cfg.padding, cfg.output_padding, cfg.stride, 1);
     }
+    let g = transpose_geom(x, w, cfg)?;
+    x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { g, kind: Kind::ConvT, cols: None })
+}
+
+/// `conv2d(x, w) + b` per output channel, the bias added inside the op: one graph node, one
+/// buffer and one gradient accumulation fewer per layer than a separate bias op.
+pub fn conv2d_bias(x: &Tensor, w: &Tensor, b: &Tensor, cfg: ConvCfg) -> Result<Tensor> {
+    conv2d_bias_act(x, w, b, cfg, None)
+}
+
+/// `leaky_relu(conv2d(x, w) + b, slope)` (slope 0: ReLU; `None`: no activation), one op.
+pub fn conv2d_bias_act(x: &Tensor, w: &Tensor, b: &Tensor, cfg: ConvCfg, act: Option<f64>) -> Result<Tensor> {
+    if act.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
+        bail!("conv2d: activation slope {act:?} outside [0, 1]");
+    }
+    if !fast_path(x, w) || !super::fast(&[x, b]) {
+        let y = super::bias_add(&conv2d(x, w, cfg)?, b)?;
+        return match act {
+            Some(slope) => super::leaky_relu(&y, slope),
+            None => Ok(y),
+        };
+    }
+    let g = Geom::from_image(x.dims(), w.dims(), cfg)?;
+    let keep = (x.track_op() || w.track_op()).then(Default::default);
+    biased(x, w, b, ConvOp { g, kind: Kind::Conv, cols: keep }, act)
+}
+
+/// `conv_transpose2d(x, w) + b` per output channel, fused as [`conv2d_bias`].
+pub fn conv_transpose2d_bias(x: &Tensor, w: &Tensor, b: &Tensor, cfg: ConvCfg) -> Result<Tensor> {
+    if !fast_path(x, w) || !super::fast(&[x, b]) {
+        return super::bias_add(&conv_transpose2d(x, w, cfg)?, b);
+    }
+    let g = transpose_geom(x, w, cfg)?;
+    biased(x, w, b, ConvOp { g, kind: Kind::ConvT, cols: None }, None)
+}
+
+fn biased(x: &Tensor, w: &Tensor, b: &Tensor, op: ConvOp, act: Option<f64>) -> Result<Tensor> {
+    let o = if op.kind == Kind::Conv { op.g.o } else { op.g.c };
+    if b.dims() != [o] {
+        bail!("{}: bias of shape {:?} for {o} output channels", op.name(), b.dims());
+    }
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Biased { op, act })
+}
+
+/// The geometry of a transposed convolution of x (B, Cin, H, W) with w (Cin, Cout, k, k): that
+/// of the conv2d whose adjoint it is.
+fn transpose_geom(x: &Tensor, w: &Tensor, cfg: ConvCfg) -> Result<Geom> {
     let (b, ci, h, wd) = x.dims4()?;
     let (wi, co, k, k2) = w.dims4()?;
     if wi != ci || k != k2 {
@@ -52,7 +99,46 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, cfg: ConvCfg) -> Result<Tensor> 
     if (g.ho, g.wo) != (h, wd) {
         bail!("conv_transpose2d: geometry mismatch for {:?}, {cfg:?}", x.dims());
     }
-    x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { g, kind: Kind::ConvT, cols: None })
+    Ok(g)
+}
+
+/// A Conv or ConvT op with a per-output-channel bias added to its result, then optionally a leaky
+/// ReLU (its mask is read back from the output's sign, as in the fused batch norm).
+struct Biased {
+    op: ConvOp,
+    act: Option<f64>,
+}
+
+impl candle_core::CustomOp3 for Biased {
+    fn name(&self) -> &'static str {
+        self.op.name()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (mut out, shape) = self.op.cpu_fwd(s1, l1, s2, l2)?;
+        let d = super::bcs(shape.dims())?;
+        match (&mut out, s3) {
+            (CpuStorage::F32(y), CpuStorage::F32(b)) => super::add_bias_in_place(y, slice(b, l3)?, d, self.act),
+            (CpuStorage::F64(y), CpuStorage::F64(b)) => super::add_bias_in_place(y, slice(b, l3)?, d, self.act),
+            _ => bail!("{}: the bias must have the input's dtype", self.name()),
+        }
+        Ok((out, shape))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let masked;
+        let grad = match self.act {
+            Some(slope) => {
+                masked = super::pointwise::leaky_mask(res, &grad.contiguous()?, slope)?;
+                &masked
+            }
+            None => grad,
+        };
+        let (dx, dw) = self.op.bwd(x, w, res, grad)?;
+        let db = if b.track_op() { Some(super::pointwise::channel_sum_of(grad)?) } else { None };
+        Ok((dx, dw, db))
+    }
 }
 
 fn fast_path(x: &Tensor, w: &Tensor) -> bool {
@@ -179,6 +265,8 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
     let n = g.b * p;
     // One GEMM over the whole batch (N = B·Ho·Wo columns) packs the weight once; the batch/channel
     // swaps it needs are over the small grid tensor only.
+    // Temporaries are fresh allocations: reusing pooled buffers measured slower (a fresh page is
+    // zeroed by the kernel and so already in cache when the kernel writes it; a reused one is not).
     match op.kind {
         Kind::Conv => {
             // Yt (O, N) = W (O, K) · cols (K, N), then (O, B, P) -> (B, O, P).
@@ -321,10 +409,15 @@ fn pad<'a, T: WithDType>(g: &Geom, x: &'a [T]) -> std::borrow::Cow<'a, [T]> {
         return x.into();
     }
     let (hp, wp) = g.padded();
-    let mut out = vec![T::zero(); g.b * g.c * hp * wp];
+    let mut out = uninit(g.b * g.c * hp * wp);
     let plane = |(out, x): (&mut [T], &[T])| {
+        out[..g.p * wp].fill(T::zero());
+        out[(g.p + g.h) * wp..].fill(T::zero());
         for (r, src) in x.chunks_exact(g.w).enumerate() {
-            out[(r + g.p) * wp + g.p..][..g.w].copy_from_slice(src);
+            let row = &mut out[(r + g.p) * wp..][..wp];
+            row[..g.p].fill(T::zero());
+            row[g.p..g.p + g.w].copy_from_slice(src);
+            row[g.p + g.w..].fill(T::zero());
         }
     };
     if out.len() < super::PAR_MIN {
@@ -499,6 +592,61 @@ mod tests {
         for v in [&y, &wt] {
             close(ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap(), 1e-2)?;
         }
+        Ok(())
+    }
+
+    /// The fused-bias ops (and the conv's fused activation) against Candle's conv plus a broadcast
+    /// bias and leaky ReLU (values and the gradients of x, w and b, f64), and the bias gradient
+    /// against central differences.
+    #[test]
+    fn fused_bias_matches_candle_and_differences() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(5);
+        for (cfg, k, hw) in cfgs() {
+            for (transpose, act) in [(false, None), (false, Some(0.0)), (false, Some(0.2)), (true, None)] {
+                if !transpose && cfg.output_padding > 0 {
+                    continue;
+                }
+                let v = |rng: &mut Rng, s: &[usize]| -> Result<candle_core::Var> { candle_core::Var::from_tensor(&rng.randn(s, 0.0, 1.0, &dev)?.to_dtype(DType::F64)?) };
+                let (x, w, b) = (v(&mut rng, &[2, 3, hw, hw])?, v(&mut rng, &[3, 4, k, k])?, v(&mut rng, &[4])?);
+                let ours = |x: &Tensor, w: &Tensor, b: &Tensor| -> Result<Tensor> {
+                    if transpose { conv_transpose2d_bias(x, w, b, cfg) } else { conv2d_bias_act(x, &w.transpose(0, 1)?.contiguous()?, b, cfg, act) }
+                };
+                let theirs = |x: &Tensor, w: &Tensor, b: &Tensor| -> Result<Tensor> {
+                    let y = if transpose {
+                        x.conv_transpose2d(w, cfg.padding, cfg.output_padding, cfg.stride, 1)?
+                    } else {
+                        x.conv2d(&w.transpose(0, 1)?.contiguous()?, cfg.padding, cfg.stride, 1, 1)?
+                    };
+                    let y = y.broadcast_add(&b.reshape((1, 4, 1, 1))?)?;
+                    match act {
+                        Some(a) => y.maximum(&(&y * a)?),
+                        None => Ok(y),
+                    }
+                };
+                let (yo, yt) = (ours(&x, &w, &b)?, theirs(&x, &w, &b)?);
+                close(&yo, &yt, 1e-10)?;
+                let r = rng.randn(yo.dims(), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+                let (go, gt) = ((&yo * &r)?.sum_all()?.backward()?, (&yt * &r)?.sum_all()?.backward()?);
+                for p in [&x, &w, &b] {
+                    close(go.get(p.as_tensor()).unwrap(), gt.get(p.as_tensor()).unwrap(), 1e-9)?;
+                }
+                let db = go.get(b.as_tensor()).unwrap().to_vec1::<f64>()?;
+                for (i, &an) in db.iter().enumerate() {
+                    let at = |d: f64| -> Result<f64> {
+                        let mut bv = b.as_tensor().to_vec1::<f64>()?;
+                        bv[i] += d;
+                        (ours(&x, &w, &Tensor::new(bv, &dev)?)? * &r)?.sum_all()?.to_scalar::<f64>()
+                    };
+                    let fd = (at(1e-5)? - at(-1e-5)?) / 2e-5;
+                    assert!((fd - an).abs() < 1e-6 * (1.0 + fd.abs()), "bias {i}: fd {fd} vs {an}");
+                }
+            }
+        }
+        let x = Tensor::zeros((1, 2, 5, 5), DType::F32, &dev)?;
+        let w = Tensor::zeros((4, 2, 3, 3), DType::F32, &dev)?;
+        assert!(conv2d_bias(&x, &w, &Tensor::zeros(3, DType::F32, &dev)?, ConvCfg::new(1, 0)).is_err());
+        assert!(conv2d_bias_act(&x, &w, &Tensor::zeros(4, DType::F32, &dev)?, ConvCfg::new(1, 0), Some(2.0)).is_err());
         Ok(())
     }
 

@@ -12,7 +12,7 @@ mod conv;
 mod norm;
 mod pointwise;
 
-pub use conv::{conv_transpose2d, conv2d};
+pub use conv::{conv_transpose2d, conv_transpose2d_bias, conv2d, conv2d_bias, conv2d_bias_act};
 pub use norm::{batch_moments, batch_norm_train};
 pub use pointwise::{bias_add, leaky_relu, relu};
 
@@ -150,6 +150,30 @@ fn channel_affine<T: WithDType>(x: &[T], a: &[T], y: Option<(&[T], &[T])>, o: &[
         out.par_chunks_mut(c * s).enumerate().for_each(row);
     }
     out
+}
+
+/// y[b, c, ...] += bias[c], then a leaky ReLU of slope `act` when given, in place.
+fn add_bias_in_place<T: WithDType>(y: &mut [T], bias: &[T], (_, c, s): (usize, usize, usize), act: Option<f64>) {
+    use rayon::prelude::*;
+    let a = act.map(T::from_f64);
+    let row = |(r, y): (usize, &mut [T])| {
+        let v = bias[r % c];
+        match a {
+            Some(a) => y.iter_mut().for_each(|y| {
+                let t = *y + v;
+                *y = t * if t > T::zero() { T::one() } else { a };
+            }),
+            None => y.iter_mut().for_each(|y| *y += v),
+        }
+    };
+    if s == 0 {
+        return;
+    }
+    if y.len() < PAR_MIN {
+        y.chunks_mut(s).enumerate().for_each(row);
+    } else {
+        y.par_chunks_mut(s).enumerate().for_each(row);
+    }
 }
 
 /// A buffer every element of which is written before it is read (GEMM output with
@@ -295,35 +319,42 @@ mod tests {
             let x = var(&mut rng, &shape, 0.5)?;
             let gamma = var(&mut rng, &[c], 1.0)?;
             let beta = var(&mut rng, &[c], 0.0)?;
-            let fused = |t: &[Tensor]| -> Result<Tensor> { Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-5)?.expect("CPU f64 takes the fused path").0) };
-            // Composed reference: statistics over all dims but 1, in the graph.
-            let composed = |t: &[Tensor]| -> Result<Tensor> {
-                let mut dims: Vec<usize> = (0..t[0].rank()).filter(|&d| d != 1).collect();
-                dims.reverse();
-                let mut s = vec![1; t[0].rank()];
-                s[1] = c;
-                let mut mean = t[0].clone();
-                for &d in &dims {
-                    mean = mean.mean_keepdim(d)?;
+            for act in [None, Some(0.0), Some(0.2)] {
+                let fused = |t: &[Tensor]| -> Result<Tensor> { Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-5, act)?.expect("CPU f64 takes the fused path").0) };
+                // Composed reference: statistics over all dims but 1, in the graph, then Candle's
+                // leaky ReLU.
+                let composed = |t: &[Tensor]| -> Result<Tensor> {
+                    let mut dims: Vec<usize> = (0..t[0].rank()).filter(|&d| d != 1).collect();
+                    dims.reverse();
+                    let mut s = vec![1; t[0].rank()];
+                    s[1] = c;
+                    let mut mean = t[0].clone();
+                    for &d in &dims {
+                        mean = mean.mean_keepdim(d)?;
+                    }
+                    let cen = t[0].broadcast_sub(&mean)?;
+                    let mut var = cen.sqr()?;
+                    for &d in &dims {
+                        var = var.mean_keepdim(d)?;
+                    }
+                    let y = cen.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(&t[1].reshape(s.clone())?)?.broadcast_add(&t[2].reshape(s)?)?;
+                    match act {
+                        Some(a) => y.maximum(&(&y * a)?),
+                        None => Ok(y),
+                    }
+                };
+                let args = [x.clone(), gamma.clone(), beta.clone()];
+                let ts: Vec<Tensor> = args.iter().map(|v| v.as_tensor().clone()).collect();
+                let (yf, yc) = (fused(&ts)?, composed(&ts)?);
+                assert!(max_diff(&yf, &yc) < 1e-10);
+                let r = rng.randn(shape.as_slice(), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+                let (gf, gc) = ((yf * &r)?.sum_all()?.backward()?, (yc * &r)?.sum_all()?.backward()?);
+                for v in &args {
+                    assert!(max_diff(gf.get(v.as_tensor()).unwrap(), gc.get(v.as_tensor()).unwrap()) < 1e-9, "{shape:?} act {act:?}");
                 }
-                let cen = t[0].broadcast_sub(&mean)?;
-                let mut var = cen.sqr()?;
-                for &d in &dims {
-                    var = var.mean_keepdim(d)?;
+                if shape[0] < 64 {
+                    fd_check(&args, &fused)?;
                 }
-                cen.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(&t[1].reshape(s.clone())?)?.broadcast_add(&t[2].reshape(s)?)
-            };
-            let args = [x.clone(), gamma.clone(), beta.clone()];
-            let ts: Vec<Tensor> = args.iter().map(|v| v.as_tensor().clone()).collect();
-            let (yf, yc) = (fused(&ts)?, composed(&ts)?);
-            assert!(max_diff(&yf, &yc) < 1e-10);
-            let r = rng.randn(shape.as_slice(), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
-            let (gf, gc) = ((yf * &r)?.sum_all()?.backward()?, (yc * &r)?.sum_all()?.backward()?);
-            for v in &args {
-                assert!(max_diff(gf.get(v.as_tensor()).unwrap(), gc.get(v.as_tensor()).unwrap()) < 1e-9);
-            }
-            if shape[0] < 64 {
-                fd_check(&args, &fused)?;
             }
             let (m, v) = batch_moments(x.as_tensor())?;
             assert_eq!(m.dims(), [c]);
@@ -338,7 +369,9 @@ mod tests {
         assert!(bias_add(&x, &Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap()).is_err());
         assert!(leaky_relu(&x, 1.5).is_err());
         let g = Tensor::ones(2, DType::F32, &Device::Cpu).unwrap();
-        assert!(batch_norm_train(&x, &g, &g, 1e-5).is_err());
+        assert!(batch_norm_train(&x, &g, &g, 1e-5, None).is_err());
+        let g3 = Tensor::ones(3, DType::F32, &Device::Cpu).unwrap();
+        assert!(batch_norm_train(&x, &g3, &g3, 1e-5, Some(-0.1)).is_err());
         assert!(batch_moments(&Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap()).is_err());
     }
 }

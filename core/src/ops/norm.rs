@@ -26,19 +26,20 @@ fn moments<T: WithDType>(x: &[T], b: usize, c: usize, s: usize) -> (Vec<f64>, Ve
 }
 
 /// gamma · (x − mean) / sqrt(var + eps) + beta with the batch's per-channel mean and biased
-/// variance, gradients flowing through the statistics; also returns (mean, var) as constants.
-/// `None` when the fused CPU kernel does not apply (another device or dtype, or second-order
-/// gradients requested): compose Candle's ops.
-pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+/// variance, gradients flowing through the statistics, followed by a leaky ReLU of slope `act`
+/// when given (0: ReLU) in the same pass; also returns (mean, var) as constants. `None` when the
+/// fused CPU kernel does not apply (another device or dtype, or second-order gradients
+/// requested): compose Candle's ops.
+pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, act: Option<f64>) -> Result<Option<(Tensor, Tensor, Tensor)>> {
     if !fast(&[x, gamma, beta]) || second_order() {
         return Ok(None);
     }
     let c = x.dim(1)?;
-    if gamma.dims() != [c] || beta.dims() != [c] || eps <= 0.0 {
-        bail!("batch_norm: gamma {:?}, beta {:?}, eps {eps} for input {:?}", gamma.dims(), beta.dims(), x.dims());
+    if gamma.dims() != [c] || beta.dims() != [c] || eps <= 0.0 || act.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
+        bail!("batch_norm: gamma {:?}, beta {:?}, eps {eps}, activation slope {act:?} for input {:?}", gamma.dims(), beta.dims(), x.dims());
     }
     let moments = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BatchNorm { eps, moments: moments.clone() })?;
+    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BatchNorm { eps, act, moments: moments.clone() })?;
     let Some((mean, var)) = moments.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
         bail!("batch_norm: the fused kernel left no statistics");
     };
@@ -48,6 +49,9 @@ pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> 
 
 struct BatchNorm {
     eps: f64,
+    /// Leaky-ReLU slope applied to the output (the activation that follows most BN layers, fused:
+    /// one graph node, pass and buffer fewer; its mask is read back from the output's sign).
+    act: Option<f64>,
     /// The forward pass's (mean, var), reused by the backward pass (saves two passes over x).
     moments: std::sync::Arc<std::sync::Mutex<Option<Moments>>>,
 }
@@ -55,12 +59,15 @@ struct BatchNorm {
 type Moments = (Vec<f64>, Vec<f64>);
 
 /// Per channel: scale = gamma / sqrt(var + eps), shift = beta − mean · scale, so y = x·scale + shift.
-fn normalise<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64, (b, c, s): (usize, usize, usize)) -> (Vec<T>, Moments) {
+fn normalise<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64, act: Option<f64>, (b, c, s): (usize, usize, usize)) -> (Vec<T>, Moments) {
     let (mean, var) = moments(x, b, c, s);
     let scale: Vec<f64> = (0..c).map(|i| gamma[i].to_f64() / (var[i] + eps).sqrt()).collect();
     let shift: Vec<T> = (0..c).map(|i| T::from_f64(beta[i].to_f64() - mean[i] * scale[i])).collect();
     let scale: Vec<T> = scale.into_iter().map(T::from_f64).collect();
-    let y = super::channel_affine(x, &scale, None, &shift, (b, c, s));
+    let mut y = super::channel_affine(x, &scale, None, &shift, (b, c, s));
+    if let Some(slope) = act {
+        super::pointwise::leaky_in_place(&mut y, slope);
+    }
     (y, (mean, var))
 }
 
@@ -90,11 +97,11 @@ impl CustomOp3 for BatchNorm {
         let _t = super::profile::enabled().then(|| Timer::new("ganfold-batch-norm"));
         let (out, m) = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(b)) => {
-                let (y, m) = normalise(slice(x, l1)?, slice(g, l2)?, slice(b, l3)?, self.eps, d);
+                let (y, m) = normalise(slice(x, l1)?, slice(g, l2)?, slice(b, l3)?, self.eps, self.act, d);
                 (CpuStorage::F32(y), m)
             }
             (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(b)) => {
-                let (y, m) = normalise(slice(x, l1)?, slice(g, l2)?, slice(b, l3)?, self.eps, d);
+                let (y, m) = normalise(slice(x, l1)?, slice(g, l2)?, slice(b, l3)?, self.eps, self.act, d);
                 (CpuStorage::F64(y), m)
             }
             _ => bail!("ganfold-batch-norm: only f32 and f64, alike"),
@@ -102,10 +109,14 @@ impl CustomOp3 for BatchNorm {
         *self.moments.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
         Ok((out, l1.shape().clone()))
     }
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = bcs(x.dims())?;
         let _t = super::profile::enabled().then(|| Timer::new("ganfold-batch-norm-backward"));
-        let grad = grad.contiguous()?;
+        // Through the activation first: the output is positive exactly where its input is.
+        let grad = match self.act {
+            Some(slope) => super::pointwise::leaky_mask(res, &grad.contiguous()?, slope)?,
+            None => grad.contiguous()?,
+        };
         let (x, gamma) = (x.contiguous()?, gamma.contiguous()?);
         let dev = x.device().clone();
         let (xs, xl) = x.storage_and_layout();

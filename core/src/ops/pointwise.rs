@@ -102,6 +102,11 @@ impl CustomOp2 for BiasAdd {
 /// Σ over every dim but 1: (B, C, ...) -> (C). Accumulates in f64.
 struct ChannelSum;
 
+/// The bias gradient of (B, C, ...) output gradients, as a differentiable op.
+pub(super) fn channel_sum_of(grad: &Tensor) -> Result<Tensor> {
+    grad.contiguous()?.apply_op1(ChannelSum)
+}
+
 impl CustomOp1 for ChannelSum {
     fn name(&self) -> &'static str {
         "ganfold-channel-sum"
@@ -117,6 +122,22 @@ impl CustomOp1 for ChannelSum {
         s[1] = x.dim(1)?;
         Ok(Some(grad.reshape(s)?.broadcast_as(x.shape())?.contiguous()?))
     }
+}
+
+/// max(v, slope·v) in place (after a fused batch norm).
+pub(super) fn leaky_in_place<T: WithDType>(y: &mut [T], slope: f64) {
+    let a = T::from_f64(slope);
+    let f = move |v: &mut T| *v = *v * if *v > T::zero() { T::one() } else { a };
+    if y.len() < PAR_MIN {
+        y.iter_mut().for_each(f);
+    } else {
+        y.par_chunks_mut(1 << 14).for_each(|c| c.iter_mut().for_each(f));
+    }
+}
+
+/// g where x > 0, slope·g elsewhere (the leaky ReLU's backward), as a differentiable op.
+pub(super) fn leaky_mask(x: &Tensor, g: &Tensor, slope: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(g, LeakyMask { slope })
 }
 
 struct Leaky {

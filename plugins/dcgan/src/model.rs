@@ -35,8 +35,8 @@ pub fn conv_generator(nz: usize, ngf: usize, channels: usize, vs: VsPath) -> Res
 impl ConvGenerator {
     pub fn forward_t(&self, z: &Tensor, train: bool) -> Result<Tensor> {
         let b = z.dim(0)?;
-        let h = self.bn0.forward_t(&self.fc.forward(z)?, train)?.relu()?.reshape((b, 2 * self.ngf, 7, 7))?;
-        let h = self.bn1.forward_t(&self.up1.forward(&h)?, train)?.relu()?;
+        let h = self.bn0.forward_act(&self.fc.forward(z)?, train, 0.0)?.reshape((b, 2 * self.ngf, 7, 7))?;
+        let h = self.bn1.forward_act(&self.up1.forward(&h)?, train, 0.0)?;
         self.up2.forward(&h)?.tanh()
     }
 }
@@ -61,8 +61,8 @@ pub fn conv_discriminator(ndf: usize, channels: usize, vs: VsPath) -> Result<Con
 
 impl ConvDiscriminator {
     pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = nn::leaky_relu(&self.c1.forward(x)?, 0.2)?;
-        let h = nn::leaky_relu(&self.bn2.forward_t(&self.c2.forward(&h)?, train)?, 0.2)?;
+        let h = self.c1.forward_act(x, 0.2)?;
+        let h = self.bn2.forward_act(&self.c2.forward(&h)?, train, 0.2)?;
         h.flatten_from(1)
     }
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
@@ -97,7 +97,7 @@ pub fn mlp_generator(nz: usize, hidden: usize, out_shape: &[usize], tanh: bool, 
 
 impl MlpGenerator {
     pub fn forward_t(&self, z: &Tensor, _train: bool) -> Result<Tensor> {
-        let h = self.l2.forward(&self.l1.forward(z)?.relu()?)?.relu()?;
+        let h = nn::relu(&self.l2.forward(&nn::relu(&self.l1.forward(z)?)?)?)?;
         let y = self.l3.forward(&h)?;
         let y = if self.tanh { y.tanh()? } else { y };
         let mut dims = vec![z.dim(0)?];

@@ -81,11 +81,11 @@ impl GenNet {
         match self {
             GenNet::Conv { nz, ct1, bn1, ct2, bn2, ct3 } => {
                 let x = z.reshape((z.dim(0)?, *nz, 1, 1))?;
-                let x = bn1.forward_t(&ct1.forward(&x)?, train)?.relu()?;
-                let x = bn2.forward_t(&ct2.forward(&x)?, train)?.relu()?;
+                let x = bn1.forward_act(&ct1.forward(&x)?, train, 0.0)?;
+                let x = bn2.forward_act(&ct2.forward(&x)?, train, 0.0)?;
                 ct3.forward(&x)?.tanh()
             }
-            GenNet::Mlp { l1, l2, l3, .. } => l3.forward(&l2.forward(&l1.forward(z)?.relu()?)?.relu()?),
+            GenNet::Mlp { l1, l2, l3, .. } => l3.forward(&nn::relu(&l2.forward(&nn::relu(&l1.forward(z)?)?)?)?),
             GenNet::Dcgan { net, .. } => net.forward_t(z, train),
         }
     }
@@ -138,7 +138,7 @@ impl DiscNet {
     pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             DiscNet::Conv { c1, c2, bn2, .. } => {
-                let h = nn::leaky_relu(&c1.forward(x)?, 0.2)?;
+                let h = c1.forward_act(x, 0.2)?;
                 nn::leaky_relu(&bn2.forward_t(&c2.forward(&h)?, train)?, 0.2)
             }
             DiscNet::Mlp { l1, l2, .. } => {

@@ -77,8 +77,8 @@ impl LocalGen {
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
         match &self.net {
             GenNet::Conv { e1, e2, efc, .. } => {
-                let h = nn::leaky_relu(&e1.forward(x)?, 0.2)?;
-                let h = nn::leaky_relu(&e2.forward(&h)?, 0.2)?;
+                let h = e1.forward_act(x, 0.2)?;
+                let h = e2.forward_act(&h, 0.2)?;
                 let h = efc.forward(&h.flatten_from(1)?)?;
                 // Deviation: [CODE-GEN] batch-normalises the encoder output, which puts h(x) on
                 // the scale of z ~ N(0, I). We standardise each sample's code over its N
@@ -100,13 +100,13 @@ impl LocalGen {
         match &self.net {
             GenNet::Conv { dfc, d1, d2, ngf, .. } => {
                 let b = h.dim(0)?;
-                let h = dfc.forward(&h)?.relu()?.reshape((b, 2 * ngf, 7, 7))?;
-                let h = d1.forward(&h)?.relu()?;
+                let h = nn::relu(&dfc.forward(&h)?)?.reshape((b, 2 * ngf, 7, 7))?;
+                let h = nn::relu(&d1.forward(&h)?)?;
                 d2.forward(&h)?.tanh()
             }
             GenNet::Mlp { d1, d2, d3, .. } => {
-                let h = d1.forward(&h)?.relu()?;
-                let h = d2.forward(&h)?.relu()?;
+                let h = nn::relu(&d1.forward(&h)?)?;
+                let h = nn::relu(&d2.forward(&h)?)?;
                 d3.forward(&h)
             }
         }
@@ -180,7 +180,7 @@ impl Critic {
     pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.net {
             CriticNet::Conv { c1, c2, c3, bn2, bn3 } => {
-                let h = nn::leaky_relu(&c1.forward(x)?, 0.2)?;
+                let h = c1.forward_act(x, 0.2)?;
                 let mut h = c2.forward(&h)?;
                 if let Some(bn) = bn2 {
                     h = bn.forward_t(&h, train)?;

@@ -178,14 +178,14 @@ impl Gen {
     pub fn forward(&self, z: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Gen::Conv { fc, bn0, up1, bn1, up2, c0, h4, w4 } => {
-                let x = bn0.forward_t(&fc.forward(z)?, train)?.relu()?;
+                let x = bn0.forward_act(&fc.forward(z)?, train, 0.0)?;
                 let x = x.reshape((z.dim(0)?, *c0, *h4, *w4))?;
-                let x = bn1.forward_t(&up1.forward(&x)?, train)?.relu()?;
+                let x = bn1.forward_act(&up1.forward(&x)?, train, 0.0)?;
                 up2.forward(&x)?.tanh()
             }
             Gen::Mlp { l1, bn1, l2, bn2, out } => {
-                let x = bn1.forward_t(&l1.forward(z)?, train)?.relu()?;
-                let x = bn2.forward_t(&l2.forward(&x)?, train)?.relu()?;
+                let x = bn1.forward_act(&l1.forward(z)?, train, 0.0)?;
+                let x = bn2.forward_act(&l2.forward(&x)?, train, 0.0)?;
                 out.forward(&x)
             }
         }
@@ -223,13 +223,13 @@ impl Enc {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Enc::Conv { c1, bn1, c2, bn2, fc } => {
-                let h = bn1.forward_t(&c1.forward(x)?, train)?.relu()?;
-                let h = bn2.forward_t(&c2.forward(&h)?, train)?.relu()?;
+                let h = bn1.forward_act(&c1.forward(x)?, train, 0.0)?;
+                let h = bn2.forward_act(&c2.forward(&h)?, train, 0.0)?;
                 fc.forward(&h.flatten_from(1)?)
             }
             Enc::Mlp { l1, bn1, l2, bn2, out } => {
-                let h = bn1.forward_t(&l1.forward(x)?, train)?.relu()?;
-                let h = bn2.forward_t(&l2.forward(&h)?, train)?.relu()?;
+                let h = bn1.forward_act(&l1.forward(x)?, train, 0.0)?;
+                let h = bn2.forward_act(&l2.forward(&h)?, train, 0.0)?;
                 out.forward(&h)
             }
         }

@@ -79,13 +79,13 @@ impl MmGenerator {
     /// G(z); `train` selects batch statistics in BatchNorm.
     pub fn forward_t(&self, z: &Tensor, train: bool) -> Result<Tensor> {
         match &self.net {
-            GNet::Mlp { l1, l2, l3 } => l3.forward(&l2.forward(&l1.forward(z)?.relu()?)?.relu()?),
+            GNet::Mlp { l1, l2, l3 } => l3.forward(&nn::relu(&l2.forward(&nn::relu(&l1.forward(z)?)?)?)?),
             GNet::Conv { fc1, bn1, fc2, bn2, ct1, bn3, ct2, h4, w4 } => {
                 let b = z.dim(0)?;
-                let x = bn1.forward_t(&fc1.forward(z)?, train)?.relu()?;
-                let x = bn2.forward_t(&fc2.forward(&x)?, train)?.relu()?;
+                let x = bn1.forward_act(&fc1.forward(z)?, train, 0.0)?;
+                let x = bn2.forward_act(&fc2.forward(&x)?, train, 0.0)?;
                 let x = x.reshape((b, 128, *h4, *w4))?;
-                let x = bn3.forward_t(&ct1.forward(&x)?, train)?.relu()?;
+                let x = bn3.forward_act(&ct1.forward(&x)?, train, 0.0)?;
                 // Deviation from the fork (sigmoid on [0,1] MNIST): tanh, ganfold images are in [-1,1].
                 ct2.forward(&x)?.tanh()
             }
@@ -148,10 +148,10 @@ impl MmDiscriminator {
                 (nn::leaky_relu(&l2.forward(&h)?, 0.2)?, out)
             }
             DNet::Conv { c1, c2, bn2, fc, bn3, out } => {
-                let h = nn::leaky_relu(&c1.forward(x)?, 0.2)?;
-                let h = nn::leaky_relu(&bn2.forward_t(&c2.forward(&h)?, train)?, 0.2)?;
+                let h = c1.forward_act(x, 0.2)?;
+                let h = bn2.forward_act(&c2.forward(&h)?, train, 0.2)?;
                 let h = h.flatten_from(1)?;
-                (nn::leaky_relu(&bn3.forward_t(&fc.forward(&h)?, train)?, 0.2)?, out)
+                (bn3.forward_act(&fc.forward(&h)?, train, 0.2)?, out)
             }
         };
         Ok((out.forward(&f)?, f))
