@@ -202,8 +202,10 @@ struct ConvOp {
     g: Geom,
     kind: Kind,
     /// Conv: where the forward pass leaves its columns; WGrad: where it takes them from.
-    cols: Option<std::sync::Arc<std::sync::Mutex<Option<Cols>>>>,
+    cols: Option<Shared>,
 }
+
+type Shared = std::sync::Arc<std::sync::Mutex<Option<Cols>>>;
 
 fn op(a: &Tensor, b: &Tensor, g: Geom, kind: Kind) -> Result<Tensor> {
     a.contiguous()?.apply_op2(&b.contiguous()?, ConvOp { g, kind, cols: None })
@@ -251,8 +253,13 @@ impl CustomOp2 for ConvOp {
                 want(a, &|| op(grad, b, g, Kind::ConvT))?,
                 want(b, &|| a.contiguous()?.apply_op2(&grad.contiguous()?, ConvOp { g, kind: Kind::WGrad, cols: self.cols.clone() }))?,
             ),
-            // x = conv_t(y, w):  dy = conv(dx, w),  dw = wgrad(dx, y)
-            Kind::ConvT => (want(a, &|| op(grad, b, g, Kind::Conv))?, want(b, &|| op(grad, a, g, Kind::WGrad))?),
+            // x = conv_t(y, w):  dy = conv(dx, w),  dw = wgrad(dx, y); both need the columns of
+            // dx, so the first leaves them for the second.
+            Kind::ConvT => {
+                let cols: Option<Shared> = Some(Default::default());
+                let with = |x: &Tensor, y: &Tensor, kind| x.contiguous()?.apply_op2(&y.contiguous()?, ConvOp { g, kind, cols: cols.clone() });
+                (want(a, &|| with(grad, b, Kind::Conv))?, want(b, &|| with(grad, a, Kind::WGrad))?)
+            }
             // w = wgrad(x, y):  dx = conv_t(y, dw),  dy = conv(x, dw)
             Kind::WGrad => (want(a, &|| op(b, grad, g, Kind::ConvT))?, want(b, &|| op(a, grad, g, Kind::Conv))?),
         })
