@@ -25,8 +25,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, cfg: ConvCfg) -> Result<Tensor> {
         return x.conv2d(w, cfg.padding, cfg.stride, 1, 1);
     }
     let g = Geom::from_image(x.dims(), w.dims(), cfg)?;
-    // Only a pass that records gradients needs its columns again.
-    let keep = (x.track_op() || w.track_op()).then(Default::default);
+    // Only the weight gradient reads the columns again (a frozen layer keeps none).
+    let keep = w.track_op().then(Default::default);
     x.contiguous()?.apply_op2(&w.contiguous()?, ConvOp { g, kind: Kind::Conv, cols: keep })
 }
 
@@ -60,7 +60,7 @@ pub fn conv2d_bias_act(x: &Tensor, w: &Tensor, b: &Tensor, cfg: ConvCfg, act: Op
         };
     }
     let g = Geom::from_image(x.dims(), w.dims(), cfg)?;
-    let keep = (x.track_op() || w.track_op()).then(Default::default);
+    let keep = w.track_op().then(Default::default);
     biased(x, w, b, ConvOp { g, kind: Kind::Conv, cols: keep }, act)
 }
 
