@@ -5,6 +5,7 @@
 //! checkpoint can reach them. On CPU each update is three fused in-place passes (no temporary
 //! tensors); on other devices it falls back to Candle tensor ops.
 
+use rayon::prelude::*;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Layout, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -163,6 +164,20 @@ fn slice_f_mut<'a, T>(v: &'a mut [T], l: &Layout) -> Result<&'a mut [T]> {
     }
 }
 
+/// Element-wise passes over parameters this large are split over the thread pool (MMGAN's
+/// 6.4M-weight layer took 22 ms per step in three serial passes).
+const PAR_MIN: usize = 1 << 15;
+const PAR_CHUNK: usize = 1 << 14;
+
+/// d[i] <- f(d[i], s[i]), in parallel for large arrays.
+fn par_zip<T: Copy + Send + Sync>(d: &mut [T], s: &[T], f: impl Fn(&mut T, T) + Sync + Send) {
+    if d.len() < PAR_MIN {
+        d.iter_mut().zip(s).for_each(|(d, &s)| f(d, s));
+    } else {
+        d.par_chunks_mut(PAR_CHUNK).zip(s.par_chunks(PAR_CHUNK)).for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| f(d, s)));
+    }
+}
+
 /// m <- beta m + (1 - beta) g   (or g^2 for the second moment), in place.
 struct Moment {
     beta: f64,
@@ -180,9 +195,9 @@ impl candle_core::InplaceOp2 for Moment {
                 let s = slice_f($s, sl)?;
                 let (b, a) = (self.beta as $t, (1.0 - self.beta) as $t);
                 if self.square {
-                    d.iter_mut().zip(s).for_each(|(m, &g)| *m = b * *m + a * g * g);
+                    par_zip(d, s, move |m, g| *m = b * *m + a * g * g);
                 } else {
-                    d.iter_mut().zip(s).for_each(|(m, &g)| *m = b * *m + a * g);
+                    par_zip(d, s, move |m, g| *m = b * *m + a * g);
                 }
             }};
         }
@@ -224,8 +239,18 @@ impl candle_core::InplaceOp3 for Update {
                 let v = slice_f($v, vl)?;
                 let (lr, ibc1, ibc2, eps) = (self.lr as $t, (1.0 / self.bc1) as $t, (1.0 / self.bc2) as $t, self.eps as $t);
                 let decay = (1.0 - self.lr * self.wd) as $t;
-                for i in 0..w.len() {
-                    w[i] = w[i] * decay - lr * (m[i] * ibc1) / ((v[i] * ibc2).sqrt() + eps);
+                if w.len() != m.len() || w.len() != v.len() {
+                    candle_core::bail!("adam: parameter and moments differ in size");
+                }
+                let run = move |w: &mut [$t], m: &[$t], v: &[$t]| {
+                    for i in 0..w.len() {
+                        w[i] = w[i] * decay - lr * (m[i] * ibc1) / ((v[i] * ibc2).sqrt() + eps);
+                    }
+                };
+                if w.len() < PAR_MIN {
+                    run(w, m, v);
+                } else {
+                    w.par_chunks_mut(PAR_CHUNK).zip(m.par_chunks(PAR_CHUNK).zip(v.par_chunks(PAR_CHUNK))).for_each(|(w, (m, v))| run(w, m, v));
                 }
             }};
         }
@@ -242,6 +267,34 @@ impl candle_core::InplaceOp3 for Update {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// A parameter large enough for the parallel passes (f32, 100k elements, two steps with
+    /// weight decay) against the update written out per element.
+    #[test]
+    fn large_parameters_match_the_formula() -> anyhow::Result<()> {
+        let dev = Device::Cpu;
+        let n = 100_000;
+        let w0: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let w = Var::from_vec(w0.clone(), n, &dev)?;
+        let cfg = AdamConfig { lr: 0.01, beta1: 0.5, beta2: 0.999, eps: 1e-8, weight_decay: 0.1 };
+        let mut opt = Adam::new(vec![("w".into(), w.clone())], cfg)?;
+        let (mut e, mut m, mut v) = (w0, vec![0f32; n], vec![0f32; n]);
+        for t in 1..=2 {
+            // loss = sum(w^3) / 3  ->  grad = w^2
+            let g: Vec<f32> = e.iter().map(|w| w * w).collect();
+            opt.backward_step(&(w.as_tensor().powf(3.0)?.sum_all()? / 3.0)?)?;
+            let (bc1, bc2) = (1.0 - 0.5f64.powi(t), 1.0 - 0.999f64.powi(t));
+            for i in 0..n {
+                m[i] = 0.5 * m[i] + 0.5 * g[i];
+                v[i] = 0.999 * v[i] + (1.0 - 0.999) * g[i] * g[i];
+                e[i] = e[i] * (1.0 - 0.01 * 0.1) - 0.01 * (m[i] * (1.0 / bc1) as f32) / ((v[i] * (1.0 / bc2) as f32).sqrt() + 1e-8);
+            }
+        }
+        let got = w.as_tensor().to_vec1::<f32>()?;
+        let worst = got.iter().zip(&e).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-6, "largest difference {worst}");
+        Ok(())
+    }
 
     /// One Adam step by hand: with m0 = v0 = 0 the first update is -lr * sign(g) (up to eps).
     #[test]
