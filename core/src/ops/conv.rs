@@ -116,14 +116,7 @@ impl candle_core::CustomOp3 for Biased {
 
     #[allow(clippy::too_many_arguments)]
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (mut out, shape) = self.op.cpu_fwd(s1, l1, s2, l2)?;
-        let d = super::bcs(shape.dims())?;
-        match (&mut out, s3) {
-            (CpuStorage::F32(y), CpuStorage::F32(b)) => super::add_bias_in_place(y, slice(b, l3)?, d, self.act),
-            (CpuStorage::F64(y), CpuStorage::F64(b)) => super::add_bias_in_place(y, slice(b, l3)?, d, self.act),
-            _ => bail!("{}: the bias must have the input's dtype", self.name()),
-        }
-        Ok((out, shape))
+        self.op.fwd(s1, l1, s2, l2, Some((s3, l3, self.act)))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -221,26 +214,7 @@ impl CustomOp2 for ConvOp {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = &self.g;
-        let (sa, sb) = match self.kind {
-            Kind::Conv => (g.image_shape(), g.kernel_shape()),
-            Kind::ConvT => (g.grid_shape(), g.kernel_shape()),
-            Kind::WGrad => (g.image_shape(), g.grid_shape()),
-        };
-        if l1.shape() != &sa || l2.shape() != &sb {
-            bail!("{}: got {:?} and {:?}, expected {sa:?} and {sb:?}", self.name(), l1.dims(), l2.dims());
-        }
-        match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                let out = super::profile::timed(self.name(), || run(self, slice(a, l1)?, slice(b, l2)?))?;
-                Ok((CpuStorage::F32(out.0), out.1))
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                let out = super::profile::timed(self.name(), || run(self, slice(a, l1)?, slice(b, l2)?))?;
-                Ok((CpuStorage::F64(out.0), out.1))
-            }
-            _ => bail!("{}: only f32 and f64 (both operands alike)", self.name()),
-        }
+        self.fwd(s1, l1, s2, l2, None)
     }
 
     fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -266,7 +240,67 @@ impl CustomOp2 for ConvOp {
     }
 }
 
-fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
+impl ConvOp {
+    /// The forward pass, with the output's per-channel bias and activation (`Biased`) applied
+    /// while the result is written, not in a pass of their own.
+    fn fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, epi: Option<(&CpuStorage, &Layout, Option<f64>)>) -> Result<(CpuStorage, Shape)> {
+        let g = &self.g;
+        let (sa, sb) = match self.kind {
+            Kind::Conv => (g.image_shape(), g.kernel_shape()),
+            Kind::ConvT => (g.grid_shape(), g.kernel_shape()),
+            Kind::WGrad => (g.image_shape(), g.grid_shape()),
+        };
+        if l1.shape() != &sa || l2.shape() != &sb {
+            bail!("{}: got {:?} and {:?}, expected {sa:?} and {sb:?}", self.name(), l1.dims(), l2.dims());
+        }
+        macro_rules! go {
+            ($a:expr, $b:expr, $v:ident, $bias:expr) => {{
+                let epi = match $bias {
+                    Some((CpuStorage::$v(bias), bl, act)) => Some(Epilogue { bias: slice(bias, bl)?, act }),
+                    Some(_) => bail!("{}: the bias must have the input's dtype", self.name()),
+                    None => None,
+                };
+                let out = super::profile::timed(self.name(), || run(self, slice($a, l1)?, slice($b, l2)?, epi))?;
+                Ok((CpuStorage::$v(out.0), out.1))
+            }};
+        }
+        match (s1, s2) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => go!(a, b, F32, epi),
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => go!(a, b, F64, epi),
+            _ => bail!("{}: only f32 and f64 (both operands alike)", self.name()),
+        }
+    }
+}
+
+/// Per-output-channel bias, then an optional leaky-ReLU slope, applied as the output is written.
+#[derive(Clone, Copy)]
+struct Epilogue<'a, T> {
+    bias: &'a [T],
+    act: Option<f64>,
+}
+
+impl<T: WithDType> Epilogue<'_, T> {
+    /// dst = act(src + bias[c]).
+    #[inline]
+    fn write(epi: Option<Self>, c: usize, dst: &mut [T], src: &[T]) {
+        match epi {
+            None => dst.copy_from_slice(src),
+            Some(Epilogue { bias, act: None }) => {
+                let v = bias[c];
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + v);
+            }
+            Some(Epilogue { bias, act: Some(slope) }) => {
+                let (v, a) = (bias[c], T::from_f64(slope));
+                dst.iter_mut().zip(src).for_each(|(d, &s)| {
+                    let t = s + v;
+                    *d = t * if t > T::zero() { T::one() } else { a };
+                });
+            }
+        }
+    }
+}
+
+fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) -> Result<(Vec<T>, Shape)> {
     let g = &op.g;
     let (kk, p) = (g.kk(), g.ho * g.wo);
     let n = g.b * p;
@@ -283,20 +317,20 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
             if let Some(c) = &op.cols {
                 *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cols::from(cols));
             }
-            Ok((super::profile::timed("  swap", || swap_outer(&yt, g.o, g.b, p)), g.grid_shape()))
+            Ok((super::profile::timed("  swap", || swap_outer(&yt, g.o, g.b, p, epi)), g.grid_shape()))
         }
         Kind::ConvT => {
             // cols (K, N) = Wᵀ (K, O) · Yt (O, N), then scatter-add the patches into the image.
-            let yt = super::profile::timed("  swap", || swap_outer(a, g.b, g.o, p));
+            let yt = super::profile::timed("  swap", || swap_outer(a, g.b, g.o, p, None));
             let mut cols = uninit(kk * n);
             super::profile::timed("  gemm convT", || gemm_into(&mut cols, kk, n, g.o, b, (1, kk), &yt, (n, 1), false, true));
-            Ok((super::profile::timed("  col2im", || col2im(g, &cols)), g.image_shape()))
+            Ok((super::profile::timed("  col2im", || col2im(g, &cols, epi)), g.image_shape()))
         }
         Kind::WGrad => {
             // W (O, K) = Yt (O, N) · colsᵀ (N, K).
             let cached = op.cols.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()).and_then(Cols::into_vec::<T>);
             let cols = cached.unwrap_or_else(|| super::profile::timed("  im2col wg", || im2col(g, a)));
-            let yt = super::profile::timed("  swap", || swap_outer(b, g.b, g.o, p));
+            let yt = super::profile::timed("  swap", || swap_outer(b, g.b, g.o, p, None));
             let mut w = uninit(g.o * kk);
             super::profile::timed("  gemm wgrad", || gemm_into(&mut w, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false, true));
             Ok((w, g.kernel_shape()))
@@ -304,12 +338,13 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T]) -> Result<(Vec<T>, Shape)> {
     }
 }
 
-/// (A, B, P) -> (B, A, P): swaps the two outer dims of a dense 3-D array.
-fn swap_outer<T: WithDType>(x: &[T], a: usize, b: usize, p: usize) -> Vec<T> {
+/// (A, B, P) -> (B, A, P): swaps the two outer dims of a dense 3-D array (A: channels, for the
+/// epilogue).
+fn swap_outer<T: WithDType>(x: &[T], a: usize, b: usize, p: usize, epi: Option<Epilogue<T>>) -> Vec<T> {
     let mut out = uninit(x.len());
     let rows = |(j, row): (usize, &mut [T])| {
         for i in 0..a {
-            row[i * p..(i + 1) * p].copy_from_slice(&x[(i * b + j) * p..(i * b + j + 1) * p]);
+            Epilogue::write(epi, i, &mut row[i * p..(i + 1) * p], &x[(i * b + j) * p..(i * b + j + 1) * p]);
         }
     };
     if x.len() < super::PAR_MIN {
@@ -460,7 +495,7 @@ fn im2col<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
 
 /// The adjoint of [`im2col`]: adds every column entry back into the image position it came
 /// from. Parallel over image planes, so no two threads write the same element.
-fn col2im<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
+fn col2im<T: WithDType>(g: &Geom, cols: &[T], epi: Option<Epilogue<T>>) -> Vec<T> {
     let (p, n) = (g.ho * g.wo, g.b * g.ho * g.wo);
     let (hp, wp) = g.padded();
     let taps = g.taps();
@@ -473,7 +508,7 @@ fn col2im<T: WithDType>(g: &Geom, cols: &[T]) -> Vec<T> {
             src.iter().zip(&taps[tap * p..][..p]).for_each(|(&v, &i)| acc[i as usize] += v);
         }
         for (r, dst) in plane.chunks_exact_mut(g.w).enumerate() {
-            dst.copy_from_slice(&acc[(r + g.p) * wp + g.p..][..g.w]);
+            Epilogue::write(epi, c, dst, &acc[(r + g.p) * wp + g.p..][..g.w]);
         }
     };
     if x.len() < super::PAR_MIN {

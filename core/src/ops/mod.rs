@@ -152,30 +152,6 @@ fn channel_affine<T: WithDType>(x: &[T], a: &[T], y: Option<(&[T], &[T])>, o: &[
     out
 }
 
-/// y[b, c, ...] += bias[c], then a leaky ReLU of slope `act` when given, in place.
-fn add_bias_in_place<T: WithDType>(y: &mut [T], bias: &[T], (_, c, s): (usize, usize, usize), act: Option<f64>) {
-    use rayon::prelude::*;
-    let a = act.map(T::from_f64);
-    let row = |(r, y): (usize, &mut [T])| {
-        let v = bias[r % c];
-        match a {
-            Some(a) => y.iter_mut().for_each(|y| {
-                let t = *y + v;
-                *y = t * if t > T::zero() { T::one() } else { a };
-            }),
-            None => y.iter_mut().for_each(|y| *y += v),
-        }
-    };
-    if s == 0 {
-        return;
-    }
-    if y.len() < PAR_MIN {
-        y.chunks_mut(s).enumerate().for_each(row);
-    } else {
-        y.par_chunks_mut(s).enumerate().for_each(row);
-    }
-}
-
 /// A buffer every element of which is written before it is read (GEMM output with
 /// `read_dst = false`, element-wise outputs).
 pub(crate) fn uninit<T: WithDType>(n: usize) -> Vec<T> {
