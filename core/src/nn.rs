@@ -208,8 +208,10 @@ pub struct Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&param(&self.weight).t()?)?;
-        add_channel_bias(y, self.bias.as_ref())
+        match &self.bias {
+            Some(b) if x.rank() == 2 => crate::ops::linear(x, &param(&self.weight), &param(b)),
+            _ => add_channel_bias(x.matmul(&param(&self.weight).t()?)?, self.bias.as_ref()),
+        }
     }
 }
 

@@ -15,7 +15,7 @@
 //! kernels. Shapes: image x (B, C, H, W), kernel w (O, C, k, k), grid y (B, O, Ho, Wo).
 
 use crate::nn::ConvCfg;
-use super::{slice, uninit};
+use super::{gemm_into, slice, uninit};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
@@ -313,7 +313,7 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             // Yt (O, N) = W (O, K) · cols (K, N), then (O, B, P) -> (B, O, P).
             let cols = super::profile::timed("  im2col", || im2col(g, a));
             let mut yt = uninit(g.o * n);
-            super::profile::timed("  gemm conv", || gemm_into(&mut yt, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false, true));
+            super::profile::timed("  gemm conv", || gemm_into(&mut yt, n, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false));
             if let Some(c) = &op.cols {
                 *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cols::from(cols));
             }
@@ -323,7 +323,7 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             // cols (K, N) = Wᵀ (K, O) · Yt (O, N), then scatter-add the patches into the image.
             let yt = super::profile::timed("  swap", || swap_outer(a, g.b, g.o, p, None));
             let mut cols = uninit(kk * n);
-            super::profile::timed("  gemm convT", || gemm_into(&mut cols, kk, n, g.o, b, (1, kk), &yt, (n, 1), false, true));
+            super::profile::timed("  gemm convT", || gemm_into(&mut cols, n, kk, n, g.o, b, (1, kk), &yt, (n, 1), false));
             Ok((super::profile::timed("  col2im", || col2im(g, &cols, epi)), g.image_shape()))
         }
         Kind::WGrad => {
@@ -332,7 +332,7 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             let cols = cached.unwrap_or_else(|| super::profile::timed("  im2col wg", || im2col(g, a)));
             let yt = super::profile::timed("  swap", || swap_outer(b, g.b, g.o, p, None));
             let mut w = uninit(g.o * kk);
-            super::profile::timed("  gemm wgrad", || gemm_into(&mut w, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false, true));
+            super::profile::timed("  gemm wgrad", || gemm_into(&mut w, kk, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false));
             Ok((w, g.kernel_shape()))
         }
     }
@@ -378,48 +378,6 @@ impl Cols {
     }
 }
 
-/// dst (m, n, row-major) (+)= lhs (m, k) · rhs (k, n); strides are (row, column) in elements.
-#[allow(clippy::too_many_arguments)]
-fn gemm_into<T: WithDType>(
-    dst: &mut [T],
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: &[T],
-    ls: (usize, usize),
-    rhs: &[T],
-    rs: (usize, usize),
-    accumulate: bool,
-    parallel: bool,
-) {
-    assert!(dst.len() >= m * n && lhs.len() > (m - 1) * ls.0 + (k - 1) * ls.1 && rhs.len() > (k - 1) * rs.0 + (n - 1) * rs.1);
-    let threads = rayon::current_num_threads();
-    let par = if parallel && threads > 1 && m * n * k > 1 << 15 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the asserted extents put every element the GEMM touches inside the three slices.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            ls.1 as isize,
-            ls.0 as isize,
-            rhs.as_ptr(),
-            rs.1 as isize,
-            rs.0 as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
 
 impl Geom {
     /// Padded plane size: the image with `p` zeros on every side.

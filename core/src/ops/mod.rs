@@ -9,10 +9,12 @@
 //! (before/after comparisons, bisecting a numerical difference).
 
 mod conv;
+mod linear;
 mod norm;
 mod pointwise;
 
 pub use conv::{conv_transpose2d, conv_transpose2d_bias, conv2d, conv2d_bias, conv2d_bias_act};
+pub use linear::linear;
 pub use norm::{batch_moments, batch_norm_train};
 pub use pointwise::{bias_add, leaky_relu, relu};
 
@@ -150,6 +152,51 @@ fn channel_affine<T: WithDType>(x: &[T], a: &[T], y: Option<(&[T], &[T])>, o: &[
         out.par_chunks_mut(c * s).enumerate().for_each(row);
     }
     out
+}
+
+/// dst (m, n; row stride `ds`) (+)= lhs (m, k) · rhs (k, n); strides are (row, column) in
+/// elements. Split over the thread pool it runs in.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into<T: WithDType>(
+    dst: &mut [T],
+    ds: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: &[T],
+    ls: (usize, usize),
+    rhs: &[T],
+    rs: (usize, usize),
+    accumulate: bool,
+) {
+    assert!(m > 0 && n > 0 && k > 0 && ds >= n);
+    assert!(dst.len() >= (m - 1) * ds + n && lhs.len() > (m - 1) * ls.0 + (k - 1) * ls.1 && rhs.len() > (k - 1) * rs.0 + (n - 1) * rs.1);
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 && m * n * k > 1 << 15 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the asserted extents put every element the GEMM touches inside the three slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            ds as isize,
+            accumulate,
+            lhs.as_ptr(),
+            ls.1 as isize,
+            ls.0 as isize,
+            rhs.as_ptr(),
+            rs.1 as isize,
+            rs.0 as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
 }
 
 /// A buffer every element of which is written before it is read (GEMM output with
