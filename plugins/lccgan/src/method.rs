@@ -17,7 +17,7 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use ganfold_core::checkpoint::prefixed;
 use ganfold_core::loss::{bce_const, softplus};
-use ganfold_core::nn::VarStore;
+use ganfold_core::nn::{self, VarStore};
 use ganfold_core::optim::Adam;
 use ganfold_core::{viz, Batch, BuildContext, Dataset, Method, MethodState, Rng, StepStats};
 use plotters::style::RGBColor;
@@ -260,7 +260,8 @@ impl Lccgan {
         self.opt_d.backward_step(&d_loss)?;
         // Alg. 1 lines 7-8: a fresh LCC sample (or the code's reuse) and the G step.
         let fake2 = if self.cfg.reuse_fake_for_g { fake } else { self.g.forward_t(&self.latent(n, None, rng)?, true)? };
-        let l = self.d.forward_t(&fake2, true)?;
+        // D's parameters are constants in G's loss (`nn::frozen`): their gradients would be discarded.
+        let l = nn::frozen(|| self.d.forward_t(&fake2, true))?;
         let g_loss = if self.cfg.g_loss == "saturating" {
             // phi = log: minimise E log(1 - D(G)) = -E softplus(l).
             softplus(&l)?.mean_all()?.neg()?

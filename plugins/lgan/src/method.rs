@@ -7,7 +7,7 @@ use anyhow::Context;
 use candle_core::{D, DType, Device, Tensor};
 use ganfold_core::checkpoint;
 use ganfold_core::loss::{bce_const, log_sum_exp, softplus};
-use ganfold_core::nn::VarStore;
+use ganfold_core::nn::{self, VarStore};
 use ganfold_core::optim::{Adam, AdamConfig};
 use ganfold_core::{Batch, BuildContext, Dataset, LocalGenerator, Method, MethodState, Rng, SampleShape, StepStats};
 use std::path::{Path, PathBuf};
@@ -130,7 +130,8 @@ impl Lgan {
         // G step: min -E log D(G(x, z)) + E Omega_G(x)   (Sec. 3.4, non-saturating).
         let z = self.sample_z(b, rng)?;
         let fake = self.g.forward_local(x, &z, true)?;
-        let adv = bce_const(&self.d.forward_t(&fake, true)?, true)?;
+        // D's parameters are constants here (`nn::frozen`): their gradients would be discarded.
+        let adv = bce_const(&nn::frozen(|| self.d.forward_t(&fake, true))?, true)?;
         let t = self.reg.terms(&self.g, x, rng, true)?;
         let g_loss = (&adv + self.reg.value(&t)?)?;
         self.opt_g.backward_step(&g_loss)?;
@@ -216,8 +217,9 @@ impl Lgan {
         // --- Generator step, eq. (9): K_G + L_G + Omega_G, classifier fixed.
         let z = self.sample_z(b, rng)?;
         let fake = self.g.forward_local(xu, &z, true)?;
+        // The classifier's parameters are constants in G's loss (`nn::frozen`).
         let psi_real = self.d.features_t(xu, true)?.mean(0)?.detach();
-        let psi_fake = self.d.features_t(&fake, true)?.mean(0)?;
+        let psi_fake = nn::frozen(|| self.d.features_t(&fake, true))?.mean(0)?;
         // L_G: squared L2 of the mean-feature difference (paper; [CODE-SSL] uses an L1 mean).
         // Deviation (spec A1 applied to L_G): with the `mean` reduction (images) it is averaged over
         // the F features like the locality term is over pixels; summed over F = 128 it reached
@@ -225,7 +227,8 @@ impl Lgan {
         let fm = feature_matching(&psi_real, &psi_fake, self.reg.reduction.resolve(xu))?;
         // K_G at z ~ P_Z (paper; [CODE-SSL] uses z = 0), (K+1)-way log-probabilities (errata 3).
         let zl = self.sample_z(b, rng)?;
-        let kg = Self::labelled_nll(&self.d.forward_t(&self.g.forward_local(&xl, &zl, true)?, true)?, &yl)?;
+        let gl = self.g.forward_local(&xl, &zl, true)?;
+        let kg = Self::labelled_nll(&nn::frozen(|| self.d.forward_t(&gl, true))?, &yl)?;
         let t = self.reg.terms(&self.g, xu, rng, true)?;
         let g_loss = ((&kg + &fm)? + self.reg.value(&t)?)?;
         self.opt_g.backward_step(&g_loss)?;

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use candle_core::{Device, Tensor};
 use ganfold_core::checkpoint;
 use ganfold_core::optim::{Adam, AdamConfig};
+use ganfold_core::nn;
 use ganfold_core::{
     Batch, BuildContext, Dataset, Discriminator, Generator, Method, MethodState, RegContext, Regularizer, Rng,
     SampleShape, StepStats,
@@ -141,7 +142,8 @@ impl Mmgan {
         self.opt_d.backward_step(&d_loss)?;
         let mut g_loss = None;
         for _ in 0..self.cfg.g_steps_per_iter {
-            let lf = self.fake_logits_features(real, &self.g.forward_t(z, true)?)?.0;
+            let fake = self.g.forward_t(z, true)?;
+            let lf = nn::frozen(|| self.fake_logits_features(real, &fake))?.0;
             let l = ganfold_core::loss::bce_const(&lf, true)?; // non-saturating -log D(G(z))
             self.opt_g.backward_step(&l)?;
             g_loss = Some(l);
@@ -216,7 +218,8 @@ impl Method for Mmgan {
         let mut last = None;
         for _ in 0..self.cfg.g_steps_per_iter {
             let x_img = self.g.forward_t(&z, true)?;
-            let x2 = self.fake_features(real, &x_img)?;
+            // D's parameters are constants in G's loss (`nn::frozen`): their gradients would be discarded.
+            let x2 = nn::frozen(|| self.fake_features(real, &x_img))?;
             let (c_xm2, l_xm2) = manifold::batch_stats(space, &x2, eps)?;
             let c_x = manifold::ema(self.ema.c_x.as_ref(), &c_xm2, delta)?;
             let l_x = manifold::ema(self.ema.l_x.as_ref(), &l_xm2, delta)?;
