@@ -1,6 +1,6 @@
 //! `ganfold bench`: training throughput of every registered method at a fixed configuration,
 //! the machine's large-SGEMM rate, and (with `--reference`) PyTorch running the same DCGAN-28
-//! and LGAN steps in the same invocation, with the ratio.
+//! and LGAN steps in the same invocation, in alternating blocks of steps, with the ratio.
 
 use anyhow::{Context, bail};
 use candle_core::Device;
@@ -46,7 +46,7 @@ struct Row {
     torch: Option<Reference>,
 }
 
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug)]
 struct Reference {
     img_per_s: f64,
     gflop_per_step: f64,
@@ -81,11 +81,11 @@ fn bench(a: &BenchArgs, threads: usize) -> anyhow::Result<()> {
     };
     let mut rows = vec![];
     for name in &names {
-        let (phase, ms) = time_method(name, &data, a)?;
-        let torch = match (&python, name.as_str()) {
-            (Some(py), "dcgan" | "lgan") => Some(reference(py, &format!("{name}28"), threads, a)?),
+        let server = match (&python, name.as_str()) {
+            (Some(py), "dcgan" | "lgan") => Some(TorchServer::start(py, &format!("{name}28"), threads, a)?),
             _ => None,
         };
+        let (phase, ms, torch) = time_method(name, &data, a, server)?;
         rows.push(Row { method: name.clone(), phase, ms, img_s: a.batch_size as f64 * 1e3 / ms, torch });
     }
 
@@ -113,8 +113,14 @@ fn bench(a: &BenchArgs, threads: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Mean milliseconds per training step of `name` at its defaults, and the phase it was in.
-fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs) -> anyhow::Result<(String, f64)> {
+/// Blocks each side runs in turn when compared with PyTorch (see `time_method`).
+const ROUNDS: usize = 4;
+
+/// The median milliseconds per training step of `name` at its defaults, the phase it was in, and
+/// PyTorch's figures when a reference server is given. With a reference the timed steps run in
+/// `ROUNDS` blocks alternating with PyTorch's blocks of the same size, so that a slow spell of a
+/// shared machine (±20 % over minutes here) falls on both sides instead of on one.
+fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs, mut torch: Option<TorchServer>) -> anyhow::Result<(String, f64, Option<Reference>)> {
     let cfg = RunConfig::defaults(name)?;
     let entry = registry::method(name)?;
     let device = Device::Cpu;
@@ -124,7 +130,8 @@ fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs) -> anyhow::Resul
     let cx = BuildContext { config: &cfg.method, data, device: &device, seed: 0, batch_size: a.batch_size, total_steps: cfg.train.steps.max(total) };
     let mut m = (entry.build)(&cx).with_context(|| format!("building {name}"))?;
     let mut rng = Rng::new(1);
-    let mut times = vec![];
+    let (mut times, mut torch_times) = (vec![], vec![]);
+    let block = if torch.is_some() { a.steps.div_ceil(ROUNDS) } else { a.steps };
     for step in 0..total {
         let idx: Vec<usize> = (0..a.batch_size).map(|_| rng.below(data.len())).collect();
         let batch = data.batch(&idx, &device)?;
@@ -132,6 +139,10 @@ fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs) -> anyhow::Resul
         m.step(&batch, step, &mut rng).with_context(|| format!("{name} step {step}"))?;
         if step >= a.warmup {
             times.push(t.elapsed().as_secs_f64() * 1e3);
+            let done = step + 1 - a.warmup;
+            if let Some(server) = torch.as_mut().filter(|_| done % block == 0 || done == a.steps) {
+                torch_times.extend(server.run(done - (done - 1) / block * block)?);
+            }
         }
     }
     if ganfold_core::ops::profile::enabled() {
@@ -143,8 +154,18 @@ fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs) -> anyhow::Resul
         }
     }
     // The median step: robust to the odd step slowed by another process on a shared machine.
-    times.sort_by(f64::total_cmp);
-    Ok((m.phase().unwrap_or_else(|| "train".into()), times[times.len() / 2]))
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let reference = match torch {
+        Some(server) => {
+            let ms = median(torch_times);
+            Some(Reference { img_per_s: a.batch_size as f64 * 1e3 / ms, gflop_per_step: server.meta.gflop_per_step, torch: server.meta.torch.clone() })
+        }
+        None => None,
+    };
+    Ok((m.phase().unwrap_or_else(|| "train".into()), median(times), reference))
 }
 
 fn total_steps_label(a: &BenchArgs) -> usize {
@@ -185,20 +206,72 @@ fn ensure_venv(venv: &PathBuf) -> anyhow::Result<PathBuf> {
     Ok(py)
 }
 
-fn reference(py: &PathBuf, model: &str, threads: usize, a: &BenchArgs) -> anyhow::Result<Reference> {
-    let script = std::env::temp_dir().join(format!("ganfold-bench-reference-{}.py", std::process::id()));
-    std::fs::write(&script, REFERENCE_PY)?;
-    let out = Command::new(py)
-        .arg(&script)
-        .arg(model)
-        .args(["--threads", &threads.to_string(), "--batch", &a.batch_size.to_string()])
-        .args(["--steps", &a.steps.to_string(), "--warmup", &a.warmup.to_string()])
-        .output()
-        .context("cannot run the PyTorch reference")?;
-    let _ = std::fs::remove_file(&script);
-    if !out.status.success() {
-        bail!("PyTorch reference {model} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+/// The PyTorch reference as a child process that runs blocks of steps on request
+/// (`reference.py --serve`): built and warmed up once, then idle (blocked on its stdin) while
+/// ganfold's blocks run.
+struct TorchServer {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+    meta: Meta,
+    script: PathBuf,
+}
+
+#[derive(serde::Deserialize)]
+struct Meta {
+    gflop_per_step: f64,
+    torch: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Block {
+    times_ms: Vec<f64>,
+}
+
+impl TorchServer {
+    fn start(py: &PathBuf, model: &str, threads: usize, a: &BenchArgs) -> anyhow::Result<Self> {
+        use std::process::Stdio;
+        let script = std::env::temp_dir().join(format!("ganfold-bench-reference-{}-{model}.py", std::process::id()));
+        std::fs::write(&script, REFERENCE_PY)?;
+        let mut child = Command::new(py)
+            .arg(&script)
+            .arg(model)
+            .args(["--threads", &threads.to_string(), "--batch", &a.batch_size.to_string(), "--warmup", &a.warmup.to_string(), "--serve"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot run the PyTorch reference")?;
+        let (input, output) = (child.stdin.take().context("reference stdin")?, child.stdout.take().context("reference stdout")?);
+        let mut server = Self { child, input, output: std::io::BufReader::new(output), meta: Meta { gflop_per_step: 0.0, torch: String::new() }, script };
+        server.meta = serde_json::from_str(&server.line()?).context("unexpected first line from the PyTorch reference")?;
+        Ok(server)
     }
-    let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.trim()).with_context(|| format!("unexpected reference output: {line}"))
+
+    fn line(&mut self) -> anyhow::Result<String> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        if self.output.read_line(&mut line)? == 0 {
+            bail!("the PyTorch reference stopped (its error output is above)");
+        }
+        Ok(line)
+    }
+
+    /// Runs `n` reference steps; their times in milliseconds.
+    fn run(&mut self, n: usize) -> anyhow::Result<Vec<f64>> {
+        use std::io::Write;
+        writeln!(self.input, "{n}")?;
+        self.input.flush()?;
+        let block: Block = serde_json::from_str(&self.line()?).context("unexpected output from the PyTorch reference")?;
+        Ok(block.times_ms)
+    }
+}
+
+impl Drop for TorchServer {
+    fn drop(&mut self) {
+        // Closing stdin ends the server's loop; kill it if it is stuck.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.script);
+    }
 }

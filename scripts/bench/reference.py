@@ -1,12 +1,15 @@
 """PyTorch reference steps for `ganfold bench --reference` (same shapes as ganfold's models).
 
-  python reference.py dcgan28|lgan28 --threads T --batch B --steps N --warmup W
+  python reference.py dcgan28|lgan28 --threads T --batch B --steps N --warmup W [--serve]
 
 Prints one JSON line (median step): steps_per_s, img_per_s, ms_per_step, gflop_per_step (PyTorch's FLOP
-counter over one whole step), torch version. Written for ganfold; the DCGAN-28 model matches
+counter over one whole step), torch version. With --serve (what `ganfold bench --reference` uses), it
+prints that line without timings once warmed up, then reads step counts from stdin, one per line, and
+answers each with {"times_ms": [...]}: ganfold alternates blocks of its own steps with blocks of these,
+so a slow spell of a shared machine hits both sides alike. Written for ganfold; the DCGAN-28 model matches
 shared/bench/torch_dcgan28.py, the LGAN step matches plugins/lgan (generation mode, defaults).
 """
-import argparse, json, time
+import argparse, json, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -133,6 +136,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--serve", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
@@ -143,15 +147,24 @@ def main():
     flops = fc.get_total_flops()
     for _ in range(a.warmup):
         step()
+    meta = {"model": a.model, "torch": torch.__version__, "threads": a.threads, "batch": a.batch, "gflop_per_step": flops / 1e9}
+    if a.serve:
+        print(json.dumps(meta), flush=True)
+        for line in sys.stdin:
+            times = []
+            for _ in range(int(line)):
+                t = time.perf_counter()
+                step()
+                times.append((time.perf_counter() - t) * 1e3)
+            print(json.dumps({"times_ms": times}), flush=True)
+        return
     times = []
     for _ in range(a.steps):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
     dt = sorted(times)[len(times) // 2]  # the median step, as ganfold bench reports
-    print(json.dumps({"model": a.model, "torch": torch.__version__, "threads": a.threads, "batch": a.batch,
-                      "steps_per_s": 1 / dt, "img_per_s": a.batch / dt, "ms_per_step": dt * 1e3,
-                      "gflop_per_step": flops / 1e9}))
+    print(json.dumps({**meta, "steps_per_s": 1 / dt, "img_per_s": a.batch / dt, "ms_per_step": dt * 1e3}))
 
 
 if __name__ == "__main__":
