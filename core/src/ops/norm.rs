@@ -72,20 +72,75 @@ fn normalise<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64, act: Opti
 }
 
 /// dx = gamma·inv/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), dgamma = Σ(dy·x̂), dbeta = Σdy (sums per channel).
-fn backward<T: WithDType>(x: &[T], gamma: &[T], dy: &[T], eps: f64, (b, c, s): (usize, usize, usize), cached: Option<Moments>) -> (Vec<T>, Vec<T>, Vec<T>) {
+/// dx = gamma·inv/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), dgamma = Σ(dy·x̂), dbeta = Σdy (sums per channel),
+/// where dy is `grad` taken back through the fused activation first (mask read from the output
+/// `res`). Two passes: the masked gradient and both sums together, then dx.
+#[allow(clippy::too_many_arguments)]
+fn backward<T: WithDType>(
+    x: &[T],
+    gamma: &[T],
+    grad: &[T],
+    act: Option<(&[T], f64)>,
+    eps: f64,
+    (b, c, s): (usize, usize, usize),
+    cached: Option<Moments>,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
     let (mean, var) = cached.unwrap_or_else(|| moments(x, b, c, s));
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let sum_dy = super::channel_sum(dy, (b, c, s));
-    let zero = vec![0.0; c];
-    let sum_dy_xhat: Vec<f64> = super::channel_dot(x, dy, &mean, &zero, (b, c, s)).iter().zip(&inv).map(|(v, i)| v * i).collect();
+    let (dy, sum_dy, sum_dy_xc) = grad_sums(x, grad, act, &mean, (b, c, s));
+    let sum_dy_xhat: Vec<f64> = sum_dy_xc.iter().zip(&inv).map(|(v, i)| v * i).collect();
     let n = (b * s) as f64;
     // dx = k1·dy + k2·x + k3 per channel, with x̂ = (x − mean)·inv expanded.
     let k1: Vec<f64> = (0..c).map(|i| gamma[i].to_f64() * inv[i]).collect();
     let k2: Vec<f64> = (0..c).map(|i| -k1[i] * inv[i] * sum_dy_xhat[i] / n).collect();
     let k3: Vec<f64> = (0..c).map(|i| -k1[i] * sum_dy[i] / n - k2[i] * mean[i]).collect();
     let cast = |v: &[f64]| v.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
-    let dx = super::channel_affine(dy, &cast(&k1), Some((x, &cast(&k2))), &cast(&k3), (b, c, s));
+    let dx = super::channel_affine(&dy, &cast(&k1), Some((x, &cast(&k2))), &cast(&k3), (b, c, s));
     (dx, cast(&sum_dy_xhat), cast(&sum_dy))
+}
+
+/// dy = grad through the activation (a copy of grad without one), and per channel Σdy and
+/// Σ(x − mean)·dy, in one pass; sums in f64, added in batch order (same result on every run).
+fn grad_sums<T: WithDType>(x: &[T], grad: &[T], act: Option<(&[T], f64)>, mean: &[f64], (_, c, s): (usize, usize, usize)) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+    use rayon::prelude::*;
+    let mut dy = super::uninit(grad.len());
+    let row = |(bi, dy): (usize, &mut [T])| -> Vec<f64> {
+        let o = bi * c * s;
+        let (xr, gr) = (&x[o..o + c * s], &grad[o..o + c * s]);
+        match act {
+            Some((res, slope)) => {
+                let (rr, a) = (&res[o..o + c * s], T::from_f64(slope));
+                dy.iter_mut().zip(gr.iter().zip(rr)).for_each(|(d, (&g, &r))| *d = g * if r > T::zero() { T::one() } else { a });
+            }
+            None => dy.copy_from_slice(gr),
+        }
+        let mut sums = vec![0.0; 2 * c];
+        if s == 1 {
+            // (B, C) rows (after a linear layer): one element per channel, summed across the row.
+            let (sd, sx) = sums.split_at_mut(c);
+            sd.iter_mut().zip(dy.iter()).for_each(|(a, d)| *a = d.to_f64());
+            sx.iter_mut().zip(xr.iter().zip(dy.iter()).zip(mean)).for_each(|(a, ((x, d), m))| *a = (x.to_f64() - m) * d.to_f64());
+            return sums;
+        }
+        for ci in 0..c {
+            let (xs, ds) = (&xr[ci * s..][..s], &dy[ci * s..][..s]);
+            let m = mean[ci];
+            sums[ci] = super::lane_sum(ds, |v| v.to_f64());
+            sums[c + ci] = super::lane_sum2(xs, ds, |x, d| (x.to_f64() - m) * d.to_f64());
+        }
+        sums
+    };
+    let rows: Vec<Vec<f64>> = if grad.len() < super::PAR_MIN || c * s == 0 {
+        dy.chunks_mut((c * s).max(1)).enumerate().map(row).collect()
+    } else {
+        dy.par_chunks_mut(c * s).enumerate().map(row).collect()
+    };
+    let mut acc = vec![0.0; 2 * c];
+    for r in rows {
+        acc.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+    }
+    let dot = acc.split_off(c);
+    (dy, acc, dot)
 }
 
 impl CustomOp3 for BatchNorm {
@@ -112,27 +167,29 @@ impl CustomOp3 for BatchNorm {
     fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = bcs(x.dims())?;
         let _t = super::profile::enabled().then(|| Timer::new("ganfold-batch-norm-backward"));
-        // Through the activation first: the output is positive exactly where its input is.
-        let grad = match self.act {
-            Some(slope) => super::pointwise::leaky_mask(res, &grad.contiguous()?, slope)?,
-            None => grad.contiguous()?,
-        };
-        let (x, gamma) = (x.contiguous()?, gamma.contiguous()?);
+        let grad = grad.contiguous()?;
+        let (x, gamma, res) = (x.contiguous()?, gamma.contiguous()?, res.contiguous()?);
         let dev = x.device().clone();
         let (xs, xl) = x.storage_and_layout();
         let (gs, gl) = gamma.storage_and_layout();
         let (ds, dl) = grad.storage_and_layout();
+        let (rs, rl) = res.storage_and_layout();
         let cached = self.moments.lock().unwrap_or_else(|e| e.into_inner()).clone();
         use candle_core::Storage::Cpu;
-        let (dx, dg, db) = match (&*xs, &*gs, &*ds) {
-            (Cpu(CpuStorage::F32(x)), Cpu(CpuStorage::F32(g)), Cpu(CpuStorage::F32(dy))) => {
-                let (dx, dg, db) = backward(slice(x, xl)?, slice(g, gl)?, slice(dy, dl)?, self.eps, d, cached.clone());
+        // Through the activation first: the output is positive exactly where its input is.
+        macro_rules! go {
+            ($x:expr, $g:expr, $dy:expr, $r:expr) => {{
+                let act = match self.act {
+                    Some(slope) => Some((slice($r, rl)?, slope)),
+                    None => None,
+                };
+                let (dx, dg, db) = backward(slice($x, xl)?, slice($g, gl)?, slice($dy, dl)?, act, self.eps, d, cached.clone());
                 (Tensor::from_vec(dx, grad.shape(), &dev)?, Tensor::from_vec(dg, d.1, &dev)?, Tensor::from_vec(db, d.1, &dev)?)
-            }
-            (Cpu(CpuStorage::F64(x)), Cpu(CpuStorage::F64(g)), Cpu(CpuStorage::F64(dy))) => {
-                let (dx, dg, db) = backward(slice(x, xl)?, slice(g, gl)?, slice(dy, dl)?, self.eps, d, cached.clone());
-                (Tensor::from_vec(dx, grad.shape(), &dev)?, Tensor::from_vec(dg, d.1, &dev)?, Tensor::from_vec(db, d.1, &dev)?)
-            }
+            }};
+        }
+        let (dx, dg, db) = match (&*xs, &*gs, &*ds, &*rs) {
+            (Cpu(CpuStorage::F32(x)), Cpu(CpuStorage::F32(g)), Cpu(CpuStorage::F32(dy)), Cpu(CpuStorage::F32(r))) => go!(x, g, dy, r),
+            (Cpu(CpuStorage::F64(x)), Cpu(CpuStorage::F64(g)), Cpu(CpuStorage::F64(dy)), Cpu(CpuStorage::F64(r))) => go!(x, g, dy, r),
             _ => bail!("ganfold-batch-norm: backward needs CPU f32 or f64 tensors, alike"),
         };
         Ok((Some(dx), Some(dg), Some(db)))
