@@ -171,7 +171,8 @@ fn gemm_into<T: WithDType>(
 ) {
     assert!(m > 0 && n > 0 && k > 0 && ds >= n);
     assert!(dst.len() >= (m - 1) * ds + n && lhs.len() > (m - 1) * ls.0 + (k - 1) * ls.1 && rhs.len() > (k - 1) * rs.0 + (n - 1) * rs.1);
-    let threads = rayon::current_num_threads();
+    // Inside a parallel loop over batch items (`SERIAL_GEMM`) each GEMM stays on its thread.
+    let threads = if SERIAL_GEMM.with(|c| c.get()) { 1 } else { rayon::current_num_threads() };
     let par = if threads > 1 && m * n * k > 1 << 15 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the asserted extents put every element the GEMM touches inside the three slices.
     unsafe {
@@ -197,6 +198,19 @@ fn gemm_into<T: WithDType>(
             par,
         );
     }
+}
+
+thread_local! {
+    /// Set while a kernel runs one small GEMM per batch item in parallel.
+    static SERIAL_GEMM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with [`gemm_into`] single-threaded on this thread.
+fn serial_gemm<R>(f: impl FnOnce() -> R) -> R {
+    SERIAL_GEMM.with(|c| c.set(true));
+    let r = f();
+    SERIAL_GEMM.with(|c| c.set(false));
+    r
 }
 
 /// A buffer every element of which is written before it is read (GEMM output with
