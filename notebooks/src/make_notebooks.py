@@ -317,7 +317,8 @@ impl Mlp {
         Ok(Mlp { l1: nn::linear(inp, hidden, vs.pp("l1"))?, l2: nn::linear(hidden, hidden, vs.pp("l2"))?, l3: nn::linear(hidden, out, vs.pp("l3"))? })
     }
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.l3.forward(&self.l2.forward(&self.l1.forward(x)?.relu()?)?.relu()?)
+        // nn::relu: ganfold's kernel (Candle's `.relu()` is serial and takes several ops to differentiate).
+        self.l3.forward(&nn::relu(&self.l2.forward(&nn::relu(&self.l1.forward(x)?)?)?)?)
     }
 }
 """),
@@ -361,9 +362,10 @@ impl Method for LsGan {
         let fake_term = self.d.forward(&fake)?.sqr()?.mean_all()?;
         let d_loss = ((real_term + fake_term)? * 0.5)?;
         self.opt_d.backward_step(&d_loss)?;
-        // G step on a fresh batch; opt_g updates G's variables only.
+        // G step on a fresh batch; opt_g updates G's variables only, and D runs frozen: its
+        // parameters are constants in G's loss, so their gradients are never formed.
         let fake = self.g.forward(&rng.randn((b, self.nz), 0.0, 1.0, &self.device)?)?;
-        let g_loss = ((self.d.forward(&fake)? - 1.0)?.sqr()?.mean_all()? * 0.5)?;
+        let g_loss = ((nn::frozen(|| self.d.forward(&fake))? - 1.0)?.sqr()?.mean_all()? * 0.5)?;
         self.opt_g.backward_step(&g_loss)?;
         let mut st = StepStats::default();
         st.push_t("d_loss", &d_loss)?;
