@@ -322,11 +322,12 @@ impl<T: WithDType> Epilogue<'_, T> {
 fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) -> Result<(Vec<T>, Shape)> {
     let g = &op.g;
     let (kk, p) = (g.kk(), g.ho * g.wo);
-    let n = g.b * p;
-    // One GEMM over the whole batch (N = B·Ho·Wo columns) packs the weight once; the batch/channel
-    // swaps it needs are over the small grid tensor only.
-    // Temporaries are fresh allocations: reusing pooled buffers measured slower (a fresh page is
-    // zeroed by the kernel and so already in cache when the kernel writes it; a reused one is not).
+    let (n, pm) = (g.b * p, g.pixel_major());
+    // One GEMM over the whole batch (N = B·Ho·Wo columns) packs the weight once; the reorderings
+    // it needs are of the grid, the small tensor. Columns are pixel-major for batches of 16 and
+    // more (see `Geom::pixel_major`), batch-major below.
+    // Temporaries are fresh allocations; a scratch pool measured slower. The binary keeps freed
+    // memory committed (cli `keep_freed_memory`), so these are not page-faulted in every step.
     match op.kind {
         Kind::Conv if p >= 64 && kk * p <= 1 << 15 => {
             // Large output planes from few taps (a first layer on images: K = 16, P = 196): one
@@ -334,13 +335,12 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             // instead of a batch-wide column matrix and a (O, B, P) -> (B, O, P) swap. Its weight
             // gradient builds the (small) columns again.
             let (hp, wp) = g.padded();
-            let (xp, taps) = (pad(g, a), g.taps());
+            let xp = pad(g, a);
             let mut y = uninit(g.b * g.o * p);
             let item = |cols: &mut Vec<T>, (bi, y): (usize, &mut [T])| {
                 for (r, row) in cols.chunks_exact_mut(p).enumerate() {
-                    let (c, tap) = (r / (g.k * g.k), r % (g.k * g.k));
-                    let plane = &xp[(bi * g.c + c) * hp * wp..][..hp * wp];
-                    row.iter_mut().zip(&taps[tap * p..][..p]).for_each(|(d, &i)| *d = plane[i as usize]);
+                    let (c, kh, kw) = (r / (g.k * g.k), r / g.k % g.k, r % g.k);
+                    window(g, &xp[(bi * g.c + c) * hp * wp..][..hp * wp], kh, kw, row);
                 }
                 super::serial_gemm(|| gemm_into(y, p, g.o, p, kk, b, (kk, 1), cols, (p, 1), false));
                 if epi.is_some() {
@@ -353,32 +353,39 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             Ok((y, g.grid_shape()))
         }
         Kind::Conv => {
-            // Yt (O, N) = W (O, K) · cols (K, N), then (O, B, P) -> (B, O, P).
-            let cols = super::profile::timed("  im2col", || im2col(g, a));
+            // Yt (O, N) = W (O, K) · cols (K, N), then back to the grid (B, O, P).
+            let cols = super::profile::timed("  im2col", || if pm { im2col_pm(g, a) } else { im2col(g, a) });
             let mut yt = uninit(g.o * n);
             super::profile::timed("  gemm conv", || gemm_into(&mut yt, n, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false));
             if let Some(c) = &op.cols {
                 *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cols::from(cols));
             }
-            Ok((super::profile::timed("  swap", || swap_outer(&yt, g.o, g.b, p, epi)), g.grid_shape()))
+            let y = super::profile::timed("  to grid", || if pm { from_pixel_major(&yt, g.b, g.o, p, epi) } else { swap_outer(&yt, g.o, g.b, p, epi) });
+            Ok((y, g.grid_shape()))
         }
         Kind::ConvT => {
             // cols (K, N) = Wᵀ (K, O) · Yt (O, N), then scatter-add the patches into the image.
-            let yt = super::profile::timed("  swap", || swap_outer(a, g.b, g.o, p, None));
+            let yt = super::profile::timed("  from grid", || grid_rows(g, a));
             let mut cols = uninit(kk * n);
             super::profile::timed("  gemm convT", || gemm_into(&mut cols, n, kk, n, g.o, b, (1, kk), &yt, (n, 1), false));
-            Ok((super::profile::timed("  col2im", || col2im(g, &cols, epi)), g.image_shape()))
+            Ok((super::profile::timed("  col2im", || if pm { col2im_pm(g, &cols, epi) } else { col2im(g, &cols, epi) }), g.image_shape()))
         }
         Kind::WGrad => {
             // W (O, K) = Yt (O, N) · colsᵀ (N, K).
             let cached = op.cols.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()).and_then(Cols::into_vec::<T>);
-            let cols = cached.unwrap_or_else(|| super::profile::timed("  im2col wg", || im2col(g, a)));
-            let yt = super::profile::timed("  swap", || swap_outer(b, g.b, g.o, p, None));
+            let cols = cached.unwrap_or_else(|| super::profile::timed("  im2col wg", || if pm { im2col_pm(g, a) } else { im2col(g, a) }));
+            let yt = super::profile::timed("  from grid", || grid_rows(g, b));
             let mut w = uninit(g.o * kk);
             super::profile::timed("  gemm wgrad", || gemm_into(&mut w, kk, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false));
             Ok((w, g.kernel_shape()))
         }
     }
+}
+
+/// A grid (B, O, P) as the GEMM's O rows of N columns, in the geometry's column order.
+fn grid_rows<T: WithDType>(g: &Geom, y: &[T]) -> Vec<T> {
+    let p = g.ho * g.wo;
+    if g.pixel_major() { to_pixel_major(y, g.b, g.o, p) } else { swap_outer(y, g.b, g.o, p, None) }
 }
 
 /// (A, B, P) -> (B, A, P): swaps the two outer dims of a dense 3-D array (A: channels, for the
@@ -427,22 +434,48 @@ impl Geom {
     fn padded(&self) -> (usize, usize) {
         (self.h + 2 * self.p, self.w + 2 * self.p)
     }
-    /// For kernel tap (kh, kw) and output position (oh, ow), the offset of the input pixel in
-    /// the padded plane: one table serves every (batch, channel), so the gathers and scatters
-    /// below are branch-free loops over it (the per-row bounds checks cost twice as much).
-    fn taps(&self) -> Vec<u32> {
-        let (_, wp) = self.padded();
-        let mut t = Vec::with_capacity(self.k * self.k * self.ho * self.wo);
-        for kh in 0..self.k {
-            for kw in 0..self.k {
-                for oh in 0..self.ho {
-                    for ow in 0..self.wo {
-                        t.push(((oh * self.s + kh) * wp + ow * self.s + kw) as u32);
-                    }
+}
+
+/// dst (Ho·Wo) = the window of kernel tap (kh, kw) in one padded plane: dst[oh, ow] =
+/// plane[oh·s + kh, ow·s + kw]. Row by row with the stride a constant for s = 1, 2 (strided
+/// loads without index tables or bounds checks).
+#[inline]
+fn window<T: Copy>(g: &Geom, plane: &[T], kh: usize, kw: usize, dst: &mut [T]) {
+    let (_, wp) = g.padded();
+    for (oh, d) in dst.chunks_exact_mut(g.wo).enumerate() {
+        let src = &plane[(oh * g.s + kh) * wp + kw..];
+        match g.s {
+            1 => d.copy_from_slice(&src[..g.wo]),
+            2 => strided::<T, 2>(d, src),
+            s => d.iter_mut().enumerate().for_each(|(i, d)| *d = src[i * s]),
+        }
+    }
+}
+
+#[inline(always)]
+fn strided<T: Copy, const S: usize>(dst: &mut [T], src: &[T]) {
+    let src = &src[..(dst.len() - 1) * S + 1];
+    for i in 0..dst.len() {
+        dst[i] = src[i * S];
+    }
+}
+
+/// The adjoint of [`window`]: plane[oh·s + kh, ow·s + kw] += src[oh, ow].
+#[inline]
+fn window_add<T: WithDType>(g: &Geom, plane: &mut [T], kh: usize, kw: usize, src: &[T]) {
+    let (_, wp) = g.padded();
+    for (oh, v) in src.chunks_exact(g.wo).enumerate() {
+        let dst = &mut plane[(oh * g.s + kh) * wp + kw..];
+        match g.s {
+            1 => dst[..g.wo].iter_mut().zip(v).for_each(|(d, &v)| *d += v),
+            2 => {
+                let (dst, v) = (&mut dst[..(g.wo - 1) * 2 + 1], &v[..g.wo]);
+                for i in 0..g.wo {
+                    dst[i * 2] += v[i];
                 }
             }
+            s => v.iter().enumerate().for_each(|(i, &v)| dst[i * s] += v),
         }
-        t
     }
 }
 
@@ -474,22 +507,19 @@ fn pad<'a, T: WithDType>(g: &Geom, x: &'a [T]) -> std::borrow::Cow<'a, [T]> {
 /// cols (C·k·k, B·Ho·Wo): row (c, kh, kw), column (b, oh, ow) holds
 /// x[b, c, oh·s − p + kh, ow·s − p + kw] (0 in the padding).
 fn im2col<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
-    let (p, n) = (g.ho * g.wo, g.b * g.ho * g.wo);
+    let (p, n, kk2) = (g.ho * g.wo, g.b * g.ho * g.wo, g.k * g.k);
     let (hp, wp) = g.padded();
-    let (xp, taps) = (pad(g, x), g.taps());
+    let xp = pad(g, x);
     let mut cols = uninit(g.kk() * n);
-    let fill = |(r, row): (usize, &mut [T])| {
-        let (c, tap) = (r / (g.k * g.k), r % (g.k * g.k));
-        let taps = &taps[tap * p..][..p];
+    let row = |(r, row): (usize, &mut [T])| {
         for (b, out) in row.chunks_exact_mut(p).enumerate() {
-            let plane = &xp[(b * g.c + c) * hp * wp..][..hp * wp];
-            out.iter_mut().zip(taps).for_each(|(d, &i)| *d = plane[i as usize]);
+            window(g, &xp[(b * g.c + r / kk2) * hp * wp..][..hp * wp], r % kk2 / g.k, r % g.k, out);
         }
     };
     if cols.len() < super::PAR_MIN {
-        cols.chunks_mut(n).enumerate().for_each(fill);
+        cols.chunks_mut(n).enumerate().for_each(row);
     } else {
-        cols.par_chunks_mut(n).enumerate().for_each(fill);
+        cols.par_chunks_mut(n).enumerate().for_each(row);
     }
     cols
 }
@@ -497,27 +527,203 @@ fn im2col<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
 /// The adjoint of [`im2col`]: adds every column entry back into the image position it came
 /// from. Parallel over image planes, so no two threads write the same element.
 fn col2im<T: WithDType>(g: &Geom, cols: &[T], epi: Option<Epilogue<T>>) -> Vec<T> {
-    let (p, n) = (g.ho * g.wo, g.b * g.ho * g.wo);
+    let (p, n, kk2) = (g.ho * g.wo, g.b * g.ho * g.wo, g.k * g.k);
     let (hp, wp) = g.padded();
-    let taps = g.taps();
     let mut x = uninit(g.b * g.c * g.h * g.w);
-    let plane = |(bc, plane): (usize, &mut [T])| {
+    let plane = |acc: &mut Vec<T>, (bc, plane): (usize, &mut [T])| {
         let (b, c) = (bc / g.c, bc % g.c);
-        let mut acc = vec![T::zero(); hp * wp];
-        for tap in 0..g.k * g.k {
-            let src = &cols[(c * g.k * g.k + tap) * n + b * p..][..p];
-            src.iter().zip(&taps[tap * p..][..p]).for_each(|(&v, &i)| acc[i as usize] += v);
+        acc.clear();
+        acc.resize(hp * wp, T::zero());
+        for tap in 0..kk2 {
+            window_add(g, acc, tap / g.k, tap % g.k, &cols[(c * kk2 + tap) * n + b * p..][..p]);
         }
         for (r, dst) in plane.chunks_exact_mut(g.w).enumerate() {
             Epilogue::write(epi, c, dst, &acc[(r + g.p) * wp + g.p..][..g.w]);
         }
     };
     if x.len() < super::PAR_MIN {
-        x.chunks_mut(g.h * g.w).enumerate().for_each(plane);
+        let mut acc = Vec::new();
+        x.chunks_mut(g.h * g.w).enumerate().for_each(|a| plane(&mut acc, a));
     } else {
-        x.par_chunks_mut(g.h * g.w).enumerate().for_each(plane);
+        x.par_chunks_mut(g.h * g.w).enumerate().for_each_init(Vec::new, plane);
     }
     x
+}
+
+impl Geom {
+    /// Whether the column matrices order their N = B·Ho·Wo columns pixel-major, (oh, ow, b):
+    /// im2col and col2im then move whole runs of B values (a memcpy, a vector add) instead of
+    /// Ho rows of Wo strided values each (3-4x faster for B = 64, 7x7 grids), at the price of
+    /// a transpose instead of a block swap of the grid. For batches that fill a vector.
+    fn pixel_major(&self) -> bool {
+        self.b >= 16
+    }
+}
+
+/// dst[j·ds + i] = src[i·ss + j] for i < rows, j < cols: a strided matrix transpose, in 4x4
+/// SSE tiles for f32 (scalar strided stores ran at 6-8 cycles per element).
+fn transpose<T: WithDType>(src: &[T], ss: usize, dst: &mut [T], ds: usize, rows: usize, cols: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(src.len() >= (rows - 1) * ss + cols && dst.len() >= (cols - 1) * ds + rows);
+    let (mut r4, mut c4) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        (r4, c4) = (rows / 4 * 4, cols / 4 * 4);
+        // SAFETY: T is f32 (same layout); every tile lies inside the extents asserted above.
+        unsafe { transpose4_f32(src.as_ptr().cast(), ss, dst.as_mut_ptr().cast(), ds, r4, c4) };
+    }
+    for i in 0..rows {
+        let row = &src[i * ss..][..cols];
+        let from = if i < r4 { c4 } else { 0 };
+        for j in from..cols {
+            dst[j * ds + i] = row[j];
+        }
+    }
+}
+
+/// The 4x4 tiles of [`transpose`] over rows < r4, cols < c4 (multiples of 4).
+///
+/// # Safety
+/// src must hold (r4 - 1)·ss + c4 floats and dst (c4 - 1)·ds + r4.
+#[cfg(target_arch = "x86_64")]
+unsafe fn transpose4_f32(src: *const f32, ss: usize, dst: *mut f32, ds: usize, r4: usize, c4: usize) {
+    use std::arch::x86_64::*;
+    for i in (0..r4).step_by(4) {
+        for j in (0..c4).step_by(4) {
+            // SAFETY: rows i..i+4, columns j..j+4 are inside both matrices (caller's extents).
+            unsafe {
+                let p = src.add(i * ss + j);
+                let (r0, r1, r2, r3) = (_mm_loadu_ps(p), _mm_loadu_ps(p.add(ss)), _mm_loadu_ps(p.add(2 * ss)), _mm_loadu_ps(p.add(3 * ss)));
+                let (t0, t1) = (_mm_unpacklo_ps(r0, r1), _mm_unpackhi_ps(r0, r1));
+                let (t2, t3) = (_mm_unpacklo_ps(r2, r3), _mm_unpackhi_ps(r2, r3));
+                let q = dst.add(j * ds + i);
+                _mm_storeu_ps(q, _mm_movelh_ps(t0, t2));
+                _mm_storeu_ps(q.add(ds), _mm_movehl_ps(t2, t0));
+                _mm_storeu_ps(q.add(2 * ds), _mm_movelh_ps(t1, t3));
+                _mm_storeu_ps(q.add(3 * ds), _mm_movehl_ps(t3, t1));
+            }
+        }
+    }
+}
+
+/// (B, O, P) -> (O, P, B): the grid as GEMM rows in pixel-major column order.
+fn to_pixel_major<T: WithDType>(x: &[T], b: usize, o: usize, p: usize) -> Vec<T> {
+    let mut out = uninit(x.len());
+    let row = |(oi, row): (usize, &mut [T])| transpose(&x[oi * p..], o * p, row, b, b, p);
+    if x.len() < super::PAR_MIN {
+        out.chunks_mut(p * b).enumerate().for_each(row);
+    } else {
+        out.par_chunks_mut(p * b).enumerate().for_each(row);
+    }
+    out
+}
+
+/// (O, P, B) -> (B, O, P), the epilogue applied per output channel o; items in blocks of 16.
+fn from_pixel_major<T: WithDType>(yt: &[T], b: usize, o: usize, p: usize, epi: Option<Epilogue<T>>) -> Vec<T> {
+    const BLOCK: usize = 16;
+    let mut out = uninit(yt.len());
+    let block = |(blk, items): (usize, &mut [T])| {
+        let nb = items.len() / (o * p);
+        for oi in 0..o {
+            transpose(&yt[oi * p * b + blk * BLOCK..], b, &mut items[oi * p..], o * p, p, nb);
+        }
+        if epi.is_some() {
+            for (i, row) in items.chunks_exact_mut(p).enumerate() {
+                Epilogue::apply(epi, i % o, row);
+            }
+        }
+    };
+    if yt.len() < super::PAR_MIN {
+        out.chunks_mut(BLOCK * o * p).enumerate().for_each(block);
+    } else {
+        out.par_chunks_mut(BLOCK * o * p).enumerate().for_each(block);
+    }
+    out
+}
+
+/// The input pixel under kernel tap (kh, kw) at output position (oh, ow), if not in the padding.
+#[inline]
+fn source_pixel(g: &Geom, oh: usize, ow: usize, kh: usize, kw: usize) -> Option<usize> {
+    let (y, x) = ((oh * g.s + kh).checked_sub(g.p)?, (ow * g.s + kw).checked_sub(g.p)?);
+    (y < g.h && x < g.w).then_some(y * g.w + x)
+}
+
+/// [`im2col`] with pixel-major columns: row (c, kh, kw), column (oh, ow, b). Each channel is
+/// first transposed to (pixel, b), so every (tap, output pixel) entry is one run of B values,
+/// copied (or zero-filled in the padding) at once.
+fn im2col_pm<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
+    let (n, kk2, bsz, hw) = (g.b * g.ho * g.wo, g.k * g.k, g.b, g.h * g.w);
+    let mut cols = uninit(g.kk() * n);
+    let channel = |xt: &mut Vec<T>, (c, rows): (usize, &mut [T])| {
+        xt.resize(hw * bsz, T::zero());
+        transpose(&x[c * hw..], g.c * hw, xt, bsz, bsz, hw);
+        for (tap, row) in rows.chunks_exact_mut(n).enumerate() {
+            for (q, run) in row.chunks_exact_mut(bsz).enumerate() {
+                match source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k) {
+                    Some(i) => run.copy_from_slice(&xt[i * bsz..][..bsz]),
+                    None => run.fill(T::zero()),
+                }
+            }
+        }
+    };
+    if cols.len() < super::PAR_MIN {
+        let mut xt = Vec::new();
+        cols.chunks_mut(kk2 * n).enumerate().for_each(|a| channel(&mut xt, a));
+    } else {
+        cols.par_chunks_mut(kk2 * n).enumerate().for_each_init(Vec::new, channel);
+    }
+    cols
+}
+
+/// [`col2im`] for pixel-major columns: per channel, the taps are added into a (pixel, b)
+/// accumulator in runs of B values, then transposed into the channel's B planes.
+fn col2im_pm<T: WithDType>(g: &Geom, cols: &[T], epi: Option<Epilogue<T>>) -> Vec<T> {
+    let (n, kk2, bsz, hw) = (g.b * g.ho * g.wo, g.k * g.k, g.b, g.h * g.w);
+    let mut x = uninit(g.b * g.c * hw);
+    let dst = SyncPtr(x.as_mut_ptr());
+    let channel = |(acc, planes): &mut (Vec<T>, Vec<T>), c: usize| {
+        acc.clear();
+        acc.resize(hw * bsz, T::zero());
+        for tap in 0..kk2 {
+            let row = &cols[(c * kk2 + tap) * n..][..n];
+            for (q, run) in row.chunks_exact(bsz).enumerate() {
+                if let Some(i) = source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k) {
+                    acc[i * bsz..][..bsz].iter_mut().zip(run).for_each(|(d, &v)| *d += v);
+                }
+            }
+        }
+        planes.resize(bsz * hw, T::zero());
+        transpose(acc, bsz, planes, hw, hw, bsz);
+        for (bi, plane) in planes.chunks_exact_mut(hw).enumerate() {
+            Epilogue::apply(epi, c, plane);
+            // SAFETY: plane (bi, c) lies inside x, and channel c's planes are written by this
+            // task only.
+            unsafe { std::ptr::copy_nonoverlapping(plane.as_ptr(), dst.at((bi * g.c + c) * hw), hw) };
+        }
+    };
+    if x.len() < super::PAR_MIN {
+        let mut bufs = Default::default();
+        (0..g.c).for_each(|c| channel(&mut bufs, c));
+    } else {
+        (0..g.c).into_par_iter().for_each_init(Default::default, channel);
+    }
+    x
+}
+
+/// A raw pointer that threads writing disjoint elements may share.
+#[derive(Clone, Copy)]
+struct SyncPtr<T>(*mut T);
+// SAFETY: only used for writes to disjoint elements, joined before the buffer is read.
+unsafe impl<T> Send for SyncPtr<T> {}
+unsafe impl<T> Sync for SyncPtr<T> {}
+impl<T> SyncPtr<T> {
+    /// # Safety
+    /// `i` must be inside the buffer the pointer came from.
+    unsafe fn at(self, i: usize) -> *mut T {
+        unsafe { self.0.add(i) }
+    }
 }
 
 #[cfg(test)]
@@ -537,6 +743,31 @@ mod tests {
         ]
     }
 
+    /// Every geometry with a small batch (batch-major columns) and a batch of 16 and more
+    /// (pixel-major columns: `Geom::pixel_major`).
+    fn cfgs_batches() -> Vec<(ConvCfg, usize, usize, usize)> {
+        [2, 16].into_iter().flat_map(|nb| cfgs().into_iter().map(move |(c, k, hw)| (c, k, hw, nb))).collect()
+    }
+
+    /// The f32 transpose (4x4 SSE tiles plus scalar edges) against its definition, on sizes
+    /// that are not multiples of 4 and strides wider than the matrices.
+    #[test]
+    fn transpose_matches_definition() {
+        for (rows, cols) in [(1, 1), (3, 5), (4, 4), (9, 14), (17, 49)] {
+            let (ss, ds) = (cols + 3, rows + 2);
+            let src: Vec<f32> = (0..rows * ss).map(|i| i as f32 * 0.5 - 7.0).collect();
+            let mut dst = vec![f32::NAN; cols * ds];
+            transpose(&src, ss, &mut dst, ds, rows, cols);
+            for i in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(dst[j * ds + i], src[i * ss + j], "({rows}x{cols}) at ({i}, {j})");
+                }
+            }
+            let untouched = (0..cols).flat_map(|j| (rows..ds).map(move |i| j * ds + i)).filter(|&k| k < dst.len());
+            assert!(untouched.into_iter().all(|k| dst[k].is_nan()), "({rows}x{cols}) wrote outside the matrix");
+        }
+    }
+
     fn close(a: &Tensor, b: &Tensor, tol: f64) -> Result<()> {
         assert_eq!(a.dims(), b.dims());
         let d = (a - b)?.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -548,9 +779,9 @@ mod tests {
     fn conv_and_transpose_match_candle() -> Result<()> {
         let dev = Device::Cpu;
         let mut rng = Rng::new(1);
-        for (cfg, k, hw) in cfgs() {
+        for (cfg, k, hw, nb) in cfgs_batches() {
             for dtype in [DType::F32, DType::F64] {
-                let x = rng.randn((3, 2, hw, hw + 1), 0.0, 1.0, &dev)?.to_dtype(dtype)?;
+                let x = rng.randn((nb + 1, 2, hw, hw + 1), 0.0, 1.0, &dev)?.to_dtype(dtype)?;
                 let w = rng.randn((4, 2, k, k), 0.0, 1.0, &dev)?.to_dtype(dtype)?;
                 let tol = if dtype == DType::F32 { 1e-4 } else { 1e-10 };
                 if cfg.output_padding == 0 {
@@ -573,9 +804,9 @@ mod tests {
         let dev = Device::Cpu;
         let mut rng = Rng::new(2);
         let eps = 1e-5;
-        for (cfg, k, hw) in cfgs() {
+        for (cfg, k, hw, nb) in cfgs_batches() {
             for transpose in [false, true] {
-                let x = candle_core::Var::from_tensor(&rng.randn((2, 2, hw, hw), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
+                let x = candle_core::Var::from_tensor(&rng.randn((nb, 2, hw, hw), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
                 let w = candle_core::Var::from_tensor(&rng.randn((2, 3, k, k), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
                 if !transpose && cfg.output_padding > 0 {
                     continue;
@@ -645,13 +876,13 @@ mod tests {
     fn fused_bias_matches_candle_and_differences() -> Result<()> {
         let dev = Device::Cpu;
         let mut rng = Rng::new(5);
-        for (cfg, k, hw) in cfgs() {
+        for (cfg, k, hw, nb) in cfgs_batches() {
             for (transpose, act) in [(false, None), (false, Some(0.0)), (false, Some(0.2)), (true, None)] {
                 if !transpose && cfg.output_padding > 0 {
                     continue;
                 }
                 let v = |rng: &mut Rng, s: &[usize]| -> Result<candle_core::Var> { candle_core::Var::from_tensor(&rng.randn(s, 0.0, 1.0, &dev)?.to_dtype(DType::F64)?) };
-                let (x, w, b) = (v(&mut rng, &[2, 3, hw, hw])?, v(&mut rng, &[3, 4, k, k])?, v(&mut rng, &[4])?);
+                let (x, w, b) = (v(&mut rng, &[nb, 3, hw, hw])?, v(&mut rng, &[3, 4, k, k])?, v(&mut rng, &[4])?);
                 let ours = |x: &Tensor, w: &Tensor, b: &Tensor| -> Result<Tensor> {
                     if transpose { conv_transpose2d_bias(x, w, b, cfg) } else { conv2d_bias_act(x, &w.transpose(0, 1)?.contiguous()?, b, cfg, act) }
                 };
