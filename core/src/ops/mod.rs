@@ -123,12 +123,19 @@ fn channel_sum<T: WithDType>(x: &[T], (b, c, s): (usize, usize, usize)) -> Vec<f
     sum_rows(b, x.len(), c, row)
 }
 
-/// out = x·a[c] + y·k[c] + o[c] per channel (y and k optional), over (B, C, S) arrays.
-fn channel_affine<T: WithDType>(x: &[T], a: &[T], y: Option<(&[T], &[T])>, o: &[T], (_, c, s): (usize, usize, usize)) -> Vec<T> {
+/// out = x·a[c] + y·k[c] + o[c] per channel (y and k optional), over (B, C, S) arrays; with
+/// `act` (only without y), a leaky ReLU of that slope in the same pass (after batch norm).
+fn channel_affine<T: WithDType>(x: &[T], a: &[T], y: Option<(&[T], &[T])>, o: &[T], (_, c, s): (usize, usize, usize), act: Option<f64>) -> Vec<T> {
     let mut out = uninit(x.len());
+    let slope = T::from_f64(act.unwrap_or(1.0));
+    let leaky = move |t: T| t * if t > T::zero() { T::one() } else { slope };
     let row = |(bi, out): (usize, &mut [T])| {
         let xr = &x[bi * c * s..][..c * s];
         match (y, s) {
+            (None, 1) if act.is_some() => out.iter_mut().zip(xr).zip(a.iter().zip(o)).for_each(|((d, &x), (&a, &o))| *d = leaky(x * a + o)),
+            (None, _) if act.is_some() => out.chunks_mut(s).zip(xr.chunks(s)).zip(a.iter().zip(o)).for_each(|((d, x), (&a, &o))| {
+                d.iter_mut().zip(x).for_each(|(d, &x)| *d = leaky(x * a + o));
+            }),
             (None, 1) => out.iter_mut().zip(xr).zip(a.iter().zip(o)).for_each(|((d, &x), (&a, &o))| *d = x * a + o),
             (Some((y, k)), 1) => {
                 let yr = &y[bi * c..][..c];

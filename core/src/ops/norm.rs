@@ -64,11 +64,7 @@ fn normalise<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64, act: Opti
     let scale: Vec<f64> = (0..c).map(|i| gamma[i].to_f64() / (var[i] + eps).sqrt()).collect();
     let shift: Vec<T> = (0..c).map(|i| T::from_f64(beta[i].to_f64() - mean[i] * scale[i])).collect();
     let scale: Vec<T> = scale.into_iter().map(T::from_f64).collect();
-    let mut y = super::channel_affine(x, &scale, None, &shift, (b, c, s));
-    if let Some(slope) = act {
-        super::pointwise::leaky_in_place(&mut y, slope);
-    }
-    (y, (mean, var))
+    (super::channel_affine(x, &scale, None, &shift, (b, c, s), act), (mean, var))
 }
 
 /// dx = gamma·inv/N · (N·dy − Σdy − x̂·Σ(dy·x̂)), dgamma = Σ(dy·x̂), dbeta = Σdy (sums per channel).
@@ -95,7 +91,7 @@ fn backward<T: WithDType>(
     let k2: Vec<f64> = (0..c).map(|i| -k1[i] * inv[i] * sum_dy_xhat[i] / n).collect();
     let k3: Vec<f64> = (0..c).map(|i| -k1[i] * sum_dy[i] / n - k2[i] * mean[i]).collect();
     let cast = |v: &[f64]| v.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
-    let dx = super::channel_affine(&dy, &cast(&k1), Some((x, &cast(&k2))), &cast(&k3), (b, c, s));
+    let dx = super::channel_affine(&dy, &cast(&k1), Some((x, &cast(&k2))), &cast(&k3), (b, c, s), None);
     (dx, cast(&sum_dy_xhat), cast(&sum_dy))
 }
 

@@ -84,7 +84,7 @@ impl CustomOp2 for BiasAdd {
         let _t = super::profile::enabled().then(|| Timer::new("ganfold-bias-add"));
         let d = bcs(l1.dims())?;
         fn add<T: WithDType>(x: &[T], b: &[T], d: (usize, usize, usize)) -> Vec<T> {
-            super::channel_affine(x, &vec![T::one(); d.1], None, b, d)
+            super::channel_affine(x, &vec![T::one(); d.1], None, b, d, None)
         }
         let out = match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(b)) => CpuStorage::F32(add(slice(x, l1)?, slice(b, l2)?, d)),
@@ -121,17 +121,6 @@ impl CustomOp1 for ChannelSum {
         let mut s = vec![1; x.rank()];
         s[1] = x.dim(1)?;
         Ok(Some(grad.reshape(s)?.broadcast_as(x.shape())?.contiguous()?))
-    }
-}
-
-/// max(v, slope·v) in place (after a fused batch norm).
-pub(super) fn leaky_in_place<T: WithDType>(y: &mut [T], slope: f64) {
-    let a = T::from_f64(slope);
-    let f = move |v: &mut T| *v = *v * if *v > T::zero() { T::one() } else { a };
-    if y.len() < PAR_MIN {
-        y.iter_mut().for_each(f);
-    } else {
-        y.par_chunks_mut(1 << 14).for_each(|c| c.iter_mut().for_each(f));
     }
 }
 
