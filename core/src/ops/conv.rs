@@ -364,6 +364,9 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             Ok((y, g.grid_shape()))
         }
         Kind::ConvT => {
+            if let Some(x) = super::profile::timed("  convT implicit", || conv_t_implicit(g, a, b, epi)) {
+                return Ok((x, g.image_shape()));
+            }
             // cols (K, N) = Wᵀ (K, O) · Yt (O, N), then scatter-add the patches into the image.
             let yt = super::profile::timed("  from grid", || grid_rows(g, a));
             let mut cols = uninit(kk * n);
@@ -562,7 +565,7 @@ impl Geom {
 
 /// dst[j·ds + i] = src[i·ss + j] for i < rows, j < cols: a strided matrix transpose, in 4x4
 /// SSE tiles for f32 (scalar strided stores ran at 6-8 cycles per element).
-fn transpose<T: WithDType>(src: &[T], ss: usize, dst: &mut [T], ds: usize, rows: usize, cols: usize) {
+pub(super) fn transpose<T: WithDType>(src: &[T], ss: usize, dst: &mut [T], ds: usize, rows: usize, cols: usize) {
     if rows == 0 || cols == 0 {
         return;
     }
@@ -680,12 +683,8 @@ fn im2col_pm<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
 /// [`col2im`] for pixel-major columns: per channel, the taps are added into a (pixel, b)
 /// accumulator in runs of B values, then transposed into the channel's B planes.
 fn col2im_pm<T: WithDType>(g: &Geom, cols: &[T], epi: Option<Epilogue<T>>) -> Vec<T> {
-    let (n, kk2, bsz, hw) = (g.b * g.ho * g.wo, g.k * g.k, g.b, g.h * g.w);
-    let mut x = uninit(g.b * g.c * hw);
-    let dst = SyncPtr(x.as_mut_ptr());
-    let channel = |(acc, planes): &mut (Vec<T>, Vec<T>), c: usize| {
-        acc.clear();
-        acc.resize(hw * bsz, T::zero());
+    let (n, kk2, bsz) = (g.b * g.ho * g.wo, g.k * g.k, g.b);
+    accumulate_pm(g, 1, epi, |c, _, acc: &mut [T], _: &mut Vec<f32>| {
         for tap in 0..kk2 {
             let row = &cols[(c * kk2 + tap) * n..][..n];
             for (q, run) in row.chunks_exact(bsz).enumerate() {
@@ -694,22 +693,76 @@ fn col2im_pm<T: WithDType>(g: &Geom, cols: &[T], epi: Option<Epilogue<T>>) -> Ve
                 }
             }
         }
+    })
+}
+
+/// The image (B, C, H, W) from (pixel, b) accumulators, `group` channels at a time:
+/// `fill(c0, cn, acc, scratch)` adds the contributions to channels c0 .. c0 + cn into their
+/// zeroed accumulators, which are then transposed into each channel's B planes with the
+/// epilogue applied. Groups run in parallel.
+fn accumulate_pm<T: WithDType>(g: &Geom, group: usize, epi: Option<Epilogue<T>>, fill: impl Fn(usize, usize, &mut [T], &mut Vec<f32>) + Sync) -> Vec<T> {
+    let (bsz, hw) = (g.b, g.h * g.w);
+    let mut x = uninit(g.b * g.c * hw);
+    let dst = SyncPtr(x.as_mut_ptr());
+    let task = |(acc, planes, scratch): &mut (Vec<T>, Vec<T>, Vec<f32>), c0: usize| {
+        let cn = group.min(g.c - c0);
+        acc.clear();
+        acc.resize(cn * hw * bsz, T::zero());
+        fill(c0, cn, acc, scratch);
         planes.resize(bsz * hw, T::zero());
-        transpose(acc, bsz, planes, hw, hw, bsz);
-        for (bi, plane) in planes.chunks_exact_mut(hw).enumerate() {
-            Epilogue::apply(epi, c, plane);
-            // SAFETY: plane (bi, c) lies inside x, and channel c's planes are written by this
-            // task only.
-            unsafe { std::ptr::copy_nonoverlapping(plane.as_ptr(), dst.at((bi * g.c + c) * hw), hw) };
+        for (ci, acc) in acc.chunks_exact(hw * bsz).enumerate() {
+            let c = c0 + ci;
+            transpose(acc, bsz, planes, hw, hw, bsz);
+            for (bi, plane) in planes.chunks_exact_mut(hw).enumerate() {
+                Epilogue::apply(epi, c, plane);
+                // SAFETY: plane (bi, c) lies inside x, and channel c's planes are written by
+                // this task only.
+                unsafe { std::ptr::copy_nonoverlapping(plane.as_ptr(), dst.at((bi * g.c + c) * hw), hw) };
+            }
         }
     };
     if x.len() < super::PAR_MIN {
         let mut bufs = Default::default();
-        (0..g.c).for_each(|c| channel(&mut bufs, c));
+        (0..g.c).step_by(group).for_each(|c0| task(&mut bufs, c0));
     } else {
-        (0..g.c).into_par_iter().for_each_init(Default::default, channel);
+        (0..g.c).into_par_iter().step_by(group).for_each_init(Default::default, task);
     }
     x
+}
+
+/// The transposed convolution without a column matrix (`implicit`): f32 on AVX-512, pixel-major
+/// batches that are a multiple of 32, and enough channels to keep every thread busy; None
+/// where it does not apply.
+fn conv_t_implicit<T: WithDType>(g: &Geom, y: &[T], w: &[T], epi: Option<Epilogue<T>>) -> Option<Vec<T>> {
+    let usable = g.pixel_major()
+        && g.b.is_multiple_of(super::implicit::NR)
+        && g.c >= 2 * rayon::current_num_threads()
+        && super::implicit::available()
+        && std::env::var_os("GANFOLD_IMPLICIT").is_none_or(|v| v != "0");
+    let (y, w) = (as_f32(y)?, as_f32(w)?);
+    if !usable {
+        return None;
+    }
+    let (p, kk2) = (g.ho * g.wo, g.k * g.k);
+    let packed = super::profile::timed("  from grid", || super::implicit::pack_grid(y, g.b, g.o, p));
+    // Groups of channels share each load of Yt; 8 keeps a group's accumulators (8 x 50 KB on
+    // the DCGAN's 14x14 planes) in L2 and leaves several groups per thread.
+    let group = 8.min(g.c.div_ceil(2 * rayon::current_num_threads()));
+    Some(accumulate_pm(g, group, epi, |c0, cn, acc: &mut [T], taps| {
+        let acc = as_f32_mut(acc).expect("T is f32 here");
+        let source = |q: usize, tap: usize| source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k);
+        super::implicit::fill_channels((c0, cn), (g.o, g.kk(), kk2, g.h * g.w), (g.b, p), w, &packed, source, acc, taps);
+    }))
+}
+
+fn as_f32<T: WithDType>(x: &[T]) -> Option<&[f32]> {
+    // SAFETY: T is f32 (same type id), so the slice is reinterpreted as itself.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) })
+}
+
+fn as_f32_mut<T: WithDType>(x: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: as `as_f32`.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) })
 }
 
 /// A raw pointer that threads writing disjoint elements may share.
@@ -772,6 +825,39 @@ mod tests {
         assert_eq!(a.dims(), b.dims());
         let d = (a - b)?.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         assert!(d < tol, "max difference {d}");
+        Ok(())
+    }
+
+    /// The implicit transposed convolution (f32, AVX-512, batches that are multiples of 32)
+    /// against Candle: values with the fused bias, and the gradients of the conv2d whose input
+    /// gradient it is; k = 3 gives tiles that straddle two channels' taps. Where the CPU lacks
+    /// AVX-512 this compares the fallback, which the other tests cover too.
+    #[test]
+    fn implicit_transpose_matches_candle() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(11);
+        for (cfg, k, hw) in cfgs() {
+            for nb in [32, 64] {
+                let x = rng.randn((nb, 6, hw, hw + 1), 0.0, 1.0, &dev)?;
+                let wt = rng.randn((6, 8, k, k), 0.0, 1.0, &dev)?;
+                let bias = rng.randn(8, 0.0, 1.0, &dev)?;
+                let ours = conv_transpose2d_bias(&x, &wt, &bias, cfg)?;
+                let theirs = x.conv_transpose2d(&wt, cfg.padding, cfg.output_padding, cfg.stride, 1)?.broadcast_add(&bias.reshape((1, 8, 1, 1))?)?;
+                close(&ours, &theirs, 1e-4)?;
+                if cfg.output_padding == 0 {
+                    // conv2d's input gradient is the transposed convolution of the output's (on the
+                    // input size that the transposed convolution above produced, so sizes match).
+                    let (h2, w2) = (ours.dim(2)?, ours.dim(3)?);
+                    let xv = candle_core::Var::from_tensor(&rng.randn((nb, 8, h2, w2), 0.0, 1.0, &dev)?)?;
+                    let w = rng.randn((6, 8, k, k), 0.0, 1.0, &dev)?;
+                    let yo = conv2d(&xv, &w, cfg)?;
+                    let r = rng.randn(yo.dims(), 0.0, 1.0, &dev)?;
+                    let go = (&yo * &r)?.sum_all()?.backward()?;
+                    let gt = (xv.conv2d(&w, cfg.padding, cfg.stride, 1, 1)? * &r)?.sum_all()?.backward()?;
+                    close(go.get(xv.as_tensor()).unwrap(), gt.get(xv.as_tensor()).unwrap(), 1e-4)?;
+                }
+            }
+        }
         Ok(())
     }
 

@@ -6,9 +6,12 @@
 //! mode batch normalisation ([`norm`]) as single passes without Candle's broadcast and strided
 //! reductions, which dominated the profile of the DCGAN step. Elsewhere (CUDA, other dtypes) the
 //! same functions compose Candle's ops. `GANFOLD_KERNELS=candle` forces Candle's ops everywhere
-//! (before/after comparisons, bisecting a numerical difference).
+//! (before/after comparisons, bisecting a numerical difference). The transposed convolution
+//! fuses its col2im into the GEMM on AVX-512 CPUs ([`implicit`]); `GANFOLD_IMPLICIT=0` turns
+//! that off (column matrix + `gemm` instead).
 
 mod conv;
+mod implicit;
 mod linear;
 mod norm;
 mod pointwise;
