@@ -407,6 +407,12 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             Ok((w, g.kernel_shape()))
         }
         Kind::Conv => {
+            // Where no weight gradient reads the columns again (a frozen layer), none are formed.
+            if op.cols.is_none()
+                && let Some(y) = super::profile::timed("  conv implicit", || conv_implicit(g, a, b, epi))
+            {
+                return Ok((y, g.grid_shape()));
+            }
             // Yt (O, N) = W (O, K) · cols (K, N), then back to the grid (B, O, P).
             let cols = super::profile::timed("  im2col", || if pm { im2col_pm(g, a) } else { im2col(g, a) });
             let mut yt = uninit(g.o * n);
@@ -414,7 +420,7 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             if let Some(c) = &op.cols {
                 *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cols::from(cols));
             }
-            let y = super::profile::timed("  to grid", || if pm { from_pixel_major(&yt, g.b, g.o, p, epi) } else { swap_outer(&yt, g.o, g.b, p, epi) });
+            let y = super::profile::timed("  to grid", || if pm { from_pixel_major(&yt, (g.o, p), (p * g.b, g.b), epi) } else { swap_outer(&yt, g.o, g.b, p, epi) });
             Ok((y, g.grid_shape()))
         }
         Kind::ConvT => {
@@ -673,24 +679,31 @@ unsafe fn transpose4_f32(src: *const f32, ss: usize, dst: *mut f32, ds: usize, r
 
 /// (B, O, P) -> (O, P, B): the grid as GEMM rows in pixel-major column order.
 fn to_pixel_major<T: WithDType>(x: &[T], b: usize, o: usize, p: usize) -> Vec<T> {
-    let mut out = uninit(x.len());
+    to_pixel_major_padded(x, b, o, p, 0)
+}
+
+/// [`to_pixel_major`] followed by `extra` zeros.
+fn to_pixel_major_padded<T: WithDType>(x: &[T], b: usize, o: usize, p: usize, extra: usize) -> Vec<T> {
+    let mut out = uninit(x.len() + extra);
+    out[x.len()..].fill(T::zero());
     let row = |(oi, row): (usize, &mut [T])| transpose(&x[oi * p..], o * p, row, b, b, p);
     if x.len() < super::PAR_MIN {
-        out.chunks_mut(p * b).enumerate().for_each(row);
+        out[..x.len()].chunks_mut(p * b).enumerate().for_each(row);
     } else {
-        out.par_chunks_mut(p * b).enumerate().for_each(row);
+        out[..x.len()].par_chunks_mut(p * b).enumerate().for_each(row);
     }
     out
 }
 
-/// (O, P, B) -> (B, O, P), the epilogue applied per output channel o; items in blocks of 16.
-fn from_pixel_major<T: WithDType>(yt: &[T], b: usize, o: usize, p: usize, epi: Option<Epilogue<T>>) -> Vec<T> {
+/// (O, P, B) or (P, O, B) -> (B, O, P), element (o, q, b) of `yt` at o·so + q·sq + b (strides
+/// `(so, sq)`); the epilogue applied per output channel o; items in blocks of 16.
+fn from_pixel_major<T: WithDType>(yt: &[T], (o, p): (usize, usize), (so, sq): (usize, usize), epi: Option<Epilogue<T>>) -> Vec<T> {
     const BLOCK: usize = 16;
     let mut out = uninit(yt.len());
     let block = |(blk, items): (usize, &mut [T])| {
         let nb = items.len() / (o * p);
         for oi in 0..o {
-            transpose(&yt[oi * p * b + blk * BLOCK..], b, &mut items[oi * p..], o * p, p, nb);
+            transpose(&yt[oi * so + blk * BLOCK..], sq, &mut items[oi * p..], o * p, p, nb);
         }
         if epi.is_some() {
             for (i, row) in items.chunks_exact_mut(p).enumerate() {
@@ -815,6 +828,32 @@ fn conv_t_implicit<T: WithDType>(g: &Geom, y: &[T], w: &[T], epi: Option<Epilogu
     }))
 }
 
+/// The convolution without a column matrix (`implicit::conv_forward`): f32 on AVX-512,
+/// pixel-major batches that are a multiple of 32, output channels a multiple of 8; None where
+/// it does not apply.
+fn conv_implicit<T: WithDType>(g: &Geom, x: &[T], w: &[T], epi: Option<Epilogue<T>>) -> Option<Vec<T>> {
+    let usable = g.pixel_major()
+        && g.b.is_multiple_of(super::implicit::NR)
+        && g.o.is_multiple_of(8)
+        && super::implicit::available()
+        && std::env::var_os("GANFOLD_IMPLICIT").is_none_or(|v| v != "0");
+    if !usable {
+        return None;
+    }
+    let (p, hw, zero) = (g.ho * g.wo, g.h * g.w, g.b * g.c * g.h * g.w);
+    let xt = super::profile::timed("  from grid", || to_pixel_major_padded(x, g.b, g.c, hw, g.b));
+    let (xt, w) = (as_f32(&xt)?, as_f32(w)?);
+    let source = |q: usize, tap: usize| source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k);
+    let yt = super::implicit::conv_forward(xt, zero, w, (g.o, g.kk(), g.k * g.k, hw), (g.b, p), source);
+    let yt: &[T] = retype(&yt)?;
+    Some(super::profile::timed("  to grid", || from_pixel_major(yt, (g.o, p), (g.b, g.o * g.b), epi)))
+}
+
+fn retype<A: 'static, B: 'static>(x: &[A]) -> Option<&[B]> {
+    // SAFETY: A and B are the same type (same type id), so the slice is reinterpreted as itself.
+    (std::any::TypeId::of::<A>() == std::any::TypeId::of::<B>()).then(|| unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) })
+}
+
 fn as_f32<T: WithDType>(x: &[T]) -> Option<&[f32]> {
     // SAFETY: T is f32 (same type id), so the slice is reinterpreted as itself.
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) })
@@ -915,6 +954,34 @@ mod tests {
                     let go = (&yo * &r)?.sum_all()?.backward()?;
                     let gt = (xv.conv2d(&w, cfg.padding, cfg.stride, 1, 1)? * &r)?.sum_all()?.backward()?;
                     close(go.get(xv.as_tensor()).unwrap(), gt.get(xv.as_tensor()).unwrap(), 1e-4)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The convolution without a column matrix (f32, AVX-512, batches of 32k, a frozen weight:
+    /// no weight gradient reads columns) against Candle: values with the fused bias and
+    /// activation, through the public op, and the kernel called directly, so the test fails if
+    /// the path is not taken. K = 6·k² rows: with k = 3, tiles straddle channels.
+    #[test]
+    fn implicit_conv_matches_candle() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(12);
+        for (cfg, k, hw) in cfgs().into_iter().filter(|c| c.0.output_padding == 0) {
+            for nb in [32, 64] {
+                let x = rng.randn((nb, 6, hw, hw + 1), 0.0, 1.0, &dev)?;
+                let w = rng.randn((16, 6, k, k), 0.0, 1.0, &dev)?;
+                let bias = rng.randn(16, 0.0, 1.0, &dev)?;
+                let ours = conv2d_bias_act(&x, &w, &bias, cfg, Some(0.2))?;
+                let y = x.conv2d(&w, cfg.padding, cfg.stride, 1, 1)?;
+                let yb = y.broadcast_add(&bias.reshape((1, 16, 1, 1))?)?;
+                close(&ours, &yb.maximum(&(&yb * 0.2)?)?, 1e-4)?;
+                if super::super::implicit::available() {
+                    let g = Geom::from_image(x.dims(), w.dims(), cfg)?;
+                    let (xs, ws) = (x.flatten_all()?.to_vec1::<f32>()?, w.flatten_all()?.to_vec1::<f32>()?);
+                    let direct = conv_implicit(&g, &xs, &ws, None).expect("the implicit path applies");
+                    close(&Tensor::from_vec(direct, g.grid_shape(), &dev)?, &y, 1e-4)?;
                 }
             }
         }

@@ -1,5 +1,7 @@
-//! The transposed convolution with its col2im fused into the GEMM (f32, AVX-512, pixel-major
-//! columns, batches a multiple of 32).
+//! Convolutions without column matrices (f32, AVX-512, pixel-major columns, batches a
+//! multiple of 32): the transposed convolution with its col2im fused into the GEMM
+//! ([`fill_channels`]), and the forward convolution reading its K rows from the image in place
+//! ([`conv_forward`], where no weight gradient needs the columns: a frozen layer).
 //!
 //! `conv_t` is cols (K, N) = Wᵀ (K, O) · Yt (O, N) followed by a scatter-add of cols into the
 //! image. Here each 8 x 32 tile of cols (8 taps of one channel, 32 batch items of one output
@@ -120,6 +122,85 @@ pub(super) fn fill_channels(
                     tile(o, panel.as_ptr(), cols.as_ptr(), acc.as_mut_ptr(), &offs)
                 };
             }
+        }
+    }
+}
+
+/// The convolution without a column matrix: for each output pixel q, Yt[q][o][..B] =
+/// Σ_k W[o][k] · xt[offs(q, k) ..][..B], layout (P, O, B). `xt` is the image as (C, pixel, B)
+/// followed by B zeros at `zero`, the row every tap in the padding reads; `source(q, tap)` as
+/// in [`fill_channels`]. The K rows of each 8 x 32 tile are read in place (one run of 32 items
+/// per row), so nothing of size K x N is written: im2col's 12.8 MB and the GEMM's packing of
+/// it on the DCGAN's 64 -> 128 layer. Output pixels run in parallel and each tile is summed in
+/// one order (same bits on every run).
+pub(super) fn conv_forward(
+    xt: &[f32],
+    zero: usize,
+    w: &[f32],
+    (o, kk, kk2, hw): (usize, usize, usize, usize),
+    (b, p): (usize, usize),
+    source: impl Fn(usize, usize) -> Option<usize> + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    assert!(
+        available()
+            && b.is_multiple_of(NR)
+            && o.is_multiple_of(MR)
+            && w.len() == o * kk
+            && xt.len() >= zero + b
+            && zero >= kk / kk2 * hw * b
+    );
+    // W as o/8 panels [k][8] (the broadcast operand).
+    let mut panels = super::uninit(o * kk);
+    for (t, panel) in panels.chunks_exact_mut(kk * MR).enumerate() {
+        for (k, row) in panel.chunks_exact_mut(MR).enumerate() {
+            for (r, v) in row.iter_mut().enumerate() {
+                *v = w[(t * MR + r) * kk + k];
+            }
+        }
+    }
+    let mut yt: Vec<f32> = super::uninit(p * o * b);
+    yt.par_chunks_mut(o * b).enumerate().for_each_init(Vec::new, |offs, (q, out)| {
+        offs.clear();
+        offs.extend((0..kk).map(|k| source(q, k % kk2).map_or(zero, |i| (k / kk2 * hw + i) * b)));
+        for bh in 0..b / NR {
+            for (t, panel) in panels.chunks_exact(kk * MR).enumerate() {
+                // SAFETY: AVX-512 checked; every offset + bh·NR has NR values of xt after it
+                // (rows inside the image, or the zero row of b values), the panel holds kk·MR
+                // values and the tile's MR rows of NR values lie inside `out` (o·b values).
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    gather_tile(kk, panel.as_ptr(), xt.as_ptr(), offs.as_ptr(), bh * NR, out.as_mut_ptr().add(t * MR * b + bh * NR), b)
+                };
+            }
+        }
+    });
+    yt
+}
+
+/// dst[r·ds ..][..32] = Σ_j a[j][r] · src[offs[j] + col ..][..32], r < 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_tile(k: usize, a: *const f32, src: *const f32, offs: *const usize, col: usize, dst: *mut f32, ds: usize) {
+    let mut lo = [_mm512_setzero_ps(); MR];
+    let mut hi = [_mm512_setzero_ps(); MR];
+    for j in 0..k {
+        // SAFETY (whole function): the caller guarantees k offsets, k·MR values at a, NR
+        // values at src + offs[j] + col, and MR rows of NR values at dst, ds apart.
+        unsafe {
+            let row = src.add(*offs.add(j) + col);
+            let (b0, b1) = (_mm512_loadu_ps(row), _mm512_loadu_ps(row.add(16)));
+            for r in 0..MR {
+                let av = _mm512_set1_ps(*a.add(j * MR + r));
+                lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+                hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+            }
+        }
+    }
+    for r in 0..MR {
+        unsafe {
+            _mm512_storeu_ps(dst.add(r * ds), lo[r]);
+            _mm512_storeu_ps(dst.add(r * ds + 16), hi[r]);
         }
     }
 }

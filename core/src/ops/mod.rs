@@ -7,8 +7,8 @@
 //! reductions, which dominated the profile of the DCGAN step. Elsewhere (CUDA, other dtypes) the
 //! same functions compose Candle's ops. `GANFOLD_KERNELS=candle` forces Candle's ops everywhere
 //! (before/after comparisons, bisecting a numerical difference). The transposed convolution
-//! fuses its col2im into the GEMM on AVX-512 CPUs ([`implicit`]); `GANFOLD_IMPLICIT=0` turns
-//! that off (column matrix + `gemm` instead).
+//! fuses its col2im into the GEMM on AVX-512 CPUs, and a frozen convolution reads the image in
+//! place ([`implicit`]); `GANFOLD_IMPLICIT=0` turns both off (column matrix + `gemm` instead).
 
 mod conv;
 mod implicit;
