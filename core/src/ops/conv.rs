@@ -198,7 +198,7 @@ struct ConvOp {
     cols: Option<Shared>,
 }
 
-type Shared = std::sync::Arc<std::sync::Mutex<Option<Cols>>>;
+type Shared = std::sync::Arc<std::sync::Mutex<Option<Kept>>>;
 
 fn op(a: &Tensor, b: &Tensor, g: Geom, kind: Kind) -> Result<Tensor> {
     a.contiguous()?.apply_op2(&b.contiguous()?, ConvOp { g, kind, cols: None })
@@ -407,10 +407,12 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             Ok((w, g.kernel_shape()))
         }
         Kind::Conv => {
-            // Where no weight gradient reads the columns again (a frozen layer), none are formed.
-            if op.cols.is_none()
-                && let Some(y) = super::profile::timed("  conv implicit", || conv_implicit(g, a, b, epi))
-            {
+            // Without columns where the AVX-512 kernel runs (faster than im2col + gemm); the
+            // weight gradient then copies its columns from the transposed image kept here.
+            if let Some((y, xt)) = super::profile::timed("  conv implicit", || conv_implicit(g, a, b, epi)) {
+                if let Some(c) = &op.cols {
+                    *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Kept::Image(Cols::from(xt)));
+                }
                 return Ok((y, g.grid_shape()));
             }
             // Yt (O, N) = W (O, K) · cols (K, N), then back to the grid (B, O, P).
@@ -418,7 +420,7 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             let mut yt = uninit(g.o * n);
             super::profile::timed("  gemm conv", || gemm_into(&mut yt, n, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false));
             if let Some(c) = &op.cols {
-                *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cols::from(cols));
+                *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Kept::Columns(Cols::from(cols)));
             }
             let y = super::profile::timed("  to grid", || if pm { from_pixel_major(&yt, (g.o, p), (p * g.b, g.b), epi) } else { swap_outer(&yt, g.o, g.b, p, epi) });
             Ok((y, g.grid_shape()))
@@ -435,8 +437,13 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
         }
         Kind::WGrad => {
             // W (O, K) = Yt (O, N) · colsᵀ (N, K).
-            let cached = op.cols.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take()).and_then(Cols::into_vec::<T>);
-            let cols = cached.unwrap_or_else(|| super::profile::timed("  im2col wg", || if pm { im2col_pm(g, a) } else { im2col(g, a) }));
+            let cached = op.cols.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take());
+            let cols = match cached {
+                Some(Kept::Columns(c)) => c.into_vec::<T>(),
+                Some(Kept::Image(xt)) => xt.into_vec::<T>().map(|xt| super::profile::timed("  im2col", || im2col_pm_from(g, &xt))),
+                None => None,
+            };
+            let cols = cols.unwrap_or_else(|| super::profile::timed("  im2col wg", || if pm { im2col_pm(g, a) } else { im2col(g, a) }));
             let yt = super::profile::timed("  from grid", || grid_rows(g, b));
             let mut w = uninit(g.o * kk);
             super::profile::timed("  gemm wgrad", || gemm_into(&mut w, kk, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false));
@@ -468,7 +475,15 @@ fn swap_outer<T: WithDType>(x: &[T], a: usize, b: usize, p: usize, epi: Option<E
     out
 }
 
-/// Columns of one conv2d forward pass, kept for its weight gradient (saves one im2col).
+/// What one conv2d forward pass keeps for its weight gradient: its columns, or (implicit
+/// forward) the image transposed to (C, pixel, B), from which the columns are copied without
+/// transposing again.
+enum Kept {
+    Columns(Cols),
+    Image(Cols),
+}
+
+/// A buffer of the op's dtype, type-erased.
 enum Cols {
     F32(Vec<f32>),
     F64(Vec<f64>),
@@ -735,14 +750,7 @@ fn im2col_pm<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
     let channel = |xt: &mut Vec<T>, (c, rows): (usize, &mut [T])| {
         xt.resize(hw * bsz, T::zero());
         transpose(&x[c * hw..], g.c * hw, xt, bsz, bsz, hw);
-        for (tap, row) in rows.chunks_exact_mut(n).enumerate() {
-            for (q, run) in row.chunks_exact_mut(bsz).enumerate() {
-                match source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k) {
-                    Some(i) => run.copy_from_slice(&xt[i * bsz..][..bsz]),
-                    None => run.fill(T::zero()),
-                }
-            }
-        }
+        channel_cols(g, xt, rows);
     };
     if cols.len() < super::PAR_MIN {
         let mut xt = Vec::new();
@@ -751,6 +759,28 @@ fn im2col_pm<T: WithDType>(g: &Geom, x: &[T]) -> Vec<T> {
         cols.par_chunks_mut(kk2 * n).enumerate().for_each_init(Vec::new, channel);
     }
     cols
+}
+
+/// [`im2col_pm`] from the image already transposed to (C, pixel, B).
+fn im2col_pm_from<T: WithDType>(g: &Geom, xt: &[T]) -> Vec<T> {
+    let (n, kk2, plane) = (g.b * g.ho * g.wo, g.k * g.k, g.h * g.w * g.b);
+    let mut cols = uninit(g.kk() * n);
+    cols.par_chunks_mut(kk2 * n).enumerate().for_each(|(c, rows)| channel_cols(g, &xt[c * plane..][..plane], rows));
+    cols
+}
+
+/// One channel's k² rows of pixel-major columns from its (pixel, B) transpose: a run of B
+/// values per (tap, output pixel), zeros in the padding.
+fn channel_cols<T: WithDType>(g: &Geom, xt: &[T], rows: &mut [T]) {
+    let (n, bsz) = (g.b * g.ho * g.wo, g.b);
+    for (tap, row) in rows.chunks_exact_mut(n).enumerate() {
+        for (q, run) in row.chunks_exact_mut(bsz).enumerate() {
+            match source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k) {
+                Some(i) => run.copy_from_slice(&xt[i * bsz..][..bsz]),
+                None => run.fill(T::zero()),
+            }
+        }
+    }
 }
 
 /// [`col2im`] for pixel-major columns: per channel, the taps are added into a (pixel, b)
@@ -831,7 +861,7 @@ fn conv_t_implicit<T: WithDType>(g: &Geom, y: &[T], w: &[T], epi: Option<Epilogu
 /// The convolution without a column matrix (`implicit::conv_forward`): f32 on AVX-512,
 /// pixel-major batches that are a multiple of 32, output channels a multiple of 8; None where
 /// it does not apply.
-fn conv_implicit<T: WithDType>(g: &Geom, x: &[T], w: &[T], epi: Option<Epilogue<T>>) -> Option<Vec<T>> {
+fn conv_implicit<T: WithDType>(g: &Geom, x: &[T], w: &[T], epi: Option<Epilogue<T>>) -> Option<(Vec<T>, Vec<T>)> {
     let usable = g.pixel_major()
         && g.b.is_multiple_of(super::implicit::NR)
         && g.o.is_multiple_of(8)
@@ -842,11 +872,10 @@ fn conv_implicit<T: WithDType>(g: &Geom, x: &[T], w: &[T], epi: Option<Epilogue<
     }
     let (p, hw, zero) = (g.ho * g.wo, g.h * g.w, g.b * g.c * g.h * g.w);
     let xt = super::profile::timed("  from grid", || to_pixel_major_padded(x, g.b, g.c, hw, g.b));
-    let (xt, w) = (as_f32(&xt)?, as_f32(w)?);
     let source = |q: usize, tap: usize| source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k);
-    let yt = super::implicit::conv_forward(xt, zero, w, (g.o, g.kk(), g.k * g.k, hw), (g.b, p), source);
-    let yt: &[T] = retype(&yt)?;
-    Some(super::profile::timed("  to grid", || from_pixel_major(yt, (g.o, p), (g.b, g.o * g.b), epi)))
+    let yt = super::implicit::conv_forward(as_f32(&xt)?, zero, as_f32(w)?, (g.o, g.kk(), g.k * g.k, hw), (g.b, p), source);
+    let y = super::profile::timed("  to grid", || from_pixel_major(retype::<f32, T>(&yt).expect("T is f32 here"), (g.o, p), (g.b, g.o * g.b), epi));
+    Some((y, xt))
 }
 
 fn retype<A: 'static, B: 'static>(x: &[A]) -> Option<&[B]> {
@@ -960,27 +989,36 @@ mod tests {
         Ok(())
     }
 
-    /// The convolution without a column matrix (f32, AVX-512, batches of 32k, a frozen weight:
-    /// no weight gradient reads columns) against Candle: values with the fused bias and
-    /// activation, through the public op, and the kernel called directly, so the test fails if
-    /// the path is not taken. K = 6·k² rows: with k = 3, tiles straddle channels.
+    /// The convolution without a column matrix (f32, AVX-512, batches of 32k) against Candle:
+    /// values with the fused bias and activation through the public op, the kernel called
+    /// directly (so the test fails if the path is not taken), and the weight gradient from the
+    /// transposed image the forward pass keeps. K = 6·k² rows: with k = 3, tiles straddle
+    /// channels.
     #[test]
     fn implicit_conv_matches_candle() -> Result<()> {
         let dev = Device::Cpu;
         let mut rng = Rng::new(12);
         for (cfg, k, hw) in cfgs().into_iter().filter(|c| c.0.output_padding == 0) {
             for nb in [32, 64] {
-                let x = rng.randn((nb, 6, hw, hw + 1), 0.0, 1.0, &dev)?;
-                let w = rng.randn((16, 6, k, k), 0.0, 1.0, &dev)?;
-                let bias = rng.randn(16, 0.0, 1.0, &dev)?;
+                // Sizes a stride divides exactly (Candle's input gradient drops the remainder).
+                let fit = |n: usize| (n - 1) * cfg.stride + k - 2 * cfg.padding;
+                let x = candle_core::Var::from_tensor(&rng.randn((nb, 6, fit(hw), fit(hw + 1)), 0.0, 1.0, &dev)?)?;
+                let w = candle_core::Var::from_tensor(&rng.randn((16, 6, k, k), 0.0, 1.0, &dev)?)?;
+                let bias = candle_core::Var::from_tensor(&rng.randn(16, 0.0, 1.0, &dev)?)?;
                 let ours = conv2d_bias_act(&x, &w, &bias, cfg, Some(0.2))?;
                 let y = x.conv2d(&w, cfg.padding, cfg.stride, 1, 1)?;
                 let yb = y.broadcast_add(&bias.reshape((1, 16, 1, 1))?)?;
-                close(&ours, &yb.maximum(&(&yb * 0.2)?)?, 1e-4)?;
+                let theirs = yb.maximum(&(&yb * 0.2)?)?;
+                close(&ours, &theirs, 1e-4)?;
+                let r = rng.randn(ours.dims(), 0.0, 1.0, &dev)?;
+                let (ga, gb) = ((ours * &r)?.sum_all()?.backward()?, (theirs * &r)?.sum_all()?.backward()?);
+                for v in [&x, &w, &bias] {
+                    close(ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap(), 2e-3)?;
+                }
                 if super::super::implicit::available() {
                     let g = Geom::from_image(x.dims(), w.dims(), cfg)?;
                     let (xs, ws) = (x.flatten_all()?.to_vec1::<f32>()?, w.flatten_all()?.to_vec1::<f32>()?);
-                    let direct = conv_implicit(&g, &xs, &ws, None).expect("the implicit path applies");
+                    let direct = conv_implicit(&g, &xs, &ws, None).expect("the implicit path applies").0;
                     close(&Tensor::from_vec(direct, g.grid_shape(), &dev)?, &y, 1e-4)?;
                 }
             }

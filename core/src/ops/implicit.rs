@@ -1,7 +1,7 @@
 //! Convolutions without column matrices (f32, AVX-512, pixel-major columns, batches a
 //! multiple of 32): the transposed convolution with its col2im fused into the GEMM
 //! ([`fill_channels`]), and the forward convolution reading its K rows from the image in place
-//! ([`conv_forward`], where no weight gradient needs the columns: a frozen layer).
+//! ([`conv_forward`]).
 //!
 //! `conv_t` is cols (K, N) = Wᵀ (K, O) · Yt (O, N) followed by a scatter-add of cols into the
 //! image. Here each 8 x 32 tile of cols (8 taps of one channel, 32 batch items of one output
