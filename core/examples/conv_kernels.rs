@@ -60,26 +60,34 @@ fn main() -> candle_core::Result<()> {
             println!("{:<34} {a:>10.2} {b:>10.2} {:>7.1}x {:>9.0}", format!("{name} {pass}"), b / a, k * gf / a * 1e3);
         }
     }
-    // The transposed convolution with col2im fused into its GEMM (AVX-512) against the column
-    // matrix + `gemm` path; both ganfold's, toggled by GANFOLD_IMPLICIT, alternating.
+    // The convolutions without a column matrix (AVX-512) against the column matrix + `gemm`
+    // path: the G convT 128->64 (col2im fused into the GEMM) and the D conv 64->128 (rows read
+    // from the image in place); both ganfold's, toggled by GANFOLD_IMPLICIT, alternating.
     let x = rng.randn((64, 128, 7, 7), 0.0, 1.0, &dev)?;
     let w = rng.randn((128, 64, 4, 4), 0.0, 0.05, &dev)?;
-    let mut best = [f64::MAX; 2];
-    for _ in 0..3 {
-        for (i, v) in ["1", "0"].into_iter().enumerate() {
-            // SAFETY: single-threaded here; the pool's workers are idle and read no environment.
-            unsafe { std::env::set_var("GANFOLD_IMPLICIT", v) };
-            best[i] = best[i].min(median_ms(|| ops::conv_transpose2d(&x, &w, cfg).map(drop))?);
+    let xc = rng.randn((64, 64, 14, 14), 0.0, 1.0, &dev)?;
+    let cases: [(&str, &dyn Fn() -> candle_core::Result<Tensor>); 2] = [
+        ("G convT 128->64 forward: fused col2im", &|| ops::conv_transpose2d(&x, &w, cfg)),
+        ("D conv 64->128 forward: image in place", &|| ops::conv2d(&xc, &w, cfg)),
+    ];
+    for (name, f) in cases {
+        let mut best = [f64::MAX; 2];
+        for _ in 0..3 {
+            for (i, v) in ["1", "0"].into_iter().enumerate() {
+                // SAFETY: single-threaded here; the pool's workers are idle and read no environment.
+                unsafe { std::env::set_var("GANFOLD_IMPLICIT", v) };
+                best[i] = best[i].min(median_ms(|| f().map(drop))?);
+            }
         }
+        // SAFETY: as above.
+        unsafe { std::env::remove_var("GANFOLD_IMPLICIT") };
+        println!(
+            "{name} {:.2} ms, column matrix {:.2} ms ({:.2}x){}",
+            best[0],
+            best[1],
+            best[1] / best[0],
+            if best[0] == best[1] { " (no AVX-512: same path)" } else { "" }
+        );
     }
-    // SAFETY: as above.
-    unsafe { std::env::remove_var("GANFOLD_IMPLICIT") };
-    println!(
-        "G convT 128->64 forward: fused col2im {:.2} ms, column matrix {:.2} ms ({:.2}x){}",
-        best[0],
-        best[1],
-        best[1] / best[0],
-        if best[0] == best[1] { " (no AVX-512: same path)" } else { "" }
-    );
     Ok(())
 }
