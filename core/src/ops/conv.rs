@@ -859,12 +859,14 @@ fn conv_t_implicit<T: WithDType>(g: &Geom, y: &[T], w: &[T], epi: Option<Epilogu
 }
 
 /// The convolution without a column matrix (`implicit::conv_forward`): f32 on AVX-512,
-/// pixel-major batches that are a multiple of 32, output channels a multiple of 8; None where
-/// it does not apply.
+/// pixel-major batches that are a multiple of 32, output channels a multiple of 8, and 8 output
+/// pixels per thread (they are the unit of parallel work: LCC-GAN's 7x7 -> 1x1 layer ran on one
+/// thread and made its autoencoder step 86 -> 93 ms); None where it does not apply.
 fn conv_implicit<T: WithDType>(g: &Geom, x: &[T], w: &[T], epi: Option<Epilogue<T>>) -> Option<(Vec<T>, Vec<T>)> {
     let usable = g.pixel_major()
         && g.b.is_multiple_of(super::implicit::NR)
         && g.o.is_multiple_of(8)
+        && g.ho * g.wo >= 8 * rayon::current_num_threads()
         && super::implicit::available()
         && std::env::var_os("GANFOLD_IMPLICIT").is_none_or(|v| v != "0");
     if !usable {
