@@ -1205,25 +1205,21 @@ mod tests {
         let dev = Device::Cpu;
         let mut rng = Rng::new(3);
         let cfg = ConvCfg::new(2, 1);
-        let g = Geom::from_image(&[2, 3, 7, 7], &[4, 3, 4, 4], cfg)?;
-        let x = rng.randn((2, 3, 7, 7), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
-        let y = rng.randn(g.grid_shape(), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
-        let r = rng.randn((4, 3, 4, 4), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
         let dot = |a: &Tensor, b: &Tensor| -> Result<f64> { (a * b)?.sum_all()?.to_scalar::<f64>() };
-        let a = dot(&r, &op(&x, &y, g, Kind::WGrad)?)?;
-        let b = dot(&y, &op(&x, &r, g, Kind::Conv)?)?;
-        let c = dot(&x, &op(&y, &r, g, Kind::ConvT)?)?;
-        assert!((a - b).abs() < 1e-9 && (a - c).abs() < 1e-9, "{a} {b} {c}");
-        // The per-item products of few-tap layers (batch 11: chunks of 8 and 3 items).
-        let g = Geom::from_image(&[11, 2, 16, 16], &[3, 2, 4, 4], cfg)?;
-        assert!(g.per_item());
-        let x = rng.randn((11, 2, 16, 16), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
-        let y = rng.randn(g.grid_shape(), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
-        let r = rng.randn((3, 2, 4, 4), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
-        let a = dot(&r, &op(&x, &y, g, Kind::WGrad)?)?;
-        let b = dot(&y, &op(&x, &r, g, Kind::Conv)?)?;
-        let c = dot(&x, &op(&y, &r, g, Kind::ConvT)?)?;
-        assert!((a - b).abs() < 1e-9 * a.abs().max(1.0) && (a - c).abs() < 1e-9 * a.abs().max(1.0), "{a} {b} {c}");
+        // A small layer (batch-major columns), and a few-tap layer whose products run per item
+        // (batch 11: weight-gradient chunks of 8 and 3 items).
+        for (xs, ws, per_item) in [([2, 3, 7, 7], [4, 3, 4, 4], false), ([11, 2, 16, 16], [3, 2, 4, 4], true)] {
+            let g = Geom::from_image(&xs, &ws, cfg)?;
+            assert_eq!(g.per_item(), per_item);
+            let x = rng.randn(&xs[..], 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+            let y = rng.randn(g.grid_shape(), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+            let r = rng.randn(&ws[..], 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
+            let a = dot(&r, &op(&x, &y, g, Kind::WGrad)?)?;
+            let b = dot(&y, &op(&x, &r, g, Kind::Conv)?)?;
+            let c = dot(&x, &op(&y, &r, g, Kind::ConvT)?)?;
+            let tol = 1e-9 * a.abs().max(1.0);
+            assert!((a - b).abs() < tol && (a - c).abs() < tol, "{xs:?}: {a} {b} {c}");
+        }
         Ok(())
     }
 
