@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod experiment;
 mod hub;
 
 use anyhow::{Context, bail};
@@ -110,6 +111,8 @@ enum Cmd {
     /// Training throughput of every method, the machine's SGEMM rate, and with --reference the
     /// PyTorch reference of the DCGAN-28 and LGAN steps side by side (cli/src/bench.rs).
     Bench(bench::BenchArgs),
+    /// Experiments: a paper's claim as one file, run over seeds, aggregated (cli/src/experiment.rs).
+    Experiment(experiment::ExperimentArgs),
     /// Pretrained models: pack a run for the Hub, verify, install into the local cache (cli/src/hub.rs).
     Hub(hub::HubArgs),
 }
@@ -141,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Eval(args) => eval::main(&args),
         Cmd::Bench(args) => bench::main(&args),
         Cmd::Hub(args) => hub::main(&args),
+        Cmd::Experiment(args) => experiment::main(&args),
         Cmd::Train { method, data, steps, batch_size, seed, out, config, set, device, resume, quiet } => {
             if let Some(dir) = resume {
                 if out.is_some() || config.is_some() {

@@ -144,8 +144,31 @@ fn default_run_dir(cfg: &RunConfig) -> PathBuf {
     p
 }
 
+/// Called after every training step with the number of steps the run has completed.
+pub type StepHook = std::sync::Arc<dyn Fn(usize) + Send + Sync>;
+
+/// How a run reports its progress.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// A progress bar on a terminal, else a line every 10 s on stderr.
+    pub progress: bool,
+    /// Told of every step (e.g. an experiment's overall progress bar).
+    pub on_step: Option<StepHook>,
+}
+
+impl Options {
+    pub fn progress(progress: bool) -> Self {
+        Self { progress, on_step: None }
+    }
+}
+
 /// Trains a new run. `out`: the run directory (must not exist or be empty).
 pub fn train(cfg: RunConfig, out: Option<PathBuf>, progress: bool) -> anyhow::Result<Summary> {
+    train_with(cfg, out, Options::progress(progress))
+}
+
+/// [`train`] with a step hook.
+pub fn train_with(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Result<Summary> {
     cfg.train.validate()?;
     let device = parse_device(&cfg.train.device)?;
     let data = crate::data::load(&cfg.train.data, cfg.train.seed)?;
@@ -170,7 +193,7 @@ pub fn train(cfg: RunConfig, out: Option<PathBuf>, progress: bool) -> anyhow::Re
         return Err(e);
     }
     let rng = Rng::derive(cfg.train.seed, "train");
-    let session = Session { dir, cfg, data, method, rng, step: 0, sampler, history: vec![], checkpoint_step: None, progress };
+    let session = Session { dir, cfg, data, method, rng, step: 0, sampler, history: vec![], checkpoint_step: None, opts };
     session.run()
 }
 
@@ -184,7 +207,12 @@ pub fn resume(dir: &Path, steps: Option<usize>, progress: bool) -> anyhow::Resul
 
 /// Like [`resume`], with a configuration the caller may have changed (e.g. `--set`); a change
 /// that does not fit the checkpoint (another method, other shapes) is a clear error.
-pub fn resume_with(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, progress: bool) -> anyhow::Result<Summary> {
+pub fn resume_with(dir: &Path, cfg: RunConfig, steps: Option<usize>, progress: bool) -> anyhow::Result<Summary> {
+    resume_with_options(dir, cfg, steps, Options::progress(progress))
+}
+
+/// [`resume_with`] with a step hook.
+pub fn resume_with_options(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Options) -> anyhow::Result<Summary> {
     if let Some(s) = steps {
         cfg.train.steps = s;
     }
@@ -226,7 +254,7 @@ pub fn resume_with(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, progres
         sampler,
         history,
         checkpoint_step: has_checkpoint.then_some(step),
-        progress,
+        opts,
     };
     session.run()
 }
@@ -271,7 +299,7 @@ struct Session {
     sampler: EpochSampler,
     history: Vec<(usize, StepStats)>,
     checkpoint_step: Option<usize>,
-    progress: bool,
+    opts: Options,
 }
 
 impl Session {
@@ -292,6 +320,9 @@ impl Session {
             let batch = self.data.batch(&idx, &device)?;
             let stats = self.method.step(&batch, self.step, &mut self.rng).with_context(|| format!("step {}", self.step + 1))?;
             self.step += 1;
+            if let Some(hook) = &self.opts.on_step {
+                hook(self.step);
+            }
             if let Some((name, v)) = stats.non_finite() {
                 let msg = format!("loss `{name}` is {v}");
                 return self.diverged(&msg, started, start_step);
@@ -308,7 +339,7 @@ impl Session {
                     pb.set_message(format!("{phase}{} | {rate:.0} img/s", fmt_stats(&stats)));
                 }
                 pb.set_position(done as u64);
-            } else if self.progress && (last_plain.elapsed().as_secs() >= 10 || done == t.steps) {
+            } else if self.opts.progress && (last_plain.elapsed().as_secs() >= 10 || done == t.steps) {
                 eprintln!("step {done}/{} {} | {rate:.0} img/s", t.steps, fmt_stats(&stats));
                 last_plain = Instant::now();
             }
@@ -342,7 +373,7 @@ impl Session {
     }
 
     fn progress_bar(&self, start: usize) -> Option<indicatif::ProgressBar> {
-        if !self.progress || !std::io::stderr().is_terminal() {
+        if !self.opts.progress || !std::io::stderr().is_terminal() {
             return None;
         }
         let pb = indicatif::ProgressBar::new(self.cfg.train.steps as u64);

@@ -56,7 +56,8 @@ pub fn image_grid(images: &Tensor, cols: usize, scale: usize) -> anyhow::Result<
     encode_png(gw as u32, gh as u32, c as u8, &px)
 }
 
-fn register_font() {
+/// Registers the bundled DejaVu Sans as `sans-serif` for plotters (once per process).
+pub fn register_font() {
     static FONT: Once = Once::new();
     FONT.call_once(|| {
         // The bundled DejaVu Sans; registration only fails on a malformed font file.

@@ -24,6 +24,7 @@ pub use ganfold_core::method::{BuildContext, Method, MethodState, StepStats};
 pub use ganfold_core::registry::{self, MethodEntry};
 pub use ganfold_core::train::{LoadedRun, Summary};
 pub use ganfold_core::{Dataset, Rng, RunConfig, viz};
+pub use ganfold_experiment as experiment;
 pub use ganfold_hub;
 pub use ganfold_plugins;
 pub use ganfold_plugins::{dcgan, lccgan, lgan, lsal, mmgan};
@@ -92,6 +93,30 @@ impl Table {
         println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
         println!("EVCXR_BEGIN_CONTENT text/plain\n{}\nEVCXR_END_CONTENT", text.join("\n"));
     }
+}
+
+/// Markdown text; shown rendered when it is the last expression of a cell.
+#[derive(Clone, Debug)]
+pub struct Markdown(pub String);
+
+impl Markdown {
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT text/markdown\n{}\nEVCXR_END_CONTENT", self.0);
+    }
+}
+
+/// The repository this notebook crate belongs to (where `experiments/` and `results/` are).
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The committed results of `experiments/<name>.toml`: its table (as Markdown) and its plot,
+/// rebuilt from the run directories under `results/<name>` (nothing is trained or written).
+pub fn experiment_results(name: &str) -> anyhow::Result<(Markdown, Png)> {
+    let root = repo_dir();
+    let exp = experiment::Experiment::load(&root.join("experiments").join(format!("{name}.toml")), &root.join("results"))?;
+    let report = exp.report()?;
+    Ok((Markdown(report.markdown(&exp)), Png(experiment::plot::plot(&report)?)))
 }
 
 /// The notebook's step budget: `GANFOLD_NB_STEPS` if set (CI runs every notebook short), else

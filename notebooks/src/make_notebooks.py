@@ -91,8 +91,21 @@ run.report()
     code("run.samples(1000)?"),
     md("""
 A plain GAN on ring8 typically covers only some of the eight modes, and the ones it covers drift over training:
-that is the failure the four papers attack from different sides. Next: `01-lgan`, `02-lccgan`, `03-lsal`,
-`04-mmgan`, then `05-write-a-plugin` and `06-pretrained`.
+that is the failure the four papers attack from different sides.
+
+## Claims as experiments
+
+A paper's claim is one file in `experiments/`, run over seeds by `ganfold experiment run FILE` (or
+`experiment::Experiment::run` from Rust); its results are committed under `results/`. Here is the DCGAN baseline
+on full MNIST, three seeds, rebuilt from the committed run directories (nothing is trained in this cell):
+"""),
+    code("""
+let (table, plot) = experiment_results("dcgan-mnist")?;
+table
+"""),
+    code("plot"),
+    md("""
+Next: `01-lgan`, `02-lccgan`, `03-lsal`, `04-mmgan`, then `05-write-a-plugin` and `06-pretrained`.
 """),
 ]
 

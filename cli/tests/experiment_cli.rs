@@ -1,0 +1,170 @@
+//! `ganfold experiment` end to end on the 2-D toy data: a killed experiment, run again, finishes
+//! without retraining finished runs and reaches the table of an uninterrupted one; `--jobs 2`
+//! reaches the same table; bad files and changed definitions are clear errors that overwrite
+//! nothing.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const FILE: &str = r#"
+claim = "a tiny DCGAN covers the ring's modes"
+source = "test"
+data = "ring8"
+steps = 240
+batch_size = 32
+seeds = [3, 4]
+set = { hidden = 16, nz = 4, checkpoint_every = 20, sample_every = 100000 }
+
+[eval]
+samples = 400
+metrics = ["modes.modes_covered", "modes.high_quality_fraction"]
+
+[[arm]]
+label = "lr 2e-4"
+method = "dcgan"
+
+[[arm]]
+label = "lr 1e-3"
+method = "dcgan"
+set = { lr_g = 1e-3, lr_d = 1e-3 }
+"#;
+
+fn ganfold(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ganfold"));
+    c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    ganfold(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) {
+    let o = run(args);
+    assert!(o.status.success(), "ganfold {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn fails(args: &[&str], needle: &str) -> String {
+    let o = run(args);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "ganfold {args:?} should fail");
+    assert!(e.contains(needle), "ganfold {args:?}: {e}\nwanted: {needle}");
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Every arm's metric values per seed, from results.json.
+fn values(results: &Path) -> Vec<(String, Vec<Value>)> {
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["complete"], Value::Bool(true));
+    r["arms"].as_array().unwrap().iter().map(|a| (a["label"].as_str().unwrap().to_string(), a["runs"].as_array().unwrap().iter().map(|r| r["values"].clone()).collect())).collect()
+}
+
+#[test]
+fn killed_experiment_finishes_without_redoing_runs_and_reaches_the_same_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "toy.toml", FILE);
+    let f = file.to_str().unwrap();
+    let (full, part, jobs) = (tmp.path().join("full"), tmp.path().join("part"), tmp.path().join("jobs"));
+
+    ok(&["experiment", "run", f, "--results", full.to_str().unwrap(), "-q"]);
+    let want = values(&full.join("toy"));
+    assert_eq!(want.len(), 2);
+    let table = std::fs::read_to_string(full.join("toy/table.md")).unwrap();
+    assert!(table.contains("| lr 1e-3 | `dcgan` |") && table.contains("2 of 2"), "{table}");
+    assert!(std::fs::read(full.join("toy/plot.png")).unwrap().starts_with(b"\x89PNG"));
+
+    // Kill once the first run is finished and the second has a checkpoint.
+    let runs = part.join("toy/runs/lr-2e-4");
+    let mut child = ganfold(&["experiment", "run", f, "--results", part.to_str().unwrap(), "-q"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the experiment ended before it could be killed");
+        assert!(Instant::now() < deadline, "no checkpoint of the second run in 300 s");
+        if runs.join("seed-3/eval.json").exists() && runs.join("seed-4/checkpoint/state.safetensors").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!part.join("toy/table.md").exists());
+    let first = std::fs::read(runs.join("seed-3/summary.json")).unwrap();
+    let first_eval = std::fs::read(runs.join("seed-3/eval.json")).unwrap();
+
+    // `report` on the partial results: the table says what is missing.
+    ok(&["experiment", "report", f, "--results", part.to_str().unwrap()]);
+    let partial = std::fs::read_to_string(part.join("toy/table.md")).unwrap();
+    assert!(partial.contains("Incomplete") && partial.contains("1 of 2"), "{partial}");
+
+    ok(&["experiment", "run", f, "--results", part.to_str().unwrap(), "-q"]);
+    assert_eq!(std::fs::read(runs.join("seed-3/summary.json")).unwrap(), first, "a finished run was trained again");
+    assert_eq!(std::fs::read(runs.join("seed-3/eval.json")).unwrap(), first_eval, "a finished run was evaluated again");
+    let resumed: Value = serde_json::from_str(&std::fs::read_to_string(runs.join("seed-4/summary.json")).unwrap()).unwrap();
+    assert!(resumed["steps_this_run"].as_u64().unwrap() < 240, "the partial run did not resume from its checkpoint");
+    assert_eq!(values(&part.join("toy")), want);
+
+    // Two runs at once, one core each: the same numbers.
+    ok(&["experiment", "run", f, "--results", jobs.to_str().unwrap(), "--jobs", "2", "-q"]);
+    assert_eq!(values(&jobs.join("toy")), want);
+
+    // Run again: nothing to do, and the table is unchanged.
+    let before = std::fs::read(full.join("toy/results.json")).unwrap();
+    ok(&["experiment", "run", f, "--results", full.to_str().unwrap(), "-q"]);
+    assert_eq!(std::fs::read(full.join("toy/results.json")).unwrap(), before);
+
+    // The file changed under existing results: an error naming the change; nothing overwritten.
+    let table_before = std::fs::read(full.join("toy/table.md")).unwrap();
+    let changed = write(tmp.path(), "toy.toml", &FILE.replace("steps = 240", "steps = 250"));
+    let e = fails(&["experiment", "run", changed.to_str().unwrap(), "--results", full.to_str().unwrap()], "another definition");
+    assert!(e.contains("train.steps is 240 there, 250 in the file"), "{e}");
+    let fewer = FILE.replace("seeds = [3, 4]", "seeds = [3]");
+    write(tmp.path(), "toy.toml", &fewer);
+    fails(&["experiment", "run", f, "--results", full.to_str().unwrap()], "the arms or seeds changed");
+    assert_eq!(std::fs::read(full.join("toy/table.md")).unwrap(), table_before);
+}
+
+#[test]
+fn bad_experiment_files_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("res");
+    let r = res.to_str().unwrap();
+    let cases = [
+        (FILE.replace("method = \"dcgan\"\nset", "method = \"nope\"\nset"), "unknown method `nope`"),
+        (FILE.replace("lr_g = 1e-3", "lr_q = 1e-3"), "unknown config key `lr_q`"),
+        (FILE.replace("\"modes.high_quality_fraction\"", "\"fid.fid\""), "unknown metric `fid.fid` for data `ring8`"),
+        (FILE.replace("label = \"lr 1e-3\"", "label = \"lr 2e-4\""), "arm label `lr 2e-4` is used twice"),
+        (FILE.replace("data = \"ring8\"", "data = \"no-such-data\""), "unknown dataset `no-such-data`"),
+        (FILE.replace("steps = 240", "steps = \"many\""), "invalid experiment file"),
+    ];
+    for (text, needle) in cases {
+        let f = write(tmp.path(), "bad.toml", &text);
+        fails(&["experiment", "run", f.to_str().unwrap(), "--results", r], needle);
+        assert!(!res.join("bad/runs").exists(), "{needle}: a bad file started runs");
+    }
+    fails(&["experiment", "run", tmp.path().join("missing.toml").to_str().unwrap()], "cannot read experiment file");
+    let f = write(tmp.path(), "toy.toml", FILE);
+    fails(&["experiment", "run", f.to_str().unwrap(), "--results", r, "--only", "nope"], "no arm is labelled `nope`");
+}
+
+#[test]
+fn list_names_each_experiment_with_its_grid_and_quick_runs_every_arm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("exps");
+    std::fs::create_dir(&dir).unwrap();
+    let f = write(&dir, "toy.toml", FILE);
+    let o = Command::new(env!("CARGO_BIN_EXE_ganfold")).args(["experiment", "list", "--dir", dir.to_str().unwrap()]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("toy") && out.contains("2 x 2") && out.contains("tiny DCGAN"), "{out}");
+    let res = tmp.path().join("res");
+    ok(&["experiment", "run", "--quick", f.to_str().unwrap(), "--results", res.to_str().unwrap(), "-q"]);
+    assert!(!res.exists(), "--quick wrote into the results directory");
+}
