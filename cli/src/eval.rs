@@ -29,6 +29,12 @@ pub struct EvalArgs {
     /// Latent points of the Jacobian spectrum (0 skips it).
     #[arg(long, default_value_t = 32)]
     pub manifold_points: usize,
+    /// Real points at which a local generator's charts are measured (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    pub local_points: usize,
+    /// Dataset of those points (default: the run's test split, else its training data).
+    #[arg(long)]
+    pub local_data: Option<String>,
     /// Device override (`cpu`, `cuda:0`); default: the run's device, or cpu.
     #[arg(long)]
     pub device: Option<String>,
@@ -54,7 +60,14 @@ pub fn main(args: &EvalArgs) -> Result<()> {
 
 /// Builds the report without printing it.
 pub fn evaluate(args: &EvalArgs) -> Result<Value> {
-    let opts = EvalOptions { samples: args.samples, seed: args.seed, manifold_points: args.manifold_points, device: args.device.clone() };
+    let opts = EvalOptions {
+        samples: args.samples,
+        seed: args.seed,
+        manifold_points: args.manifold_points,
+        local_points: args.local_points,
+        local_data: args.local_data.clone(),
+        device: args.device.clone(),
+    };
     match (&args.run, &args.data) {
         (Some(dir), None) => evaluate::evaluate_run(dir, &opts),
         (None, Some(name)) => evaluate::evaluate_data(name, &opts),

@@ -52,7 +52,13 @@ pub const NAMED: &[(&str, &str)] = &[
     ("stacked-mnist", "three mnist-5k digits as the channels of one image: 1000 modes"),
     ("mnist", "full MNIST 60k + 10k test (scripts/fetch-datasets.sh)"),
     ("fashion-mnist", "full Fashion-MNIST 60k + 10k test (scripts/fetch-datasets.sh)"),
+    ("mnist-val", "the last 1,000 MNIST training digits: a validation set, disjoint from mnist-5k and the test set"),
 ];
+
+/// Size of `mnist-val`: MNIST training digits 59,000..59,999. mnist-5k holds training digits of
+/// original indices 0..5847 only, so runs on mnist-5k can choose settings on these digits
+/// without looking at the test set.
+pub const MNIST_VAL: usize = 1000;
 
 /// Where fetched datasets live: `$GANFOLD_DATA_DIR`, else the repository's `datasets/`.
 pub fn data_dir() -> PathBuf {
@@ -161,6 +167,16 @@ pub fn load(spec: &str, seed: u64) -> anyhow::Result<Dataset> {
         "ring8" => Ok(toy(Toy::Ring8, seed, TOY_SIZE)),
         "grid25" => Ok(toy(Toy::Grid25, seed, TOY_SIZE)),
         "stacked-mnist" => stacked_mnist(&mnist_5k()?, seed, 60_000),
+        "mnist-val" => {
+            let full = load("mnist", seed)?;
+            let Storage::Dense(x) = &full.storage else { bail!("mnist is stored densely") };
+            let (n, numel) = (full.len(), full.shape.numel());
+            if n < MNIST_VAL {
+                bail!("mnist has {n} training digits, fewer than the {MNIST_VAL} of mnist-val");
+            }
+            let labels = full.labels.as_ref().map(|l| l[n - MNIST_VAL..].to_vec());
+            Ok(Dataset::dense("mnist-val", full.shape, x[(n - MNIST_VAL) * numel..].to_vec(), labels, full.num_classes))
+        }
         "mnist" | "fashion-mnist" => {
             let dir = data_dir().join(spec);
             if !dir.exists() {

@@ -128,6 +128,10 @@ pub trait Method {
     fn discriminator(&self) -> Option<&dyn Discriminator> {
         None
     }
+    /// The local generator G(x, z), if the method has one (LGAN); evaluation reports its charts.
+    fn local_generator(&self) -> Option<&dyn LocalGenerator> {
+        None
+    }
     /// A short label for the progress bar (e.g. the LCC-GAN stage).
     fn phase(&self) -> Option<String> {
         None

@@ -13,8 +13,8 @@ use ganfold_core::candle_core::{DType, Device, Tensor};
 use ganfold_core::{Dataset, Rng, SampleShape};
 use ganfold_eval::modes::{mode_coverage, samples_2d, stacked_mnist_digits, stacked_mnist_report};
 use ganfold_eval::{
-    FeatureNet, KidOptions, ManifoldOptions, Matrix, MnistClassifier, ModeOptions, ModeSet, extract, fid,
-    inception_score, jacobian_spectrum, kid, precision_recall,
+    FeatureNet, KidOptions, LocalOptions, ManifoldOptions, Matrix, MnistClassifier, ModeOptions, ModeSet, extract, fid,
+    inception_score, jacobian_spectrum, kid, local_report, precision_recall,
 };
 use serde_json::{Map, Value, json};
 use std::path::Path;
@@ -29,13 +29,18 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Latent points of the Jacobian spectrum (0 skips it).
     pub manifold_points: usize,
+    /// Real points at which a local generator's charts are measured (0 skips it).
+    pub local_points: usize,
+    /// Dataset those points come from (e.g. `mnist-val`); default: the run's test split, else
+    /// its training data.
+    pub local_data: Option<String>,
     /// Device override (`cpu`, `cuda:0`); default: the run's device.
     pub device: Option<String>,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        Self { samples: 5000, seed: 0, manifold_points: 32, device: None }
+        Self { samples: 5000, seed: 0, manifold_points: 32, local_points: 1000, local_data: None, device: None }
     }
 }
 
@@ -63,6 +68,27 @@ pub fn evaluate_run(dir: &Path, opts: &EvalOptions) -> Result<Value> {
         let mut m = jacobian_spectrum(&|z: &Tensor| g.generate(z), &z, &ManifoldOptions::default())?;
         m.points.clear(); // per-point spectra are too long for the report
         report.insert("manifold".into(), serde_json::to_value(m)?);
+    }
+    if let (Some(g), true) = (run.method.local_generator(), opts.local_points > 0) {
+        let own;
+        let (pts, name) = match &opts.local_data {
+            Some(name) => {
+                own = ganfold_core::data::load(name, opts.seed)?;
+                ensure!(own.shape == run.data.shape, "--local-data {name} has samples of {}, the run's data {}", own.shape, run.data.shape);
+                (&own, name.clone())
+            }
+            None => match &run.data.test {
+                Some(t) => (t.as_ref(), format!("{} test split", run.data.name)),
+                None => (&run.data, format!("{} (training data)", run.data.name)),
+            },
+        };
+        let x = draw_real(pts, opts.local_points, &mut Rng::derive(opts.seed, "eval-local"))?.to_device(&run.device)?;
+        let net = matches!(family(&run.data), Family::Digits).then(|| MnistClassifier::pinned(&Device::Cpu)).transpose()?;
+        let fwd = |x: &Tensor, z: &Tensor| g.forward_local(x, z, false)?.to_device(&Device::Cpu);
+        let r = local_report(&fwd, g.coord_dim(), &x, net.as_ref(), &LocalOptions::default())?;
+        let mut v = serde_json::to_value(r)?;
+        v["points_from"] = json!(name);
+        report.insert("local".into(), v);
     }
     report.insert("wall_seconds".into(), json!(t0.elapsed().as_secs_f64()));
     Ok(Value::Object(report))
@@ -150,6 +176,11 @@ pub const MANIFOLD_KEYS: [&str; 5] = [
     "manifold.median_largest_sv",
     "manifold.median_smallest_sv",
 ];
+
+/// The chart keys (present when the method has a local generator; `local.class_agreement` on
+/// digits only).
+pub const LOCAL_KEYS: [&str; 5] =
+    ["local.class_agreement", "local.locality_rmse", "local.median_min_eig", "local.median_max_eig", "local.median_condition"];
 
 /// A class counts as covered when it gets at least a tenth of its uniform share of the samples.
 const COVERED_SHARE: f64 = 0.1;

@@ -71,7 +71,8 @@ fn bar_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, pl
         }
         v
     });
-    let (mut y0, y1) = y_range(all);
+    let refv = report.reference.as_ref().map(|r| r[j]).filter(|v| v.is_finite());
+    let (mut y0, y1) = y_range(all.chain(refv));
     // Bars start at zero when zero is near the data.
     if y0 > 0.0 && y0 < 0.5 * y1 {
         y0 = 0.0;
@@ -95,6 +96,21 @@ fn bar_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, pl
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(to_anyhow)?;
+    if let Some(v) = refv {
+        let grey = RGBColor(120, 120, 120).stroke_width(2);
+        chart
+            .draw_series([PathElement::new(vec![(-0.5, v), (n as f64 - 0.5, v)], grey)])
+            .map_err(to_anyhow)?
+            .label("real data")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(to_anyhow)?;
+    }
     for (i, a) in report.arms.iter().enumerate() {
         let s = &a.stats[j];
         let c = Palette99::pick(i).to_rgba();

@@ -26,6 +26,11 @@ pub struct Report {
     pub metrics: Vec<Metric>,
     pub x_axis: Option<XAxis>,
     pub arms: Vec<ArmReport>,
+    /// Real data against itself (`[eval] reference = true`), one value per metric (NaN where the
+    /// metric does not apply to real data).
+    pub reference: Option<Vec<f64>>,
+    /// What the reference compares (`train split vs test split`, `two disjoint random halves`).
+    pub reference_label: Option<String>,
     /// Commits that recorded the runs.
     pub commits: Vec<String>,
     /// Every run trained and evaluated (or diverged).
@@ -158,7 +163,11 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
             train_seconds: (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64),
         });
     }
+    let ref_json = spec.eval.reference.then(|| read_json(&exp.dir.join("reference.json"))).flatten();
+    let reference = ref_json.as_ref().map(|r| metrics.iter().map(|m| evaluate::lookup(r, &m.key).unwrap_or(f64::NAN)).collect());
     Ok(Report {
+        reference,
+        reference_label: ref_json.as_ref().and_then(|r| r["reference"].as_str().map(String::from)),
         experiment: exp.name.clone(),
         file: exp.file.display().to_string(),
         claim: spec.claim.clone(),
@@ -279,6 +288,15 @@ impl Report {
             row += &format!(" {n} of {} | {t} |", a.runs.len());
             let _ = writeln!(s, "{row}");
         }
+        if let Some(r) = &self.reference {
+            let how = if self.x_axis.is_some() { " |" } else { "" };
+            let label = self.reference_label.as_deref().unwrap_or("real data");
+            let mut row = format!("| real data ({label}) | — |{how}");
+            for v in r {
+                row += &format!(" {} |", if v.is_finite() { fmt_mean_std(*v, 0.0, 1) } else { "—".into() });
+            }
+            let _ = writeln!(s, "{row} — | — |");
+        }
         let _ = writeln!(s, "\n![{}](plot.png)\n", self.experiment);
         let _ = writeln!(s, "## Commands\n\n```sh");
         let _ = writeln!(s, "ganfold experiment run {}     # every run below, then this table", self.file);
@@ -294,11 +312,12 @@ impl Report {
             }
             let _ = writeln!(s, "# {}, SEED in {}\n{cmd} --out {}", a.label, seeds.join(" "), dir.display());
         }
-        let m = exp.eval_options().manifold_points;
+        let e = exp.eval_options();
+        let local = e.local_data.as_ref().map(|d| format!(" --local-data {d}")).unwrap_or_default();
         let _ = writeln!(
             s,
-            "ganfold eval --run RUN_DIR --samples {} --seed {} --manifold-points {m}   # eval.json of each run\n```\n",
-            self.eval_samples, self.eval_seed
+            "ganfold eval --run RUN_DIR --samples {} --seed {} --manifold-points {} --local-points {}{local}   # eval.json of each run\n```\n",
+            self.eval_samples, self.eval_seed, e.manifold_points, e.local_points
         );
         let commits = if self.commits.is_empty() { "none recorded".to_string() } else { self.commits.join(", ") };
         let _ = writeln!(s, "Runs recorded by commit {commits}. Regenerate this page from the run directories: `ganfold experiment report {}`.", self.file);

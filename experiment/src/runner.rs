@@ -3,7 +3,7 @@
 //! code of `ganfold eval`. A finished run is skipped, a partial one resumes from its checkpoint,
 //! and a run directory made from another definition of the experiment is an error.
 
-use crate::evaluate::{self, EvalOptions, MANIFOLD_KEYS};
+use crate::evaluate::{self, EvalOptions, LOCAL_KEYS, MANIFOLD_KEYS};
 use crate::report::{self, Report};
 use crate::spec::{self, Spec};
 use anyhow::{Context, Result, bail, ensure};
@@ -125,13 +125,17 @@ impl Experiment {
         Ok(out)
     }
 
-    /// Evaluation settings of every run; the Jacobian spectrum only when a metric asks for it.
+    /// Evaluation settings of every run; the Jacobian spectrum and the local charts only when a
+    /// metric asks for them.
     pub fn eval_options(&self) -> EvalOptions {
-        let manifold = self.spec.metrics().iter().any(|m| m.key.starts_with("manifold."));
+        let wants = |p: &str| self.spec.metrics().iter().any(|m| m.key.starts_with(p));
+        let d = EvalOptions::default();
         EvalOptions {
             samples: self.spec.eval.samples,
             seed: self.spec.eval.seed,
-            manifold_points: if manifold { EvalOptions::default().manifold_points } else { 0 },
+            manifold_points: if wants("manifold.") { d.manifold_points } else { 0 },
+            local_points: if wants("local.") { self.spec.eval.local_points.unwrap_or(d.local_points) } else { 0 },
+            local_data: self.spec.eval.local_data.clone(),
             device: None,
         }
     }
@@ -145,7 +149,7 @@ impl Experiment {
             if m.key.starts_with("summary.") {
                 continue;
             }
-            if MANIFOLD_KEYS.contains(&m.key.as_str()) {
+            if MANIFOLD_KEYS.contains(&m.key.as_str()) || LOCAL_KEYS.contains(&m.key.as_str()) {
                 continue;
             }
             if !keys.contains(&m.key.as_str()) {
@@ -173,6 +177,9 @@ impl Experiment {
             let method = (entry.build)(&cx).with_context(|| format!("{}: arm `{}`", self.file.display(), arm.label))?;
             if self.eval_options().manifold_points > 0 && method.generator().is_none() {
                 bail!("{}: arm `{}`: method `{}` exposes no generator, so it has no manifold metrics", self.file.display(), arm.label, arm.method);
+            }
+            if self.eval_options().local_points > 0 && method.local_generator().is_none() {
+                bail!("{}: arm `{}`: method `{}` has no local generator, so it has no `local.*` metrics", self.file.display(), arm.label, arm.method);
             }
         }
         Ok(())
@@ -223,12 +230,31 @@ impl Experiment {
             .filter(|&i| !matches!(states[i], RunState::Done | RunState::Diverged))
             .filter(|&i| opts.only.is_empty() || opts.only.contains(&self.spec.arms[plan[i].arm].label))
             .collect();
-        let result = self.execute(&plan, &states, &todo, opts);
+        let mut result = self.execute(&plan, &states, &todo, opts);
+        if result.is_ok() && self.spec.eval.reference {
+            result = self.write_reference();
+        }
         // The report covers whatever finished, also when a run failed.
         let report = report::build(self, &plan)?;
         report::write(self, &report)?;
         result?;
         Ok(report)
+    }
+
+    /// `reference.json`: the data against itself, evaluated once with the file's settings.
+    fn write_reference(&self) -> Result<()> {
+        let path = self.dir.join("reference.json");
+        let eval = self.eval_options();
+        let fresh = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|r| r["requested_samples"] == json!(eval.samples) && r["seed"] == json!(eval.seed));
+        if !fresh {
+            let mut r = evaluate::evaluate_data(&self.spec.data, &eval)?;
+            r["requested_samples"] = json!(eval.samples);
+            evaluate::write_report(&path, &r)?;
+        }
+        Ok(())
     }
 
     fn run_quick(&self, opts: &RunOptions) -> Result<Report> {
@@ -237,6 +263,7 @@ impl Experiment {
         quick.dir = tmp.path().join(&self.name);
         quick.spec.steps = self.spec.steps.min(QUICK_STEPS);
         quick.spec.eval.samples = self.spec.eval.samples.min(QUICK_SAMPLES);
+        quick.spec.eval.local_points = Some(self.spec.eval.local_points.unwrap_or(QUICK_SAMPLES).min(QUICK_SAMPLES));
         quick.spec.seeds = spec::Seeds::List(self.spec.seeds.list().into_iter().take(1).collect());
         if let Some(stand_in) = quick_stand_in(&self.spec.data) {
             eprintln!("{}: `{}` is not installed; --quick uses `{stand_in}` (same shape)", self.name, self.spec.data);
@@ -392,6 +419,7 @@ pub fn run_state(r: &PlannedRun, eval: &EvalOptions) -> Result<RunState> {
                 && e["seed"] == json!(eval.seed)
                 && e["checkpoint_step"] == json!(r.config.train.steps)
                 && (eval.manifold_points == 0 || e.get("manifold").is_some())
+                && (eval.local_points == 0 || e.get("local").is_some())
         });
     Ok(if evaluated { RunState::Done } else { RunState::Trained })
 }

@@ -94,6 +94,17 @@ pub struct EvalSpec {
     /// Seed of the evaluation's own random choices, as `ganfold eval --seed`.
     #[serde(default)]
     pub seed: u64,
+    /// Add a row for real data against itself (the test split against the training split, or two
+    /// halves): the floor of distances and the ceiling of scores on the same metric code.
+    #[serde(default)]
+    pub reference: bool,
+    /// Real points of the `local.*` chart metrics (default 1000).
+    #[serde(default)]
+    pub local_points: Option<usize>,
+    /// Dataset of those points (default: the run's test split), e.g. `mnist-val` to choose
+    /// settings without the test set.
+    #[serde(default)]
+    pub local_data: Option<String>,
     /// The columns of the table.
     pub metrics: Vec<MetricSpec>,
 }
@@ -161,6 +172,10 @@ fn known_metric(key: &str) -> (Option<&'static str>, Option<Better>) {
         "stacked_mnist.kl_to_uniform" => (Some("KL to uniform"), Some(Lower)),
         "modes.modes_covered" => (Some("modes covered"), Some(Higher)),
         "modes.high_quality_fraction" => (Some("high quality"), Some(Higher)),
+        "local.class_agreement" => (Some("G(x,0) class agreement"), Some(Higher)),
+        "local.locality_rmse" => (Some("locality RMSE"), Some(Lower)),
+        "local.median_min_eig" => (Some("median min eig JᵀJ"), None),
+        "local.median_condition" => (Some("median cond JᵀJ"), Some(Lower)),
         "summary.images_per_second" => (Some("images/s"), Some(Higher)),
         "summary.wall_seconds" => (Some("train s"), Some(Lower)),
         _ => (None, None),

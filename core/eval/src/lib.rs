@@ -20,6 +20,8 @@
 //!   - [`modes`]: mode coverage on the toy mixtures `ring8`/`grid25` and on
 //!     stacked MNIST (Metz et al. 2017 "Unrolled GANs"; Srivastava et al. 2017
 //!     "VEEGAN"; Lin et al. 2018 "PacGAN").
+//!   - [`local`]: a local generator's chart centres G(x, 0) (class agreement with x,
+//!     locality RMSE) and the spectrum of JᵀJ of its tangents (LGAN's orthonormality).
 //!   - [`manifold`]: our own metric, the singular values of the generator's
 //!     Jacobian at sample points (local dimension and conditioning of the
 //!     learned manifold).
@@ -33,6 +35,7 @@ pub mod fid;
 pub mod inception_score;
 pub mod kid;
 pub mod linalg;
+pub mod local;
 pub mod manifold;
 pub mod matrix;
 pub mod modes;
@@ -44,6 +47,7 @@ pub use features::{FeatureNet, Extracted, extract};
 pub use fid::{FidResult, fid};
 pub use inception_score::{IsResult, inception_score};
 pub use kid::{KidOptions, KidResult, kid};
+pub use local::{LocalOptions, LocalReport, local_report};
 pub use manifold::{ManifoldOptions, ManifoldResult, jacobian_spectrum};
 pub use matrix::Matrix;
 pub use modes::{ModeOptions, ModeReport, ModeSet, StackedMnistReport};

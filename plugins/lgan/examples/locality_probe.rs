@@ -9,7 +9,7 @@ fn main() -> anyhow::Result<()> {
     let data = ganfold_core::data::mnist_5k()?;
     let dev = Device::Cpu;
     let vs = VarStore::new(DType::F32, &dev, Rng::new(0));
-    let g = LocalGen::new(data.shape, 10, 8, &vs)?;
+    let g = LocalGen::new(data.shape, 10, 8, ganfold_lgan::model::GenOptions { code_gain: None, exact_locality: false }, &vs)?;
     let mut opt = Adam::new(vs.trainable_vars(), AdamConfig::dcgan(1e-3))?;
     let mut rng = Rng::new(1);
     for step in 0..300 {

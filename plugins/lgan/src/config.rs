@@ -42,6 +42,16 @@ pub struct LganConfig {
     pub z_std: f64,
     /// Real images kept for `sample()` (charts are centred at real points).
     pub pool: usize,
+    /// `squared`: eq. (3) as the paper writes it (squared norms, reduced by `reduction`);
+    /// `abs`: the authors' code (mean absolute errors of both terms).
+    pub distance: String,
+    /// A learnable per-coordinate gain and shift after the encoder's standardisation (the
+    /// authors' encoder ends in an affine batch norm); 28x28 images only.
+    pub code_affine: bool,
+    /// Initial value of that gain (batch norm's: 1).
+    pub code_gain: f64,
+    /// Paper footnote 3: G(x, z) = x + B(x, z) - B(x, 0), so that G(x, 0) = x exactly.
+    pub exact_locality: bool,
     /// SSL: number of labelled images (balanced over the classes).
     pub labels: usize,
     /// SSL: weight of the manifold (Laplace-Beltrami) penalty R on the unlabelled batch (eq. 8
@@ -70,6 +80,10 @@ impl Default for LganConfig {
             p_zero: 0.1,
             z_std: 1.0,
             pool: 1000,
+            distance: "squared".into(),
+            code_affine: false,
+            code_gain: 1.0,
+            exact_locality: false,
             labels: 100,
             lambda: 1.0,
             w_unl: 1.0,
@@ -134,6 +148,10 @@ impl LganConfig {
             anyhow::bail!("lgan: `pool` must be at least 1");
         }
         crate::reg::Reduction::parse(&self.reduction)?;
+        crate::reg::Distance::parse(&self.distance)?;
+        if !(self.code_gain.is_finite() && self.code_gain > 0.0) {
+            anyhow::bail!("lgan: `code_gain` must be positive and finite, got {}", self.code_gain);
+        }
         Ok(())
     }
 }

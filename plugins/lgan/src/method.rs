@@ -1,7 +1,7 @@
 //! The LGAN training method: generation (Sec. 3.4) and semi-supervised (Sec. 4) modes.
 
 use crate::config::{LganConfig, Mode};
-use crate::model::{Critic, LocalGen};
+use crate::model::{Critic, GenOptions, LocalGen};
 use crate::reg::{self, LganLocal, Reduction};
 use anyhow::Context;
 use candle_core::{D, DType, Device, Tensor};
@@ -67,7 +67,8 @@ impl Lgan {
         // Spec A3 [REC] starting points (the paper gives no values).
         let mu = if cfg.mu < 0.0 { if image { 10.0 } else { 1.0 } } else { cfg.mu };
         let eta = if cfg.eta < 0.0 { 1.0 } else { cfg.eta };
-        let reg = LganLocal { mu, eta, subset: cfg.jac_subset, delta: cfg.fd_delta, reduction };
+        let distance = reg::Distance::parse(&cfg.distance)?;
+        let reg = LganLocal { mu, eta, subset: cfg.jac_subset, delta: cfg.fd_delta, reduction, distance };
 
         let classes = cx.data.num_classes;
         if mode == Mode::Ssl && classes < 2 {
@@ -78,7 +79,8 @@ impl Lgan {
             Mode::Ssl => Some(pick_labelled(cx.data, cfg.labels, cx.seed, cx.device)?),
         };
         let g_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("g"));
-        let g = LocalGen::new(shape, n, cfg.ngf, &g_vs)?;
+        let gopts = GenOptions { code_gain: cfg.code_affine.then_some(cfg.code_gain), exact_locality: cfg.exact_locality };
+        let g = LocalGen::new(shape, n, cfg.ngf, gopts, &g_vs)?;
         let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
         let d_out = if mode == Mode::Ssl { classes } else { 1 };
         let d = Critic::new(shape, cfg.ndf, d_out, mode == Mode::Ssl, &d_vs)?;
@@ -507,6 +509,10 @@ impl Method for Lgan {
 
     fn discriminator(&self) -> Option<&dyn ganfold_core::Discriminator> {
         Some(&self.d)
+    }
+
+    fn local_generator(&self) -> Option<&dyn LocalGenerator> {
+        Some(&self.g)
     }
 
     fn phase(&self) -> Option<String> {

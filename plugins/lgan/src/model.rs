@@ -22,7 +22,17 @@ enum GenNet {
     /// convT 4x4 s2 (->14), convT 4x4 s2 (->28), tanh. The paper's shape (Sec. 5.1: "a CNN to map
     /// x to a feature vector added with a noise vector of the same dimension ... then a
     /// deconvolutional network"), sized down for 28x28 and a 2-core CPU.
-    Conv { e1: Conv2d, e2: Conv2d, efc: Linear, dfc: Linear, d1: ConvTranspose2d, d2: ConvTranspose2d, ngf: usize },
+    Conv {
+        e1: Conv2d,
+        e2: Conv2d,
+        efc: Linear,
+        dfc: Linear,
+        d1: ConvTranspose2d,
+        d2: ConvTranspose2d,
+        ngf: usize,
+        /// Learnable per-coordinate gain and shift of the standardised code (`code_affine`).
+        affine: Option<(Tensor, Tensor)>,
+    },
     /// Points: MLP dim -> h -> N | + z | LReLU, N -> h -> h -> dim (no output squashing).
     Mlp { e1: Linear, e2: Linear, d1: Linear, d2: Linear, d3: Linear },
 }
@@ -36,11 +46,22 @@ enum GenNet {
 pub struct LocalGen {
     net: GenNet,
     n: usize,
+    /// Footnote 3: G(x, z) = x + B(x, z) - B(x, 0), so G(x, 0) = x exactly.
+    exact_locality: bool,
+}
+
+/// How G is built beyond its widths.
+#[derive(Clone, Copy, Debug)]
+pub struct GenOptions {
+    /// Initial gain of a learnable per-coordinate affine map after the code's standardisation
+    /// (`None`: standardised code only).
+    pub code_gain: Option<f64>,
+    pub exact_locality: bool,
 }
 
 impl LocalGen {
     /// Builds G with `n` coordinates and width `ngf` in `vs` (dtype from the store).
-    pub fn new(shape: SampleShape, n: usize, ngf: usize, vs: &VarStore) -> anyhow::Result<Self> {
+    pub fn new(shape: SampleShape, n: usize, ngf: usize, opts: GenOptions, vs: &VarStore) -> anyhow::Result<Self> {
         check_shape(shape)?;
         if n == 0 {
             anyhow::bail!("lgan: the number of local coordinates must be at least 1");
@@ -60,6 +81,11 @@ impl LocalGen {
                     d1: convt(2 * ngf, ngf, "dec1")?,
                     d2: convt(ngf, c, "dec2")?,
                     ngf,
+                    // Created after every layer, so the layers' initial weights do not depend on it.
+                    affine: match opts.code_gain {
+                        Some(g) => Some((vs.pp("code").var("gain", n, Init::Const(g))?, vs.pp("code").var("shift", n, Init::Const(0.0))?)),
+                        None => None,
+                    },
                 }
             }
             SampleShape::Points { dim } => GenNet::Mlp {
@@ -70,25 +96,31 @@ impl LocalGen {
                 d3: nn::linear(ngf, dim, vs.pp("dec3"))?,
             },
         };
-        Ok(Self { net, n })
+        Ok(Self { net, n, exact_locality: opts.exact_locality })
     }
 
     /// The encoder's feature vector h(x), (B, N).
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
         match &self.net {
-            GenNet::Conv { e1, e2, efc, .. } => {
+            GenNet::Conv { e1, e2, efc, affine, .. } => {
                 let h = e1.forward_act(x, 0.2)?;
                 let h = e2.forward_act(&h, 0.2)?;
                 let h = efc.forward(&h.flatten_from(1)?)?;
-                // Deviation: [CODE-GEN] batch-normalises the encoder output, which puts h(x) on
-                // the scale of z ~ N(0, I). We standardise each sample's code over its N
-                // coordinates instead (batch-independent, so finite differences stay exact).
-                // Without it h(x) starts much smaller than z. (In our short CPU runs, <= 500
-                // steps, the locality error sat near the mean-image level with and without it.)
+                // Deviation: the authors' encoder ends in an affine batch norm, which puts h(x)
+                // on the scale of z ~ N(0, I) with a learnable gain and shift. We standardise
+                // each sample's code over its N coordinates instead (batch-independent, so
+                // finite differences stay exact), then apply the same learnable per-coordinate
+                // gain and shift. Without the gain every code has norm sqrt(N): with unit-speed
+                // tangents two chart centres can then be only a few units apart, less than
+                // two MNIST digits are, and G collapses to one image (experiments/lgan-code-scale.toml).
                 let m = h.mean_keepdim(1)?;
                 let c = h.broadcast_sub(&m)?;
                 let v = c.sqr()?.mean_keepdim(1)?;
-                c.broadcast_div(&(v + 1e-5)?.sqrt()?)
+                let c = c.broadcast_div(&(v + 1e-5)?.sqrt()?)?;
+                match affine {
+                    Some((gain, shift)) => c.broadcast_mul(gain)?.broadcast_add(shift),
+                    None => Ok(c),
+                }
             }
             GenNet::Mlp { e1, e2, .. } => e2.forward(&nn::leaky_relu(&e1.forward(x)?, 0.2)?),
         }
@@ -121,7 +153,14 @@ impl LocalGenerator for LocalGen {
     /// Sec. 5.1: "feature vector added with a noise vector of the same dimension" (spec A7: add).
     fn forward_local(&self, x: &Tensor, z: &Tensor, _train: bool) -> Result<Tensor> {
         let h = self.encode(x)?;
-        self.decode(&(h + z.to_dtype(x.dtype())?)?)
+        let out = self.decode(&(&h + z.to_dtype(x.dtype())?)?)?;
+        if self.exact_locality {
+            // Footnote 3: G(x, z) = x + B(x, z) - B(x, 0); G(x, 0) = x holds exactly, and the
+            // tangents are B's.
+            (out - self.decode(&h)?)? + x
+        } else {
+            Ok(out)
+        }
     }
 }
 

@@ -35,6 +35,28 @@ impl Reduction {
     }
 }
 
+/// Which norm eq. (3) uses for its two terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distance {
+    /// The paper's eq. (3): squared L2 norm of G(x,0) - x and squared Frobenius norm of
+    /// J^T J - I, reduced by [`Reduction`].
+    Squared,
+    /// The authors' code: mean absolute error of G(x,0) - x (over pixels) and of J^T J - I (over
+    /// its entries). Unlike the squared norm, its pull on J^T J does not vanish near I and does
+    /// not explode at the tangent speeds G starts with.
+    Abs,
+}
+
+impl Distance {
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "squared" => Ok(Self::Squared),
+            "abs" => Ok(Self::Abs),
+            _ => anyhow::bail!("lgan: `distance` must be `squared` (the paper's eq. 3) or `abs` (the authors' code), got `{s}`"),
+        }
+    }
+}
+
 /// Central finite-difference Jacobian rows of the chart at z = 0 for the coordinates `coords`:
 /// `J[b, i, :] = (G(x_b, +delta e_j) - G(x_b, -delta e_j)) / (2 delta)`, j = coords[i]; shape
 /// (B, s, D). Both signs go through G in one batch of 2*B*s rows (G must be batch-independent).
@@ -95,6 +117,7 @@ pub struct LganLocal {
     pub subset: usize,
     pub delta: f64,
     pub reduction: Reduction,
+    pub distance: Distance,
 }
 
 impl LganLocal {
@@ -113,10 +136,13 @@ impl LganLocal {
         let z0 = Tensor::zeros((b, n), x.dtype(), x.device())?;
         let g0 = g.forward_local(x, &z0, train)?;
         let d = x.elem_count() / b.max(1);
-        let mut locality = (g0 - x)?.sqr()?.flatten_from(1)?.sum(1)?.mean_all()?;
-        if red == Reduction::Mean {
-            locality = (locality / d as f64)?;
-        }
+        let locality = match self.distance {
+            Distance::Abs => (g0 - x)?.abs()?.mean_all()?,
+            Distance::Squared => {
+                let l = (g0 - x)?.sqr()?.flatten_from(1)?.sum(1)?.mean_all()?;
+                if red == Reduction::Mean { (l / d as f64)? } else { l }
+            }
+        };
         let orth = if self.eta == 0.0 {
             Tensor::zeros((), x.dtype(), x.device())?
         } else {
@@ -124,8 +150,14 @@ impl LganLocal {
             let s = coords.len();
             let j = fd_jacobian(g, x, &coords, self.delta, train)?;
             let eye = Tensor::eye(s, DType::F64, x.device())?.to_dtype(x.dtype())?;
-            let o = gram(&j)?.broadcast_sub(&eye)?.sqr()?.flatten_from(1)?.sum(1)?.mean_all()?;
-            if red == Reduction::Mean { (o / (s * s) as f64)? } else { o }
+            let dev = gram(&j)?.broadcast_sub(&eye)?;
+            match self.distance {
+                Distance::Abs => dev.abs()?.mean_all()?,
+                Distance::Squared => {
+                    let o = dev.sqr()?.flatten_from(1)?.sum(1)?.mean_all()?;
+                    if red == Reduction::Mean { (o / (s * s) as f64)? } else { o }
+                }
+            }
         };
         Ok(LocalTerms { locality, orth })
     }
@@ -167,11 +199,13 @@ pub struct LganLocalConfig {
     pub delta: f64,
     /// `auto`, `sum` or `mean` (spec A1).
     pub reduction: String,
+    /// `squared` (the paper's eq. 3) or `abs` (the authors' code).
+    pub distance: String,
 }
 
 impl Default for LganLocalConfig {
     fn default() -> Self {
-        Self { mu: 10.0, eta: 1.0, subset: 4, delta: 1e-2, reduction: "auto".into() }
+        Self { mu: 10.0, eta: 1.0, subset: 4, delta: 1e-2, reduction: "auto".into(), distance: "squared".into() }
     }
 }
 
@@ -194,5 +228,12 @@ pub fn from_config(c: &LganLocalConfig) -> anyhow::Result<LganLocal> {
     if c.subset == 0 {
         anyhow::bail!("lgan-local: `subset` must be at least 1");
     }
-    Ok(LganLocal { mu: c.mu, eta: c.eta, subset: c.subset, delta: c.delta, reduction: Reduction::parse(&c.reduction)? })
+    Ok(LganLocal {
+        mu: c.mu,
+        eta: c.eta,
+        subset: c.subset,
+        delta: c.delta,
+        reduction: Reduction::parse(&c.reduction)?,
+        distance: Distance::parse(&c.distance)?,
+    })
 }

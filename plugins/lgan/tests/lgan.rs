@@ -6,7 +6,7 @@ use ganfold_core::data::{self, Toy};
 use ganfold_core::nn::VarStore;
 use ganfold_core::{BuildContext, Dataset, LocalGenerator, Method, RegContext, Rng, SampleShape};
 use ganfold_lgan as lgan;
-use lgan::model::LocalGen;
+use lgan::model::{GenOptions, LocalGen};
 use lgan::reg::fd_jacobian;
 
 type R = anyhow::Result<()>;
@@ -26,7 +26,7 @@ fn fd_jacobian_matches_autodiff_f64() -> R {
     // Conv generator, N = 5, all coordinates.
     let vs = VarStore::new(DType::F64, &dev, Rng::new(1));
     let shape = SampleShape::Image { c: 1, h: 28, w: 28 };
-    let g = LocalGen::new(shape, 5, 4, &vs)?;
+    let g = LocalGen::new(shape, 5, 4, GenOptions { code_gain: Some(1.7), exact_locality: false }, &vs)?;
     let x = rng.randn((2, 1, 28, 28), 0.0, 0.5, &dev)?.to_dtype(DType::F64)?;
     let coords: Vec<usize> = (0..5).collect();
     let j = fd_jacobian(&g, &x, &coords, 1e-5, false)?; // (2, 5, 784)
@@ -44,7 +44,7 @@ fn fd_jacobian_matches_autodiff_f64() -> R {
 
     // Point MLP, N = 2, D = 2: the whole Jacobian from two VJPs.
     let vs = VarStore::new(DType::F64, &dev, Rng::new(2));
-    let g = LocalGen::new(SampleShape::Points { dim: 2 }, 2, 16, &vs)?;
+    let g = LocalGen::new(SampleShape::Points { dim: 2 }, 2, 16, GenOptions { code_gain: None, exact_locality: false }, &vs)?;
     let x = rng.randn((3, 2), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
     let j = fd_jacobian(&g, &x, &[0, 1], 1e-5, false)?; // (3, N=2, D=2)
     for d in 0..2 {
@@ -266,5 +266,55 @@ fn registry_and_config_errors() -> R {
     assert!(e.contains("labels"), "{e}");
     let sm = data::stacked_mnist(&data::mnist_5k()?, 0, 10)?;
     assert!(build(&sm, &[], 0).is_ok(), "3x28x28 is supported");
+    Ok(())
+}
+
+/// G(x, z) = x + 0.5 + z a with a = (2, 0): G(x, 0) - x = (0.5, 0.5), J^T J = |a|^2 = 4.
+struct Shifted;
+
+impl LocalGenerator for Shifted {
+    fn coord_dim(&self) -> usize {
+        1
+    }
+    fn forward_local(&self, x: &Tensor, z: &Tensor, _train: bool) -> candle_core::Result<Tensor> {
+        let a = Tensor::new(&[[2f64, 0.0]], x.device())?;
+        (x + 0.5)? + z.matmul(&a)?
+    }
+}
+
+/// Both distances of eq. (3) on a chart with known terms: squared (paper, sum reduction)
+/// locality 0.5^2 + 0.5^2 = 0.5, orth (4 - 1)^2 = 9; abs (authors' code) locality 0.5, orth 3.
+#[test]
+fn squared_and_abs_distances_by_hand() -> R {
+    use lgan::reg::{Distance, Reduction};
+    let dev = Device::Cpu;
+    let x = Tensor::new(&[[0.3f64, -1.0], [2.0, 0.1]], &dev)?;
+    let mut rng = Rng::new(0);
+    for (distance, loc, orth) in [(Distance::Squared, 0.5, 9.0), (Distance::Abs, 0.5, 3.0)] {
+        let r = lgan::LganLocal { mu: 1.0, eta: 1.0, subset: 1, delta: 1e-4, reduction: Reduction::Sum, distance };
+        let t = r.terms(&Shifted, &x, &mut rng, false)?;
+        let (l, o) = (t.locality.to_scalar::<f64>()?, t.orth.to_scalar::<f64>()?);
+        assert!((l - loc).abs() < 1e-9 && (o - orth).abs() < 1e-6, "{distance:?}: locality {l}, orth {o}");
+    }
+    Ok(())
+}
+
+/// Footnote 3: with exact locality G(x, 0) = x to the bit, and the tangents are those of the
+/// plain network with the same weights.
+#[test]
+fn exact_locality_keeps_the_centre_and_the_tangents() -> R {
+    let dev = Device::Cpu;
+    let shape = SampleShape::Image { c: 1, h: 28, w: 28 };
+    let build = |exact| -> anyhow::Result<LocalGen> {
+        let vs = VarStore::new(DType::F64, &dev, Rng::new(5));
+        LocalGen::new(shape, 3, 4, GenOptions { code_gain: Some(2.0), exact_locality: exact }, &vs)
+    };
+    let (plain, exact) = (build(false)?, build(true)?);
+    let x = Rng::new(6).randn((2, 1, 28, 28), 0.0, 0.5, &dev)?.to_dtype(DType::F64)?;
+    let z0 = Tensor::zeros((2, 3), DType::F64, &dev)?;
+    let d = (exact.forward_local(&x, &z0, false)? - &x)?.abs()?.max_all()?.to_scalar::<f64>()?;
+    assert!(d < 1e-12, "G(x, 0) - x = {d}");
+    let (jp, je) = (fd_jacobian(&plain, &x, &[0, 1, 2], 1e-5, false)?, fd_jacobian(&exact, &x, &[0, 1, 2], 1e-5, false)?);
+    assert!(max_rel(&je, &jp)? < 1e-8);
     Ok(())
 }
