@@ -110,13 +110,24 @@ pub fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// The committed results of `experiments/<name>.toml`: its table (as Markdown) and its plot,
-/// rebuilt from the run directories under `results/<name>` (nothing is trained or written).
-pub fn experiment_results(name: &str) -> anyhow::Result<(Markdown, Png)> {
+fn committed_experiment(name: &str) -> anyhow::Result<(experiment::Experiment, experiment::Report)> {
     let root = repo_dir();
     let exp = experiment::Experiment::load(&root.join("experiments").join(format!("{name}.toml")), &root.join("results"))?;
     let report = exp.report()?;
-    Ok((Markdown(report.markdown(&exp)), Png(experiment::plot::plot(&report)?)))
+    Ok((exp, report))
+}
+
+/// The table of `experiments/<name>.toml` (Markdown), rebuilt from the committed run directories
+/// under `results/<name>` (nothing is trained or written).
+pub fn experiment_table(name: &str) -> anyhow::Result<Markdown> {
+    let (exp, report) = committed_experiment(name)?;
+    Ok(Markdown(report.markdown(&exp)))
+}
+
+/// The plot of the same results (one panel per metric).
+pub fn experiment_plot(name: &str) -> anyhow::Result<Png> {
+    let (_, report) = committed_experiment(name)?;
+    Ok(Png(experiment::plot::plot(&report)?))
 }
 
 /// The notebook's step budget: `GANFOLD_NB_STEPS` if set (CI runs every notebook short), else

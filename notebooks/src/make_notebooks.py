@@ -99,11 +99,8 @@ A paper's claim is one file in `experiments/`, run over seeds by `ganfold experi
 `experiment::Experiment::run` from Rust); its results are committed under `results/`. Here is the DCGAN baseline
 on full MNIST, three seeds, rebuilt from the committed run directories (nothing is trained in this cell):
 """),
-    code("""
-let (table, plot) = experiment_results("dcgan-mnist")?;
-table
-"""),
-    code("plot"),
+    code('experiment_table("dcgan-mnist")?'),
+    code('experiment_plot("dcgan-mnist")?'),
     md("""
 Next: `01-lgan`, `02-lccgan`, `03-lsal`, `04-mmgan`, then `05-write-a-plugin` and `06-pretrained`.
 """),
@@ -150,9 +147,10 @@ the chart's tangent is the manifold's tangent.
 """),
     code('run.figure("charts.png")?'),
     md("""
-`jtj_eig_min_mean` / `jtj_eig_max_mean` above are the mean smallest and largest eigenvalues of $J_x^\\top J_x$ over
-256 data points: the orthonormality prior pushes both towards 1 (with $N = 1$ they coincide), and a value near 0
-would be the local collapse the paper warns about. `locality_rmse` is the distance from $G(x, 0)$ to $x$.
+`local_median_min_eig` / `local_median_max_eig` above are the medians over data points of the smallest and largest
+eigenvalue of $J_x^\\top J_x$: the orthonormality prior pushes both towards 1 (with $N = 1$ they coincide), and a
+value near 0 would be the local collapse the paper warns about. `local_locality_rmse` is the distance from
+$G(x, 0)$ to $x$ (on digits, `local_class_agreement` says how often $G(x, 0)$ keeps the class of $x$).
 
 Samples: a random data point, then a random $z$ in its chart.
 """),

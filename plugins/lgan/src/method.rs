@@ -264,27 +264,15 @@ impl Lgan {
         Ok(wrong as f64 / rows.len().max(1) as f64)
     }
 
-    /// Eigenvalues of J_x^T J_x (all N coordinates, finite differences) at real points `x`,
-    /// ascending per point: the "local collapse" diagnostic (small eigenvalues = collapsed
-    /// tangent directions). Also returns the per-point locality RMSE.
-    pub fn tangent_spectrum(&self, x: &Tensor) -> anyhow::Result<(Vec<Vec<f64>>, Vec<f64>)> {
-        let n = self.g.coord_dim();
-        let coords: Vec<usize> = (0..n).collect();
-        let mut eig = vec![];
-        let mut rmse = vec![];
-        let b = x.dim(0)?;
-        for start in (0..b).step_by(32) {
-            let xb = x.narrow(0, start, 32.min(b - start))?;
-            let j = reg::fd_jacobian(&self.g, &xb, &coords, self.reg.delta, false)?;
-            let gm = reg::gram(&j)?.to_dtype(DType::F64)?.to_vec3::<f64>()?;
-            for m in gm {
-                eig.push(sym_eigenvalues(m));
-            }
-            let z0 = Tensor::zeros((xb.dim(0)?, n), DType::F32, &self.device)?;
-            let e = (self.g.forward_local(&xb, &z0, false)? - &xb)?.sqr()?.flatten_from(1)?.mean(1)?.sqrt()?;
-            rmse.extend(e.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-        }
-        Ok((eig, rmse))
+    /// The chart metrics of `ganfold_eval::local` at real points `x`: class agreement of
+    /// G(x, 0) with x under the pinned classifier (1x28x28 digits), locality RMSE and the
+    /// spectrum of J_x^T J_x over all N coordinates (small eigenvalues = collapsed tangents).
+    pub fn chart_report(&self, x: &Tensor) -> anyhow::Result<ganfold_eval::LocalReport> {
+        let digits = matches!(self.shape, SampleShape::Image { c: 1, h: 28, w: 28 });
+        let net = digits.then(|| ganfold_eval::MnistClassifier::pinned(&Device::Cpu)).transpose()?;
+        let fwd = |x: &Tensor, z: &Tensor| self.g.forward_local(x, z, false)?.to_device(&Device::Cpu);
+        let opts = ganfold_eval::LocalOptions { spectrum_points: 256, delta: self.reg.delta };
+        ganfold_eval::local_report(&fwd, self.g.coord_dim(), x, net.as_ref(), &opts)
     }
 
     /// Tangent images of `x` for coordinates `coords`: (B, s, C, H, W) rows of J.
@@ -295,11 +283,16 @@ impl Lgan {
         Ok(j.reshape(dims)?)
     }
 
-    fn image_figures(&self, dir: &Path, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
+    /// Charts at 8 digits: test digits when the data has a test split, else training points.
+    fn image_figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
         let n = self.g.coord_dim();
-        let npts = 8.min(self.pool.dim(0)?);
-        let idx: Vec<u32> = rng.choose_distinct(self.pool.dim(0)?, npts).into_iter().map(|i| i as u32).collect();
-        let x = self.pool.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 0)?;
+        let src = match &data.test {
+            Some(t) => t.head(1000, &self.device)?,
+            None => self.pool.clone(),
+        };
+        let npts = 8.min(src.dim(0)?);
+        let idx: Vec<u32> = rng.choose_distinct(src.dim(0)?, npts).into_iter().map(|i| i as u32).collect();
+        let x = src.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 0)?;
         let (c, h, w) = match self.shape {
             SampleShape::Image { c, h, w } => (c, h, w),
             _ => unreachable!("image figures for image data only"),
@@ -430,43 +423,6 @@ pub fn feature_matching(psi_real: &Tensor, psi_fake: &Tensor, reduction: Reducti
     if reduction == Reduction::Mean { d2.mean_all() } else { d2.sum_all() }
 }
 
-/// Eigenvalues of a small symmetric matrix (cyclic Jacobi), ascending.
-#[allow(clippy::needless_range_loop)] // rotations index rows and columns symmetrically
-pub fn sym_eigenvalues(mut a: Vec<Vec<f64>>) -> Vec<f64> {
-    let n = a.len();
-    for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i][j] * a[i][j]).sum();
-        if off < 1e-22 {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                if a[p][q].abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[k][p], a[k][q]);
-                    a[k][p] = c * akp - s * akq;
-                    a[k][q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p][k], a[q][k]);
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
-                }
-            }
-        }
-    }
-    let mut e: Vec<f64> = (0..n).map(|i| a[i][i]).collect();
-    e.sort_by(|x, y| x.total_cmp(y));
-    e
-}
-
 impl Method for Lgan {
     fn step(&mut self, batch: &Batch, _step: usize, rng: &mut Rng) -> anyhow::Result<StepStats> {
         match self.mode {
@@ -522,22 +478,27 @@ impl Method for Lgan {
         })
     }
 
-    /// Tangent spectrum at 256 pool points (mean smallest / largest eigenvalue of J^T J and
-    /// locality RMSE); in SSL mode also the classification error: on `data.test` when present
-    /// (`ssl_test_error`), else on the training images outside the labelled subset
+    /// The chart metrics ([`Lgan::chart_report`]) at up to 1,000 test digits (the pool of
+    /// training points when the data has no test split): `local_class_agreement` (digits),
+    /// `local_locality_rmse`, `local_median_min_eig`, `local_median_max_eig`,
+    /// `local_median_condition`. In SSL mode also the classification error: on `data.test` when
+    /// present (`ssl_test_error`), else on the training images outside the labelled subset
     /// (`ssl_error_unlabelled_train`, at most 10,000 of them).
     fn evaluate(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
-        let m = 256.min(self.pool.dim(0)?);
-        let (eig, rmse) = self.tangent_spectrum(&self.pool.narrow(0, 0, m)?)?;
-        let mean = |v: &mut dyn Iterator<Item = f64>| {
-            let v: Vec<f64> = v.collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
+        let x = match &data.test {
+            Some(t) => t.head(1000, &self.device)?,
+            None => self.pool.narrow(0, 0, 1000.min(self.pool.dim(0)?))?,
         };
+        let r = self.chart_report(&x)?;
         let mut out = vec![
-            ("jtj_eig_min_mean".to_string(), mean(&mut eig.iter().map(|e| e[0]))),
-            ("jtj_eig_max_mean".to_string(), mean(&mut eig.iter().map(|e| *e.last().unwrap_or(&0.0)))),
-            ("locality_rmse".to_string(), mean(&mut rmse.iter().copied())),
+            ("local_locality_rmse".to_string(), r.locality_rmse),
+            ("local_median_min_eig".to_string(), r.median_min_eig),
+            ("local_median_max_eig".to_string(), r.median_max_eig),
+            ("local_median_condition".to_string(), r.median_condition),
         ];
+        if let Some(a) = r.class_agreement {
+            out.insert(0, ("local_class_agreement".to_string(), a));
+        }
         if let Some(lab) = &self.labelled {
             match &data.test {
                 Some(t) if t.labels.is_some() => {
@@ -560,6 +521,6 @@ impl Method for Lgan {
     /// `tangents.png` (Fig. 6) and `dense_samples.png` (Fig. 4) for images; `charts.png` for points.
     fn figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        if self.shape.is_image() { self.image_figures(dir, rng) } else { self.point_figures(dir, data, rng) }
+        if self.shape.is_image() { self.image_figures(dir, data, rng) } else { self.point_figures(dir, data, rng) }
     }
 }

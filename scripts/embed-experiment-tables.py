@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Rewrites every `<!-- experiment: NAME -->` ... `<!-- /experiment -->` block of README.md and
+plugins/*/README.md with the table of results/NAME/table.md (its lines starting with `|`).
+
+Run it after `ganfold experiment run`/`report`; experiment/tests/readme_tables.rs fails while a
+README shows a table its results do not hold. Stdlib only.
+"""
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BLOCK = re.compile(r"(<!-- experiment: (?P<name>[A-Za-z0-9_-]+) -->\n)(?P<body>.*?)(<!-- /experiment -->)", re.S)
+
+
+def table(name):
+    path = ROOT / "results" / name / "table.md"
+    if not path.exists():
+        sys.exit(f"{path} does not exist: run `ganfold experiment run experiments/{name}.toml` first")
+    return "\n".join(l for l in path.read_text().splitlines() if l.startswith("|")) + "\n"
+
+
+def main():
+    readmes = [ROOT / "README.md"] + sorted((ROOT / "plugins").glob("*/README.md"))
+    for readme in readmes:
+        text = readme.read_text()
+        new = BLOCK.sub(lambda m: m.group(1) + table(m.group("name")) + m.group(4), text)
+        if new != text:
+            readme.write_text(new)
+            print(f"updated {readme.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
