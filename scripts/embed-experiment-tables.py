@@ -13,10 +13,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(<!-- experiment: (?P<name>[A-Za-z0-9_-]+) -->\n)(?P<body>.*?)(<!-- /experiment -->)", re.S)
 
 
-def table(name):
+def table(name, old):
     path = ROOT / "results" / name / "table.md"
     if not path.exists():
-        sys.exit(f"{path} does not exist: run `ganfold experiment run experiments/{name}.toml` first")
+        print(f"warning: {path} does not exist (run `ganfold experiment run experiments/{name}.toml`); block left as it is", file=sys.stderr)
+        return old
     return "\n".join(l for l in path.read_text().splitlines() if l.startswith("|")) + "\n"
 
 
@@ -24,7 +25,7 @@ def main():
     readmes = [ROOT / "README.md"] + sorted((ROOT / "plugins").glob("*/README.md"))
     for readme in readmes:
         text = readme.read_text()
-        new = BLOCK.sub(lambda m: m.group(1) + table(m.group("name")) + m.group(4), text)
+        new = BLOCK.sub(lambda m: m.group(1) + table(m.group("name"), m.group("body")) + m.group(4), text)
         if new != text:
             readme.write_text(new)
             print(f"updated {readme.relative_to(ROOT)}")

@@ -269,6 +269,10 @@ impl Experiment {
             eprintln!("{}: `{}` is not installed; --quick uses `{stand_in}` (same shape)", self.name, self.spec.data);
             quick.spec.data = stand_in.to_string();
         }
+        if let Some(stand_in) = self.spec.eval.local_data.as_deref().and_then(quick_stand_in) {
+            eprintln!("{}: `{}` is not installed; --quick measures the charts on `{stand_in}`", self.name, self.spec.eval.local_data.as_deref().unwrap_or_default());
+            quick.spec.eval.local_data = Some(stand_in.to_string());
+        }
         let opts = RunOptions { quick: false, ..opts.clone() };
         quick.run(&opts).with_context(|| format!("{} (--quick)", self.file.display()))
     }
@@ -383,6 +387,7 @@ fn quick_stand_in(data: &str) -> Option<&'static str> {
     let installed = |name: &str| ganfold_core::data::data_dir().join(name).exists();
     match data {
         "mnist" | "fashion-mnist" if !installed(data) => Some("mnist-5k"),
+        "mnist-val" if !installed("mnist") => Some("mnist-5k"),
         _ => None,
     }
 }
