@@ -179,8 +179,14 @@ pub const MANIFOLD_KEYS: [&str; 5] = [
 
 /// The chart keys (present when the method has a local generator; `local.class_agreement` on
 /// digits only).
-pub const LOCAL_KEYS: [&str; 5] =
-    ["local.class_agreement", "local.locality_rmse", "local.median_min_eig", "local.median_max_eig", "local.median_condition"];
+pub const LOCAL_KEYS: [&str; 6] = [
+    "local.class_agreement",
+    "local.locality_rmse",
+    "local.median_min_eig",
+    "local.median_max_eig",
+    "local.median_condition",
+    "local.tangent_overlap",
+];
 
 /// A class counts as covered when it gets at least a tenth of its uniform share of the samples.
 const COVERED_SHARE: f64 = 0.1;

@@ -140,6 +140,11 @@ impl Experiment {
         }
     }
 
+    /// The metric keys that `eval.json` must hold.
+    pub fn eval_keys(&self) -> Vec<String> {
+        self.spec.metrics().into_iter().map(|m| m.key).filter(|k| !k.starts_with("summary.")).collect()
+    }
+
     /// Checks what needs the registry and the data before anything trains: every arm's method
     /// builds with its configuration, and every `eval.json` metric is one the data gets.
     pub fn check(&self, plan: &[PlannedRun]) -> Result<()> {
@@ -191,7 +196,8 @@ impl Experiment {
     pub fn states(&self, plan: &[PlannedRun]) -> Result<Vec<RunState>> {
         self.check_foreign_dirs(plan)?;
         let eval = self.eval_options();
-        plan.iter().map(|r| run_state(r, &eval)).collect()
+        let keys = self.eval_keys();
+        plan.iter().map(|r| run_state(r, &eval, &keys)).collect()
     }
 
     fn check_foreign_dirs(&self, plan: &[PlannedRun]) -> Result<()> {
@@ -393,7 +399,9 @@ fn quick_stand_in(data: &str) -> Option<&'static str> {
 }
 
 /// The state of one planned run's directory.
-pub fn run_state(r: &PlannedRun, eval: &EvalOptions) -> Result<RunState> {
+/// A trained run counts as evaluated when its `eval.json` was made with the file's settings and
+/// holds every metric in `keys` (a metric added to the file re-evaluates the runs, never retrains).
+pub fn run_state(r: &PlannedRun, eval: &EvalOptions, keys: &[String]) -> Result<RunState> {
     let cfg_path = r.dir.join("config.toml");
     if !cfg_path.exists() {
         if r.dir.exists() && !only_empty_dirs(&r.dir) {
@@ -425,6 +433,7 @@ pub fn run_state(r: &PlannedRun, eval: &EvalOptions) -> Result<RunState> {
                 && e["checkpoint_step"] == json!(r.config.train.steps)
                 && (eval.manifold_points == 0 || e.get("manifold").is_some())
                 && (eval.local_points == 0 || e.get("local").is_some())
+                && keys.iter().all(|k| evaluate::lookup(&e, k).is_some())
         });
     Ok(if evaluated { RunState::Done } else { RunState::Trained })
 }

@@ -176,6 +176,7 @@ fn known_metric(key: &str) -> (Option<&'static str>, Option<Better>) {
         "local.locality_rmse" => (Some("locality RMSE"), Some(Lower)),
         "local.median_min_eig" => (Some("median min eig JᵀJ"), None),
         "local.median_condition" => (Some("median cond JᵀJ"), Some(Lower)),
+        "local.tangent_overlap" => (Some("tangent overlap"), Some(Lower)),
         "summary.images_per_second" => (Some("images/s"), Some(Higher)),
         "summary.wall_seconds" => (Some("train s"), Some(Lower)),
         _ => (None, None),

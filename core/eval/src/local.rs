@@ -7,7 +7,11 @@
 //! * **JᵀJ spectrum** at z = 0, J = ∂G/∂z (D x N) by central differences over all N coordinates:
 //!   the eigenvalues of JᵀJ (N x N) per point; orthonormal tangents give all ones. Summaries:
 //!   medians over points of the smallest and largest eigenvalue and of the condition number
-//!   (largest / smallest).
+//!   (largest / smallest);
+//! * **tangent overlap**: how much the tangent spaces at different points coincide, the mean
+//!   over pairs of points of ||Q_iᵀ Q_j||²_F / N with Q an orthonormal basis of each point's
+//!   tangents: 1 when every chart moves along the same directions whatever x is (tangents that
+//!   ignore the data), about N / D for unrelated random subspaces.
 
 use crate::linalg::sym_eigen;
 use crate::{Matrix, MnistClassifier};
@@ -40,6 +44,9 @@ pub struct LocalReport {
     pub median_min_eig: f64,
     pub median_max_eig: f64,
     pub median_condition: f64,
+    /// Mean over pairs of spectrum points of ||Q_iᵀ Q_j||²_F / N (1: the same tangent space at
+    /// every x).
+    pub tangent_overlap: f64,
     /// The mean over points of the sorted eigenvalues (ascending).
     pub mean_spectrum: Vec<f64>,
 }
@@ -55,6 +62,68 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Eigenvalues (ascending) of JᵀJ at z = 0 for every row of `x`, with J by central differences.
 pub fn chart_spectra<G>(g: &G, n: usize, x: &Tensor, delta: f64) -> Result<Vec<Vec<f64>>>
+where
+    G: Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+{
+    chart_jacobians(g, n, x, delta)?.iter().map(|j| spectrum(j)).collect()
+}
+
+/// Eigenvalues (ascending) of the Gram matrix of the rows of `j` (N rows of length D).
+fn spectrum(j: &[Vec<f64>]) -> Result<Vec<f64>> {
+    let n = j.len();
+    let mut m = Matrix::zeros(n, n);
+    for a in 0..n {
+        for b in 0..n {
+            m.set(a, b, j[a].iter().zip(&j[b]).map(|(p, q)| p * q).sum());
+        }
+    }
+    let mut e = sym_eigen(&m)?.values;
+    e.sort_by(f64::total_cmp);
+    Ok(e)
+}
+
+/// An orthonormal basis of the span of the rows (Gram-Schmidt twice; rows that vanish are dropped).
+fn orthonormal_rows(j: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let mut q: Vec<Vec<f64>> = vec![];
+    for row in j {
+        let mut v = row.clone();
+        for _ in 0..2 {
+            for b in &q {
+                let d: f64 = v.iter().zip(b).map(|(p, q)| p * q).sum();
+                v.iter_mut().zip(b).for_each(|(p, q)| *p -= d * q);
+            }
+        }
+        let norm = v.iter().map(|p| p * p).sum::<f64>().sqrt();
+        if norm > 1e-12 {
+            q.push(v.into_iter().map(|p| p / norm).collect());
+        }
+    }
+    q
+}
+
+/// Mean over pairs of ||Q_iᵀ Q_j||²_F / N.
+fn tangent_overlap(jacobians: &[Vec<Vec<f64>>], n: usize) -> f64 {
+    let q: Vec<Vec<Vec<f64>>> = jacobians.iter().map(|j| orthonormal_rows(j)).collect();
+    let (mut sum, mut pairs) = (0.0, 0usize);
+    for i in 0..q.len() {
+        for k in i + 1..q.len() {
+            let mut f = 0.0;
+            for a in &q[i] {
+                for b in &q[k] {
+                    let d: f64 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+                    f += d * d;
+                }
+            }
+            sum += f / n as f64;
+            pairs += 1;
+        }
+    }
+    if pairs == 0 { f64::NAN } else { sum / pairs as f64 }
+}
+
+/// The Jacobian J (N rows of length D, ∂G/∂z_j at z = 0) of every row of `x`, by central
+/// differences.
+pub fn chart_jacobians<G>(g: &G, n: usize, x: &Tensor, delta: f64) -> Result<Vec<Vec<Vec<f64>>>>
 where
     G: Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
 {
@@ -82,13 +151,7 @@ where
         let d = y.dim(1)?;
         let y = y.reshape((k, n, 2, d))?;
         let j = ((y.narrow(2, 0, 1)? - y.narrow(2, 1, 1)?)? / (2.0 * delta))?.squeeze(2)?; // (k, n, D)
-        let gram = j.matmul(&j.transpose(1, 2)?.contiguous()?)?; // (k, n, n) = JᵀJ per point
-        for i in 0..k {
-            let m = Matrix::from_tensor(&gram.get(i)?)?;
-            let mut e = sym_eigen(&m)?.values;
-            e.sort_by(f64::total_cmp);
-            out.push(e);
-        }
+        out.extend(j.to_vec3::<f64>()?);
     }
     Ok(out)
 }
@@ -124,7 +187,8 @@ where
         None => None,
     };
     let s = opts.spectrum_points.min(b);
-    let spectra = if s > 0 { chart_spectra(g, n, &x.narrow(0, 0, s)?, opts.delta)? } else { vec![] };
+    let jac = if s > 0 { chart_jacobians(g, n, &x.narrow(0, 0, s)?, opts.delta)? } else { vec![] };
+    let spectra = jac.iter().map(|j| spectrum(j)).collect::<Result<Vec<_>>>()?;
     let mut mean_spectrum = vec![0.0; n];
     for e in &spectra {
         for (m, v) in mean_spectrum.iter_mut().zip(e) {
@@ -140,6 +204,7 @@ where
         median_min_eig: median(spectra.iter().map(|e| e[0]).collect()),
         median_max_eig: median(spectra.iter().map(|e| e[n - 1]).collect()),
         median_condition: median(spectra.iter().map(|e| e[n - 1] / e[0].max(1e-300)).collect()),
+        tangent_overlap: tangent_overlap(&jac[..jac.len().min(50)], n),
         mean_spectrum,
     })
 }
@@ -163,10 +228,30 @@ mod tests {
         assert!((r.median_min_eig - 2.0).abs() < 1e-9 && (r.median_max_eig - 4.0).abs() < 1e-9, "{r:?}");
         assert!((r.median_condition - 2.0).abs() < 1e-9);
         assert_eq!(r.class_agreement, None);
+        // The same linear chart at every x: the tangent spaces coincide.
+        assert!((r.tangent_overlap - 1.0).abs() < 1e-9, "{}", r.tangent_overlap);
         // A shifted centre: G(x, 0) = x + 0.5 everywhere -> RMSE 0.5.
         let g2 = |x: &Tensor, z: &Tensor| (x + z.matmul(&a)?)? + 0.5;
         let r2 = local_report(&g2, n, &x, None, &LocalOptions::default())?;
         assert!((r2.locality_rmse - 0.5).abs() < 1e-12);
+        Ok(())
+    }
+
+    /// Tangent spaces that depend on x: G(x, z) = x + z_1 e_{k(x)} with k(x) the index of the
+    /// largest coordinate of x. Points with different k have orthogonal tangents (overlap 0), the
+    /// same k identical ones (overlap 1).
+    #[test]
+    fn tangent_overlap_counts_shared_directions() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[5f64, 0., 0.], [0., 5., 0.], [0., 0., 5.], [6., 0., 0.]], &dev)?;
+        let g = |x: &Tensor, z: &Tensor| {
+            let k = x.argmax_keepdim(1)?;
+            let onehot = Tensor::arange(0u32, 3, x.device())?.unsqueeze(0)?.broadcast_as(x.shape())?.broadcast_eq(&k)?.to_dtype(DType::F64)?;
+            x + onehot.broadcast_mul(&z.narrow(1, 0, 1)?)?
+        };
+        let r = local_report(&g, 1, &x, None, &LocalOptions { spectrum_points: 4, delta: 1e-3 })?;
+        // 6 pairs: only (0, 3) share a direction.
+        assert!((r.tangent_overlap - 1.0 / 6.0).abs() < 1e-9, "{}", r.tangent_overlap);
         Ok(())
     }
 }

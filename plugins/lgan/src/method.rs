@@ -481,7 +481,7 @@ impl Method for Lgan {
     /// The chart metrics ([`Lgan::chart_report`]) at up to 1,000 test digits (the pool of
     /// training points when the data has no test split): `local_class_agreement` (digits),
     /// `local_locality_rmse`, `local_median_min_eig`, `local_median_max_eig`,
-    /// `local_median_condition`. In SSL mode also the classification error: on `data.test` when
+    /// `local_median_condition`, `local_tangent_overlap`. In SSL mode also the classification error: on `data.test` when
     /// present (`ssl_test_error`), else on the training images outside the labelled subset
     /// (`ssl_error_unlabelled_train`, at most 10,000 of them).
     fn evaluate(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
@@ -495,6 +495,7 @@ impl Method for Lgan {
             ("local_median_min_eig".to_string(), r.median_min_eig),
             ("local_median_max_eig".to_string(), r.median_max_eig),
             ("local_median_condition".to_string(), r.median_condition),
+            ("local_tangent_overlap".to_string(), r.tangent_overlap),
         ];
         if let Some(a) = r.class_agreement {
             out.insert(0, ("local_class_agreement".to_string(), a));
