@@ -3,6 +3,7 @@
 
 use crate::report::Report;
 use anyhow::Result;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 const PANEL: (u32, u32) = (460, 340);
@@ -103,13 +104,7 @@ fn bar_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, pl
             .map_err(to_anyhow)?
             .label("real data")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(to_anyhow)?;
+        legend(&mut chart)?;
     }
     for (i, a) in report.arms.iter().enumerate() {
         let s = &a.stats[j];
@@ -204,12 +199,18 @@ fn curve_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, 
             chart.draw_series([Circle::new((x, m), 3, c.filled())]).map_err(to_anyhow)?;
         }
     }
+    legend(&mut chart)
+}
+
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The legend of the labelled series, framed, in the corner plotters picks.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<()> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .label_font(("sans-serif", 12))
         .draw()
-        .map_err(to_anyhow)?;
-    Ok(())
+        .map_err(to_anyhow)
 }
