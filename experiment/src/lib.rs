@@ -31,7 +31,9 @@ impl Experiment {
     /// The report of what the run directories hold now; nothing is trained or written.
     pub fn report(&self) -> anyhow::Result<Report> {
         let plan = self.plan()?;
-        self.states(&plan)?;
+        // `build` reads every run's state (and rejects a changed definition); only the
+        // directories that belong to no (arm, seed) are left to check here.
+        self.check_foreign_dirs(&plan)?;
         report::build(self, &plan)
     }
 
@@ -50,7 +52,7 @@ impl Experiment {
             let rates: Vec<f64> = plan
                 .iter()
                 .filter(|r| r.arm == i)
-                .filter_map(runner::read_summary_of)
+                .filter_map(|r| runner::read_summary(&r.dir))
                 .filter(|s| s.steps_this_run > 0)
                 .map(|s| s.wall_seconds / s.steps_this_run as f64)
                 .collect();

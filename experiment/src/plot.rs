@@ -62,16 +62,21 @@ fn seed_values(report: &Report, arm: usize, j: usize) -> Vec<f64> {
     report.arms[arm].runs.iter().filter(|r| r.status == "done").map(|r| r.values[j]).collect()
 }
 
-fn bar_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()> {
-    let n = report.arms.len();
-    let all = report.arms.iter().enumerate().flat_map(|(i, a)| {
+/// Every value a panel draws for metric `j`: each seed's, and each arm's mean ± std.
+fn drawn_values(report: &Report, j: usize) -> impl Iterator<Item = f64> + '_ {
+    report.arms.iter().enumerate().flat_map(move |(i, a)| {
         let s = &a.stats[j];
         let mut v = seed_values(report, i, j);
         if s.n > 0 {
             v.extend([s.mean - s.std, s.mean + s.std]);
         }
         v
-    });
+    })
+}
+
+fn bar_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()> {
+    let n = report.arms.len();
+    let all = drawn_values(report, j);
     let refv = report.reference.as_ref().map(|r| r[j]).filter(|v| v.is_finite());
     let (mut y0, y1) = y_range(all.chain(refv));
     // Bars start at zero when zero is near the data.
@@ -143,14 +148,7 @@ fn curve_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, 
         (x0, x1) = (x0 - 1.0, x1 + 1.0);
     }
     let pad = (x1 - x0) * 0.06;
-    let all = report.arms.iter().enumerate().flat_map(|(i, a)| {
-        let s = &a.stats[j];
-        let mut v = seed_values(report, i, j);
-        if s.n > 0 {
-            v.extend([s.mean - s.std, s.mean + s.std]);
-        }
-        v
-    });
+    let all = drawn_values(report, j);
     let (y0, y1) = y_range(all);
     let mut chart = ChartBuilder::on(area)
         .caption(title(report, j), ("sans-serif", 17))

@@ -200,7 +200,7 @@ impl Experiment {
         plan.iter().map(|r| run_state(r, &eval, &keys)).collect()
     }
 
-    fn check_foreign_dirs(&self, plan: &[PlannedRun]) -> Result<()> {
+    pub(crate) fn check_foreign_dirs(&self, plan: &[PlannedRun]) -> Result<()> {
         let runs = self.runs_dir();
         let Ok(arms) = std::fs::read_dir(&runs) else { return Ok(()) };
         for arm in arms.flatten().filter(|e| e.path().is_dir()) {
@@ -231,11 +231,15 @@ impl Experiment {
         }
         let plan = self.plan()?;
         let states = self.states(&plan)?;
-        self.check(&plan)?;
         let todo: Vec<usize> = (0..plan.len())
             .filter(|&i| !matches!(states[i], RunState::Done | RunState::Diverged))
             .filter(|&i| opts.only.is_empty() || opts.only.contains(&self.spec.arms[plan[i].arm].label))
             .collect();
+        // Building every arm's method needs the data; with nothing to train the report checks
+        // the metrics against the runs' own eval.json.
+        if !todo.is_empty() {
+            self.check(&plan)?;
+        }
         let mut result = self.execute(&plan, &states, &todo, opts);
         if result.is_ok() && self.spec.eval.reference {
             result = self.write_reference();
@@ -619,8 +623,4 @@ impl Progress {
             b.finish_and_clear();
         }
     }
-}
-
-pub(crate) fn read_summary_of(r: &PlannedRun) -> Option<Summary> {
-    read_summary(&r.dir)
 }

@@ -60,24 +60,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
 }
 
-/// Eigenvalues (ascending) of JᵀJ at z = 0 for every row of `x`, with J by central differences.
-pub fn chart_spectra<G>(g: &G, n: usize, x: &Tensor, delta: f64) -> Result<Vec<Vec<f64>>>
-where
-    G: Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
-{
-    chart_jacobians(g, n, x, delta)?.iter().map(|j| spectrum(j)).collect()
-}
-
 /// Eigenvalues (ascending) of the Gram matrix of the rows of `j` (N rows of length D).
 fn spectrum(j: &[Vec<f64>]) -> Result<Vec<f64>> {
-    let n = j.len();
-    let mut m = Matrix::zeros(n, n);
-    for a in 0..n {
-        for b in 0..n {
-            m.set(a, b, j[a].iter().zip(&j[b]).map(|(p, q)| p * q).sum());
-        }
-    }
-    let mut e = sym_eigen(&m)?.values;
+    let m = Matrix::from_rows(j)?;
+    let mut e = sym_eigen(&m.gram(&m)?)?.values;
     e.sort_by(f64::total_cmp);
     Ok(e)
 }
@@ -127,7 +113,7 @@ pub fn chart_jacobians<G>(g: &G, n: usize, x: &Tensor, delta: f64) -> Result<Vec
 where
     G: Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
 {
-    ensure!(n >= 1 && delta > 0.0, "chart_spectra: need at least one coordinate and a positive step");
+    ensure!(n >= 1 && delta > 0.0, "chart_jacobians: need at least one coordinate and a positive step");
     let b = x.dim(0)?;
     let mut out = Vec::with_capacity(b);
     for start in (0..b).step_by(16) {
