@@ -113,6 +113,12 @@ impl Dataset {
         self.len() == 0
     }
 
+    /// Whether the samples are MNIST-like digits (1x28x28 and not Fashion-MNIST), the data the
+    /// pinned MNIST classifier of the evaluation can judge.
+    pub fn is_digits(&self) -> bool {
+        matches!(self.shape, SampleShape::Image { c: 1, h: 28, w: 28 }) && !self.name.contains("fashion")
+    }
+
     /// Sample `i` as a flat f32 slice written into `out`.
     fn write_sample(&self, i: usize, out: &mut Vec<f32>) {
         match &self.storage {

@@ -134,7 +134,7 @@ enum Family {
 
 fn family(data: &Dataset) -> Family {
     match data.shape {
-        SampleShape::Image { c: 1, h: 28, w: 28 } if !data.name.contains("fashion") => Family::Digits,
+        SampleShape::Image { c: 1, h: 28, w: 28 } if data.is_digits() => Family::Digits,
         SampleShape::Image { c: 3, h: 28, w: 28 } if data.name == "stacked-mnist" => Family::StackedMnist,
         SampleShape::Points { dim: 2 } => ModeSet::for_dataset(&data.name).map_or(Family::None, Family::Toy),
         _ => Family::None,

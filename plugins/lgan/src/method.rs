@@ -265,10 +265,10 @@ impl Lgan {
     }
 
     /// The chart metrics of `ganfold_eval::local` at real points `x`: class agreement of
-    /// G(x, 0) with x under the pinned classifier (1x28x28 digits), locality RMSE and the
+    /// G(x, 0) with x under the pinned classifier (digits only), locality RMSE and the
     /// spectrum of J_x^T J_x over all N coordinates (small eigenvalues = collapsed tangents).
-    pub fn chart_report(&self, x: &Tensor) -> anyhow::Result<ganfold_eval::LocalReport> {
-        let digits = matches!(self.shape, SampleShape::Image { c: 1, h: 28, w: 28 });
+    /// `digits`: whether the pinned classifier can judge the points ([`Dataset::is_digits`]).
+    pub fn chart_report(&self, x: &Tensor, digits: bool) -> anyhow::Result<ganfold_eval::LocalReport> {
         let net = digits.then(|| ganfold_eval::MnistClassifier::pinned(&Device::Cpu)).transpose()?;
         let fwd = |x: &Tensor, z: &Tensor| self.g.forward_local(x, z, false)?.to_device(&Device::Cpu);
         let opts = ganfold_eval::LocalOptions { spectrum_points: 256, delta: self.reg.delta };
@@ -489,7 +489,7 @@ impl Method for Lgan {
             Some(t) => t.head(1000, &self.device)?,
             None => self.pool.narrow(0, 0, 1000.min(self.pool.dim(0)?))?,
         };
-        let r = self.chart_report(&x)?;
+        let r = self.chart_report(&x, data.is_digits())?;
         let mut out = vec![
             ("local_locality_rmse".to_string(), r.locality_rmse),
             ("local_median_min_eig".to_string(), r.median_min_eig),
