@@ -140,7 +140,7 @@ fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs, mut torch: Optio
         if step >= a.warmup {
             times.push(t.elapsed().as_secs_f64() * 1e3);
             let done = step + 1 - a.warmup;
-            if let Some(server) = torch.as_mut().filter(|_| done % block == 0 || done == a.steps) {
+            if let Some(server) = torch.as_mut().filter(|_| done.is_multiple_of(block) || done == a.steps) {
                 torch_times.extend(server.run(done - (done - 1) / block * block)?);
             }
         }

@@ -153,11 +153,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let text = std::fs::read_to_string(dir.join("config.toml"))
                     .with_context(|| format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display()))?;
                 let mut cfg = RunConfig::from_toml(&text, None)?;
-                if let Some(m) = &method {
-                    if *m != cfg.train.method {
+                if let Some(m) = &method
+                    && *m != cfg.train.method {
                         bail!("the run in {} is of method `{}`, not `{m}`", dir.display(), cfg.train.method);
                     }
-                }
                 apply(&mut cfg, data, None, batch_size, seed, device, &set)?;
                 let s = train::resume_with(&dir, cfg, steps, !quiet)?;
                 report(&s, quiet);

@@ -64,7 +64,7 @@ fn checkpoint_step(dir: &Path) -> usize {
         return 0;
     }
     let ck = ganfold_core::checkpoint::load(&p, &Device::Cpu).unwrap_or_else(|e| panic!("checkpoint after a kill does not load: {e:#}"));
-    assert!(ck.meta.step % EVERY == 0 || ck.meta.step == STEPS, "checkpoint at step {}", ck.meta.step);
+    assert!(ck.meta.step.is_multiple_of(EVERY) || ck.meta.step == STEPS, "checkpoint at step {}", ck.meta.step);
     ck.meta.step
 }
 

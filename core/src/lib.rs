@@ -22,9 +22,11 @@ pub mod config;
 pub mod data;
 pub mod loss;
 pub mod method;
+pub mod nets;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod player;
 pub mod registry;
 pub mod rng;
 pub mod train;
@@ -37,5 +39,6 @@ pub use inventory;
 pub use method::{
     BuildContext, Discriminator, Generator, LocalGenerator, Method, MethodState, RegContext, Regularizer, StepStats,
 };
+pub use player::Player;
 pub use registry::{MethodEntry, RegularizerEntry};
 pub use rng::Rng;

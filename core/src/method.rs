@@ -5,6 +5,7 @@
 //! moving averages; the shared trainer ([`crate::train`]) does everything else.
 
 use crate::data::{Batch, Dataset, SampleShape};
+use crate::player::Player;
 use crate::rng::Rng;
 use candle_core::{Device, Tensor};
 use std::collections::BTreeMap;
@@ -81,8 +82,9 @@ impl StepStats {
     }
 }
 
-/// Everything a method saves beyond what the trainer saves (step, RNG, config): weights,
-/// optimizer moments and method state (moving averages, stage, bases...).
+/// Everything a method saves beyond what the trainer saves (step, RNG, config): its players'
+/// weights and optimizer moments ([`crate::player`]) and its extra state (moving averages,
+/// stage, bases...).
 #[derive(Clone, Debug, Default)]
 pub struct MethodState {
     pub tensors: BTreeMap<String, Tensor>,
@@ -117,10 +119,27 @@ pub trait Method {
     fn step(&mut self, batch: &Batch, step: usize, rng: &mut Rng) -> anyhow::Result<StepStats>;
     /// `n` samples in data space ([-1, 1] images or points), in eval mode.
     fn sample(&self, n: usize, rng: &mut Rng) -> anyhow::Result<Tensor>;
-    fn save(&self) -> anyhow::Result<MethodState>;
+    /// Every network with its optimizer; the trainer checkpoints them ([`crate::player`]).
+    fn players(&self) -> Vec<&Player>;
+    fn players_mut(&mut self) -> Vec<&mut Player>;
+    /// State beyond the players (moving averages, stage, bases...): tensors under the method's
+    /// own prefixes and a JSON object of meta entries. None by default.
+    fn extra_state(&self) -> anyhow::Result<MethodState> {
+        Ok(MethodState::default())
+    }
+    /// Restores what [`Method::extra_state`] saved (the whole state is passed).
+    fn load_extra_state(&mut self, _state: &MethodState) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// The players and the extra state as one [`MethodState`]. Not meant to be overridden.
+    fn save(&self) -> anyhow::Result<MethodState> {
+        crate::player::save(self)
+    }
     /// Restores a state saved by [`Method::save`]; a missing or mis-shaped tensor is an error
-    /// naming it.
-    fn load(&mut self, state: &MethodState) -> anyhow::Result<()>;
+    /// naming it. Not meant to be overridden.
+    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
+        crate::player::load(self, state)
+    }
     /// The global generator, if the method has one (evaluation, notebooks).
     fn generator(&self) -> Option<&dyn Generator> {
         None

@@ -37,7 +37,7 @@ impl AdamConfig {
                 anyhow::bail!("{what}: {n} must be in [0, 1), got {b}");
             }
         }
-        if !(ok(self.eps) && self.eps > 0.0) || !(ok(self.weight_decay) && self.weight_decay >= 0.0) {
+        if !(ok(self.eps) && self.eps > 0.0 && ok(self.weight_decay) && self.weight_decay >= 0.0) {
             anyhow::bail!("{what}: eps must be > 0 and weight_decay >= 0");
         }
         Ok(())
@@ -304,7 +304,7 @@ mod tests {
         let cfg = AdamConfig { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
         let mut opt = Adam::new(vec![("w".into(), w.clone())], cfg)?;
         // loss = sum(w^2) / 2  ->  grad = w
-        let mut expect = vec![1.0f64, -2.0, 0.5];
+        let mut expect = [1.0f64, -2.0, 0.5];
         let (mut m, mut v) = (vec![0.0f64; 3], vec![0.0f64; 3]);
         for t in 1..=3 {
             let loss = (w.as_tensor().sqr()?.sum_all()? * 0.5)?;

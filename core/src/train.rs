@@ -329,12 +329,12 @@ impl Session {
             }
             let done = self.step;
             let rate = ((done - start_step) * t.batch_size) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            if done % t.log_every == 0 || done == t.steps {
+            if done.is_multiple_of(t.log_every) || done == t.steps {
                 metrics.write_all(metrics_line(done, &stats).as_bytes())?;
                 self.history.push((done, stats.clone()));
             }
             if let Some(pb) = &bar {
-                if done % 5 == 0 || done == t.steps {
+                if done.is_multiple_of(5) || done == t.steps {
                     let phase = self.method.phase().map(|p| format!("[{p}] ")).unwrap_or_default();
                     pb.set_message(format!("{phase}{} | {rate:.0} img/s", fmt_stats(&stats)));
                 }
@@ -343,10 +343,10 @@ impl Session {
                 eprintln!("step {done}/{} {} | {rate:.0} img/s", t.steps, fmt_stats(&stats));
                 last_plain = Instant::now();
             }
-            if done % t.sample_every == 0 || done == t.steps {
+            if done.is_multiple_of(t.sample_every) || done == t.steps {
                 self.write_samples(&format!("step_{done:06}.png"))?;
             }
-            if done % t.checkpoint_every == 0 || done == t.steps {
+            if done.is_multiple_of(t.checkpoint_every) || done == t.steps {
                 if let Some(name) = self.save_checkpoint()? {
                     return self.diverged(&format!("parameter `{name}` is not finite"), started, start_step);
                 }

@@ -124,8 +124,11 @@ pub fn line_plot(title: &str, x_label: &str, series: &[Series<'_>], size: (u32, 
     encode_png(w, h, 3, &buf)
 }
 
-/// Scatter of 2-D point sets, each a (name, points, colour) layer, drawn in order.
-pub fn scatter(title: &str, layers: &[(&str, Vec<(f64, f64)>, RGBColor)], size: (u32, u32)) -> anyhow::Result<Vec<u8>> {
+/// One layer of a scatter plot: name, points, colour.
+pub type Layer<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
+/// Scatter of 2-D point sets, drawn in order.
+pub fn scatter(title: &str, layers: &[Layer<'_>], size: (u32, u32)) -> anyhow::Result<Vec<u8>> {
     register_font();
     let (w, h) = size;
     let mut buf = vec![255u8; (w * h * 3) as usize];

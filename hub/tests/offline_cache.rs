@@ -105,11 +105,11 @@ fn tampered_or_missing_files_are_clear_errors() -> anyhow::Result<()> {
     verify_dir(&model)?;
     let original = std::fs::read(model.join("config.toml"))?;
     std::fs::write(model.join("config.toml"), "[train]\nmethod = \"dcgan\"\n")?;
-    let e = format!("{:#}", install(&model, &cache).err().expect("tampered folder must not install"));
+    let e = format!("{:#}", install(&model, &cache).expect_err("tampered folder must not install"));
     assert!(e.contains("checksum mismatch") && e.contains("config.toml"), "{e}");
     std::fs::write(model.join("config.toml"), original)?;
     std::fs::remove_file(model.join("loss.png"))?;
-    let e = format!("{:#}", verify_dir(&model).err().expect("missing file"));
+    let e = format!("{:#}", verify_dir(&model).expect_err("missing file"));
     assert!(e.contains("loss.png") && e.contains("missing"), "{e}");
     Ok(())
 }
@@ -147,7 +147,7 @@ fn ids_and_file_names_cannot_escape_the_cache() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let (h, listener) = hub(tmp.path(), true)?;
     let id = ModelId::parse("o/n")?;
-    let e = format!("{:#}", h.resolve_file(&id, "../../../etc/passwd").err().expect("must fail"));
+    let e = format!("{:#}", h.resolve_file(&id, "../../../etc/passwd").expect_err("must fail"));
     assert!(e.contains("could leave"), "{e}");
     assert_no_connection(&listener);
     Ok(())

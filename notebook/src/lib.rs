@@ -23,7 +23,7 @@ pub use ganfold_core::inventory;
 pub use ganfold_core::method::{BuildContext, Method, MethodState, StepStats};
 pub use ganfold_core::registry::{self, MethodEntry};
 pub use ganfold_core::train::{LoadedRun, Summary};
-pub use ganfold_core::{Dataset, Rng, RunConfig, viz};
+pub use ganfold_core::{Dataset, Player, Rng, RunConfig, viz};
 pub use ganfold_experiment as experiment;
 pub use ganfold_hub;
 pub use ganfold_plugins;

@@ -304,7 +304,8 @@ The measured comparison against a plain GAN on ring8 and grid25 (three seeds, 3,
 NOTEBOOKS["05-write-a-plugin"] = setup(r"""
 # Writing your own method
 
-A method is a type implementing `ganfold_core::Method` (`step`, `sample`, `save`, `load`) plus a
+A method is a type implementing `ganfold_core::Method` (`step`, `sample`, and `players`: its networks with their
+optimizers, which the trainer saves and loads) plus a
 `MethodEntry` registered with `inventory`. Here we write a **least-squares GAN** (Mao et al., ICCV 2017) in a few
 cells, register it, and train it with the very same trainer as the paper plugins:
 
@@ -312,13 +313,13 @@ $$\min_D\ \tfrac12 \mathbb{E}_x (D(x) - 1)^2 + \tfrac12 \mathbb{E}_z D(G(z))^2, 
 \min_G\ \tfrac12 \mathbb{E}_z (D(G(z)) - 1)^2.$$
 
 House rules (see `docs/DEVELOPING.md`): every random draw comes from the `Rng` the trainer passes in, parameters
-live in a `VarStore` (seeded init), each network has its own `Adam` whose moments are saved, so a checkpoint
-continues bit for bit.
+live in a `VarStore` (seeded init), and each network is a `Player` with its own `Adam`, whose moments the checkpoint
+keeps, so a run continues bit for bit.
 """) + [
     md("## The networks"),
     code("""
 use ganfold_core::nn::{self, Linear, VarStore, VsPath};
-use ganfold_core::optim::{Adam, AdamConfig};
+use ganfold_core::optim::AdamConfig;
 
 /// A 3-layer MLP.
 pub struct Mlp { l1: Linear, l2: Linear, l3: Linear }
@@ -336,7 +337,7 @@ impl Mlp {
     md("## The method"),
     code("""
 pub struct LsGan {
-    g: Mlp, d: Mlp, g_vs: VarStore, d_vs: VarStore, opt_g: Adam, opt_d: Adam, nz: usize, dim: usize, device: Device,
+    g: Mlp, d: Mlp, players: [Player; 2], nz: usize, dim: usize, device: Device,
 }
 
 fn lsgan_defaults() -> toml::Table {
@@ -359,9 +360,9 @@ fn lsgan_build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
     let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
     let g = Mlp::new(nz, hidden, dim, g_vs.root())?;
     let d = Mlp::new(dim, hidden, 1, d_vs.root())?;
-    let opt_g = Adam::new(g_vs.trainable_vars(), AdamConfig::dcgan(lr))?;
-    let opt_d = Adam::new(d_vs.trainable_vars(), AdamConfig::dcgan(lr))?;
-    Ok(Box::new(LsGan { g, d, g_vs, d_vs, opt_g, opt_d, nz, dim, device: cx.device.clone() }))
+    // A player is a network's variables with its optimizer; the trainer checkpoints players.
+    let players = [Player::new("g", g_vs, AdamConfig::dcgan(lr))?, Player::new("d", d_vs, AdamConfig::dcgan(lr))?];
+    Ok(Box::new(LsGan { g, d, players, nz, dim, device: cx.device.clone() }))
 }
 
 impl Method for LsGan {
@@ -372,12 +373,12 @@ impl Method for LsGan {
         let real_term = (self.d.forward(&batch.x)? - 1.0)?.sqr()?.mean_all()?;
         let fake_term = self.d.forward(&fake)?.sqr()?.mean_all()?;
         let d_loss = ((real_term + fake_term)? * 0.5)?;
-        self.opt_d.backward_step(&d_loss)?;
-        // G step on a fresh batch; opt_g updates G's variables only, and D runs frozen: its
+        self.players[1].backward_step(&d_loss)?;
+        // G step on a fresh batch; G's player updates G's variables only, and D runs frozen: its
         // parameters are constants in G's loss, so their gradients are never formed.
         let fake = self.g.forward(&rng.randn((b, self.nz), 0.0, 1.0, &self.device)?)?;
         let g_loss = ((nn::frozen(|| self.d.forward(&fake))? - 1.0)?.sqr()?.mean_all()? * 0.5)?;
-        self.opt_g.backward_step(&g_loss)?;
+        self.players[0].backward_step(&g_loss)?;
         let mut st = StepStats::default();
         st.push_t("d_loss", &d_loss)?;
         st.push_t("g_loss", &g_loss)?;
@@ -388,21 +389,13 @@ impl Method for LsGan {
         Ok(self.g.forward(&rng.randn((n, self.nz), 0.0, 1.0, &self.device)?)?)
     }
 
-    fn save(&self) -> anyhow::Result<MethodState> {
-        let (sg, sd) = (self.opt_g.state(), self.opt_d.state());
-        let parts = vec![("g.", self.g_vs.tensors()), ("d.", self.d_vs.tensors()), ("opt_g.", sg.tensors), ("opt_d.", sd.tensors)];
-        // Deep copies: Adam updates the variables in place.
-        let tensors = ganfold_core::checkpoint::prefixed(parts).into_iter().map(|(k, t)| Ok((k, t.copy()?))).collect::<candle_core::Result<_>>()?;
-        Ok(MethodState { tensors, meta: serde_json::json!({ "opt_g_t": sg.t, "opt_d_t": sd.t }) })
+    // Saving and loading come with the players: no save/load to write.
+    fn players(&self) -> Vec<&Player> {
+        self.players.iter().collect()
     }
 
-    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
-        self.g_vs.load(&state.tensors, "g.")?;
-        self.d_vs.load(&state.tensors, "d.")?;
-        let t = |k: &str| state.meta.get(k).and_then(|v| v.as_u64()).ok_or_else(|| anyhow::anyhow!("lsgan-nb checkpoint: `{k}` is missing"));
-        self.opt_g.load(t("opt_g_t")?, &state.tensors, "opt_g.")?;
-        self.opt_d.load(t("opt_d_t")?, &state.tensors, "opt_d.")?;
-        Ok(())
+    fn players_mut(&mut self) -> Vec<&mut Player> {
+        self.players.iter_mut().collect()
     }
 }
 """),

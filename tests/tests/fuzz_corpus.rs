@@ -6,7 +6,9 @@ use ganfold_core::Rng;
 use ganfold_tests::fuzz;
 use std::path::{Path, PathBuf};
 
-const TARGETS: &[(&str, fn(&[u8]))] = &[("idx", fuzz::idx), ("config", fuzz::config), ("checkpoint", fuzz::checkpoint)];
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: &[Target] = &[("idx", fuzz::idx), ("config", fuzz::config), ("checkpoint", fuzz::checkpoint)];
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")

@@ -103,7 +103,7 @@ fn stacked_mnist_of_real_digits_reads_back_the_chosen_labels() {
     let images = idx::read_images(&dir.join("train-images-idx3-ubyte.gz")).unwrap();
     let labels = idx::read_labels(&dir.join("train-labels-idx1-ubyte.gz")).unwrap();
     // mnist-5k is sorted by label, 500 per class: index 500·d + 7 is a digit d.
-    let triples = [[500 * 3 + 7, 500 * 1 + 7, 500 * 4 + 7], [500 * 9 + 7, 7, 500 * 5 + 7]];
+    let triples = [[500 * 3 + 7, 500 + 7, 500 * 4 + 7], [500 * 9 + 7, 7, 500 * 5 + 7]];
     let stacked = build_stacked_mnist(&images, &triples).unwrap();
     let net = MnistClassifier::pinned(&Device::Cpu).unwrap();
     let digits = stacked_mnist_digits(&net, &stacked, 64).unwrap();

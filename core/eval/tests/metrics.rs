@@ -30,8 +30,8 @@ fn fid_against_a_shifted_copy_is_the_squared_shift() {
     let shift: Vec<f64> = (0..8).map(|i| 0.25 * i as f64 - 0.5).collect();
     let mut y = x.clone();
     for i in 0..y.rows {
-        for j in 0..8 {
-            y.set(i, j, x.get(i, j) + shift[j]);
+        for (j, s) in shift.iter().enumerate() {
+            y.set(i, j, x.get(i, j) + s);
         }
     }
     let want: f64 = shift.iter().map(|s| s * s).sum();
@@ -252,7 +252,7 @@ fn stacked_mnist_kl_known_cases() {
     assert_eq!((r.modes_covered, r.n_samples), (1000, 1000));
     assert!(r.kl_to_uniform.abs() < 1e-12);
     // Total collapse onto one mode: KL = ln 1000.
-    let r = stacked_mnist_report(&vec![[4, 2, 7]; 50]).unwrap();
+    let r = stacked_mnist_report(&[[4, 2, 7]; 50]).unwrap();
     assert_eq!(r.modes_covered, 1);
     assert_eq!(r.counts[427], 50);
     assert!((r.kl_to_uniform - 1000f64.ln()).abs() < 1e-12);

@@ -1,6 +1,8 @@
 //! DCGAN configuration. Defaults: Radford, Metz, Chintala, ICLR 2016 (lr 2e-4, beta1 0.5,
-//! z of size 100), at the sizes of the 28x28 reference step in `shared/bench/torch_dcgan28.py`.
+//! z of size 100), at the sizes of the PyTorch reference step in `scripts/bench/reference.py`.
 
+use ganfold_core::nets::ArchChoice;
+use ganfold_core::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -13,7 +15,7 @@ pub struct DcganConfig {
     /// Discriminator base width (the reference step: 64).
     pub ndf: usize,
     /// `auto` (conv nets for 28x28 images, MLPs for points), `conv` or `mlp`.
-    pub arch: String,
+    pub arch: ArchChoice,
     /// Hidden width of the MLP variant (the 2-D toy benchmarks use 128).
     pub hidden: usize,
     /// Adam learning rates and betas (DCGAN: 2e-4, (0.5, 0.999)).
@@ -31,7 +33,7 @@ impl Default for DcganConfig {
             nz: 100,
             ngf: 64,
             ndf: 64,
-            arch: "auto".into(),
+            arch: ArchChoice::Auto,
             hidden: 128,
             lr_g: 2e-4,
             lr_d: 2e-4,
@@ -49,13 +51,14 @@ impl DcganConfig {
                 anyhow::bail!("dcgan: `{k}` must be at least 1");
             }
         }
-        if !["auto", "conv", "mlp"].contains(&self.arch.as_str()) {
-            anyhow::bail!("dcgan: `arch` must be auto, conv or mlp, got {:?}", self.arch);
-        }
         for (name, lr) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
-            ganfold_core::optim::AdamConfig { lr, beta1: self.beta1, beta2: self.beta2, eps: 1e-8, weight_decay: 0.0 }
-                .validate(&format!("dcgan `{name}`"))?;
+            self.adam(lr).validate(&format!("dcgan `{name}`"))?;
         }
         Ok(())
+    }
+
+    /// Adam at learning rate `lr` with the configured betas.
+    pub fn adam(&self, lr: f64) -> AdamConfig {
+        AdamConfig { lr, beta1: self.beta1, beta2: self.beta2, eps: 1e-8, weight_decay: 0.0 }
     }
 }

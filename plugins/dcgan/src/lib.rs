@@ -1,14 +1,13 @@
 //! # ganfold-dcgan: the baseline every paper is compared against
 //!
 //! DCGAN (Radford, Metz, Chintala. ICLR 2016): the 28x28 convolutional generator and
-//! discriminator of `shared/bench/torch_dcgan28.py`, trained with the non-saturating GAN loss
-//! (Goodfellow et al. 2014), and an MLP variant for the 2-D toy mixtures. It is also the
-//! smallest complete example of a ganfold plugin: `config.rs` (defaults), `model.rs`
-//! (networks), `method.rs` (the training step), and the registration below.
+//! discriminator shared by every plugin ([`ganfold_core::nets`]), trained with the
+//! non-saturating GAN loss (Goodfellow et al. 2014), and an MLP variant for the 2-D toy
+//! mixtures. It is also the smallest complete example of a ganfold plugin: `config.rs`
+//! (defaults), `method.rs` (the training step), and the registration below.
 
 pub mod config;
 pub mod method;
-pub mod model;
 
 pub use config::DcganConfig;
 pub use method::Dcgan;

@@ -1,28 +1,23 @@
 //! The DCGAN training step: one discriminator update, then one non-saturating generator
-//! update on the same fakes (Goodfellow et al. 2014, Radford et al. 2016), as in the
-//! reference step `shared/bench/torch_dcgan28.py`.
+//! update on the same fakes (Goodfellow et al. 2014, Radford et al. 2016), as in the PyTorch
+//! reference step `scripts/bench/reference.py`.
 
 use crate::config::DcganConfig;
-use crate::model::{self, Disc, Gen};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use ganfold_core::checkpoint::prefixed;
 use ganfold_core::loss::bce_const;
+use ganfold_core::nets::{Arch, ConvFit, Disc, Gen};
 use ganfold_core::nn::{self, VarStore};
-use ganfold_core::optim::{Adam, AdamConfig};
 use ganfold_core::{
-    Batch, BuildContext, Discriminator, Generator, Method, MethodState, RegContext, Regularizer, Rng, SampleShape,
-    StepStats,
+    Batch, BuildContext, Discriminator, Generator, Method, Player, RegContext, Regularizer, Rng, SampleShape, StepStats,
 };
 
 pub struct Dcgan {
     pub cfg: DcganConfig,
     pub g: Gen,
     pub d: Disc,
-    pub g_vs: VarStore,
-    pub d_vs: VarStore,
-    opt_g: Adam,
-    opt_d: Adam,
+    /// The generator's and the discriminator's weights with their optimizers.
+    pub players: [Player; 2],
     regs: Vec<(f64, Box<dyn Regularizer>)>,
     device: Device,
 }
@@ -37,28 +32,12 @@ impl Dcgan {
     pub fn new(cfg: DcganConfig, shape: SampleShape, device: &Device, seed: u64) -> anyhow::Result<Self> {
         let g_vs = VarStore::new(DType::F32, device, Rng::derive(seed, "init-g"));
         let d_vs = VarStore::new(DType::F32, device, Rng::derive(seed, "init-d"));
-        let conv = match (cfg.arch.as_str(), shape) {
-            ("mlp", _) => false,
-            ("auto" | "conv", SampleShape::Image { h: 28, w: 28, .. }) => true,
-            ("auto", _) => false,
-            (_, s) => bail!("dcgan: the conv networks are for 28x28 images, dataset holds {s} (use --set arch=mlp)"),
-        };
-        let (g, d) = if let (true, SampleShape::Image { c, .. }) = (conv, shape) {
-            (
-                Gen::Conv(model::conv_generator(cfg.nz, cfg.ngf, c, g_vs.root())?),
-                Disc::Conv(model::conv_discriminator(cfg.ndf, c, d_vs.root())?),
-            )
-        } else {
-            (
-                Gen::Mlp(model::mlp_generator(cfg.nz, cfg.hidden, &shape.dims(), shape.is_image(), g_vs.root())?),
-                Disc::Mlp(model::mlp_discriminator(shape.numel(), cfg.hidden, d_vs.root())?),
-            )
-        };
-        let adam = |lr| AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
-        let opt_g = Adam::new(g_vs.trainable_vars(), adam(cfg.lr_g))?;
-        let opt_d = Adam::new(d_vs.trainable_vars(), adam(cfg.lr_d))?;
+        let arch = Arch::choose(cfg.arch, shape, ConvFit::Only28, "dcgan")?;
+        let g = Gen::new(arch, shape, cfg.nz, cfg.ngf, cfg.hidden, g_vs.root())?;
+        let d = Disc::new(arch, cfg.ndf, cfg.hidden, d_vs.root())?;
+        let players = [Player::new("g", g_vs, cfg.adam(cfg.lr_g))?, Player::new("d", d_vs, cfg.adam(cfg.lr_d))?];
         let regs = ganfold_core::registry::build_regularizers(&cfg.regularizers)?;
-        Ok(Self { cfg, g, d, g_vs, d_vs, opt_g, opt_d, regs, device: device.clone() })
+        Ok(Self { cfg, g, d, players, regs, device: device.clone() })
     }
 
     fn noise(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
@@ -76,7 +55,7 @@ impl Method for Dcgan {
         let d_real = self.d.forward_t(&batch.x, true)?;
         let d_fake = self.d.forward_t(&fake.detach(), true)?;
         let d_loss = (bce_const(&d_real, true)? + bce_const(&d_fake, false)?)?;
-        self.opt_d.backward_step(&d_loss)?;
+        self.players[1].backward_step(&d_loss)?;
 
         // Generator: non-saturating -log D(G(z)), plus any attached regularizers. D's parameters
         // are constants here (`nn::frozen`): their gradients would be discarded.
@@ -98,7 +77,7 @@ impl Method for Dcgan {
             reg_stats.push((r.name().to_string(), p.to_dtype(DType::F64)?.to_scalar::<f64>()?));
             g_loss = (g_loss + (p * *w)?)?;
         }
-        self.opt_g.backward_step(&g_loss)?;
+        self.players[0].backward_step(&g_loss)?;
 
         stats.push_t("d_loss", &d_loss)?;
         stats.push_t("g_loss", &g_loss)?;
@@ -115,21 +94,12 @@ impl Method for Dcgan {
         Ok(self.g.forward_t(&z, false)?)
     }
 
-    fn save(&self) -> anyhow::Result<MethodState> {
-        let (sg, sd) = (self.opt_g.state(), self.opt_d.state());
-        Ok(MethodState {
-            tensors: prefixed(vec![("g.", self.g_vs.tensors()), ("d.", self.d_vs.tensors()), ("opt_g.", sg.tensors), ("opt_d.", sd.tensors)]),
-            meta: serde_json::json!({ "opt_g_t": sg.t, "opt_d_t": sd.t }),
-        })
+    fn players(&self) -> Vec<&Player> {
+        self.players.iter().collect()
     }
 
-    fn load(&mut self, st: &MethodState) -> anyhow::Result<()> {
-        let t = |k: &str| st.meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("checkpoint meta lacks `{k}`"));
-        self.g_vs.load(&st.tensors, "g.")?;
-        self.d_vs.load(&st.tensors, "d.")?;
-        self.opt_g.load(t("opt_g_t")?, &st.tensors, "opt_g.")?;
-        self.opt_d.load(t("opt_d_t")?, &st.tensors, "opt_d.")?;
-        Ok(())
+    fn players_mut(&mut self) -> Vec<&mut Player> {
+        self.players.iter_mut().collect()
     }
 
     fn generator(&self) -> Option<&dyn Generator> {
@@ -163,6 +133,7 @@ impl Discriminator for Dcgan {
 mod tests {
     use super::*;
     use candle_core::Device;
+    use ganfold_core::nets::ArchChoice;
 
     fn tiny(shape: SampleShape) -> Dcgan {
         let cfg = DcganConfig { nz: 8, ngf: 4, ndf: 4, hidden: 16, ..Default::default() };
@@ -178,7 +149,7 @@ mod tests {
         assert_eq!(Discriminator::features_t(&m, &x, false)?.dims(), &[5, 2 * 4 * 49]);
         let p = tiny(SampleShape::Points { dim: 2 });
         assert_eq!(p.sample(7, &mut Rng::new(0))?.dims(), &[7, 2]);
-        let err = Dcgan::new(DcganConfig { arch: "conv".into(), ..Default::default() }, SampleShape::Points { dim: 2 }, &Device::Cpu, 0);
+        let err = Dcgan::new(DcganConfig { arch: ArchChoice::Conv, ..Default::default() }, SampleShape::Points { dim: 2 }, &Device::Cpu, 0);
         assert!(err.is_err_and(|e| e.to_string().contains("28x28")));
         Ok(())
     }
@@ -192,11 +163,11 @@ mod tests {
         let fake = m.g.forward_t(&m.noise(4, &mut rng)?, true)?;
         let d_loss = (bce_const(&m.d.forward_t(&x, true)?, true)? + bce_const(&m.d.forward_t(&fake.detach(), true)?, false)?)?;
         let grads = d_loss.backward()?;
-        assert!(m.d_vs.trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_some()));
-        assert!(m.g_vs.trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_none()));
+        assert!(m.players[1].vs().trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_some()));
+        assert!(m.players[0].vs().trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_none()));
         let g_loss = bce_const(&m.d.forward_t(&fake, true)?, true)?;
         let grads = g_loss.backward()?;
-        assert!(m.g_vs.trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_some()));
+        assert!(m.players[0].vs().trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_some()));
         Ok(())
     }
 
@@ -205,11 +176,11 @@ mod tests {
     fn a_step_trains_both_players_and_save_load_round_trips() -> anyhow::Result<()> {
         let data = ganfold_core::data::load("ring8", 0)?;
         let mut m = tiny(data.shape);
-        let before_g = m.g_vs.tensors().values().map(|t| t.copy()).collect::<candle_core::Result<Vec<_>>>()?;
+        let before_g = m.players[0].vs().tensors().values().map(|t| t.copy()).collect::<candle_core::Result<Vec<_>>>()?;
         let batch = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu)?;
         let st = m.step(&batch, 0, &mut Rng::new(0))?;
         assert!(st.non_finite().is_none() && st.get("d_loss").is_some() && st.get("g_loss").is_some());
-        let moved = m.g_vs.tensors().values().zip(&before_g).any(|(a, b)| {
+        let moved = m.players[0].vs().tensors().values().zip(&before_g).any(|(a, b)| {
             (a - b).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0
         });
         assert!(moved, "the generator was updated");

@@ -58,7 +58,8 @@ pub fn cholesky(a: &[f64], n: usize) -> Option<Vec<f64>> {
                 s -= l[i * n + k] * l[j * n + k];
             }
             if i == j {
-                if !(s > 0.0) {
+                // Not positive (or NaN): not positive definite.
+                if s <= 0.0 || s.is_nan() {
                     return None;
                 }
                 l[i * n + i] = s.sqrt();

@@ -11,24 +11,22 @@
 
 use crate::config::LccganConfig;
 use crate::lcc::{self, LccParams};
-use crate::model::{Arch, DiscNet, GenNet};
+use crate::model::{DiscNet, GenNet};
 use crate::sampler::{self, SamplerMode};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use ganfold_core::checkpoint::prefixed;
 use ganfold_core::loss::{bce_const, softplus};
+use ganfold_core::nets::{Arch, ArchChoice, ConvFit};
 use ganfold_core::nn::{self, VarStore};
-use ganfold_core::optim::Adam;
-use ganfold_core::{viz, Batch, BuildContext, Dataset, Method, MethodState, Rng, StepStats};
+use ganfold_core::{viz, Batch, BuildContext, Dataset, Method, MethodState, Player, Rng, StepStats};
 use plotters::style::RGBColor;
 use std::path::{Path, PathBuf};
 
-/// Stage 1's networks.
+/// Stage 1's networks, one player `ae`.
 struct Autoencoder {
-    vs: VarStore,
     enc: DiscNet,
     dec: GenNet,
-    opt: Adam,
+    player: Player,
 }
 
 pub struct Lccgan {
@@ -39,12 +37,10 @@ pub struct Lccgan {
     mode: Option<SamplerMode>,
     params: LccParams,
     ae: Option<Autoencoder>,
-    g_vs: VarStore,
     g: GenNet,
-    opt_g: Adam,
-    d_vs: VarStore,
     d: DiscNet,
-    opt_d: Adam,
+    /// The GAN's generator and discriminator with their optimizers.
+    gan: [Player; 2],
     /// The seeded data subset that stage 2 encodes (rebuilt from the data at build, not saved).
     x_fit: Option<Tensor>,
     /// Steps completed.
@@ -68,7 +64,7 @@ impl Lccgan {
     pub fn new(cx: &BuildContext<'_>) -> anyhow::Result<Self> {
         let cfg: LccganConfig = ganfold_core::config::parse(cx.config, "lccgan")?;
         cfg.validate()?;
-        let arch = Arch::for_shape(cx.shape())?;
+        let arch = Arch::choose(ArchChoice::Auto, cx.shape(), ConvFit::Only28, "lccgan")?;
         let pre = cfg.pre_gan_steps();
         if cfg.uses_lcc() && cx.total_steps <= pre {
             anyhow::bail!(
@@ -92,21 +88,20 @@ impl Lccgan {
         let g = GenNet::gan(arch, nz, gw, g_vs.root())?;
         let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
         let d = DiscNet::gan(arch, dw, d_vs.root())?;
-        let opt_g = Adam::new(g_vs.trainable_vars(), cfg.adam(cfg.lr_g))?;
-        let opt_d = Adam::new(d_vs.trainable_vars(), cfg.adam(cfg.lr_d))?;
+        let gan = [Player::new("g", g_vs, cfg.adam(cfg.lr_g))?, Player::new("d", d_vs, cfg.adam(cfg.lr_d))?];
         let (ae, x_fit) = if mode.is_some() {
             let vs = VarStore::new(DType::F32, cx.device, cx.init_rng("ae"));
             let enc = DiscNet::new(arch, cfg.latent, dw, vs.pp("enc"))?;
             let dec = GenNet::new(arch, cfg.latent, gw, vs.pp("dec"))?;
             // Spec §8.2 [REC]: Adam, betas (0.5, 0.999), lr 1e-4 (code).
-            let opt = Adam::new(vs.trainable_vars(), cfg.adam(cfg.ae_lr))?;
+            let player = Player::new("ae", vs, cfg.adam(cfg.ae_lr))?;
             let n = cx.data.len();
             if n < cfg.bases {
                 anyhow::bail!("lccgan: the data has {n} samples, fewer than the M = {} bases", cfg.bases);
             }
             let idx = Rng::derive(cx.seed, "lcc-fit").choose_distinct(n, cfg.lcc_points.min(n));
             let x = cx.data.batch(&idx, cx.device)?.x;
-            (Some(Autoencoder { vs, enc, dec, opt }), Some(x))
+            (Some(Autoencoder { enc, dec, player }), Some(x))
         } else {
             (None, None)
         };
@@ -123,12 +118,9 @@ impl Lccgan {
             mode,
             params,
             ae,
-            g_vs,
             g,
-            opt_g,
-            d_vs,
             d,
-            opt_d,
+            gan,
             x_fit,
             steps_done: 0,
             h: vec![],
@@ -191,7 +183,7 @@ impl Lccgan {
         let r = ae.dec.forward_t(&ae.enc.forward_t(x, true)?, true)?;
         let diff = (r - x)?;
         let loss = if self.cfg.ae_loss == "l1" { diff.abs()?.mean_all()? } else { diff.sqr()?.mean_all()? };
-        ae.opt.backward_step(&loss)?;
+        ae.player.backward_step(&loss)?;
         let mut st = StepStats::default();
         st.push_t("ae_loss", &loss)?;
         st.push("stage", 1.0);
@@ -257,7 +249,7 @@ impl Lccgan {
         let l_real = self.d.forward_t(&batch.x, true)?;
         let l_fake = self.d.forward_t(&fake.detach(), true)?;
         let d_loss = (bce_const(&l_real, true)? + bce_const(&l_fake, false)?)?;
-        self.opt_d.backward_step(&d_loss)?;
+        self.gan[1].backward_step(&d_loss)?;
         // Alg. 1 lines 7-8: a fresh LCC sample (or the code's reuse) and the G step.
         let fake2 = if self.cfg.reuse_fake_for_g { fake } else { self.g.forward_t(&self.latent(n, None, rng)?, true)? };
         // D's parameters are constants in G's loss (`nn::frozen`): their gradients would be discarded.
@@ -268,7 +260,7 @@ impl Lccgan {
         } else {
             bce_const(&l, true)?
         };
-        self.opt_g.backward_step(&g_loss)?;
+        self.gan[0].backward_step(&g_loss)?;
         let mut st = StepStats::default();
         st.push_t("d_loss", &d_loss)?;
         st.push_t("g_loss", &g_loss)?;
@@ -332,15 +324,17 @@ impl Method for Lccgan {
         }
     }
 
-    fn save(&self) -> anyhow::Result<MethodState> {
-        let mut parts = vec![("g.", self.g_vs.tensors()), ("opt_g.", self.opt_g.state().tensors)];
-        parts.push(("d.", self.d_vs.tensors()));
-        parts.push(("opt_d.", self.opt_d.state().tensors));
-        if let Some(ae) = &self.ae {
-            parts.push(("ae.", ae.vs.tensors()));
-            parts.push(("opt_ae.", ae.opt.state().tensors));
-        }
-        let mut tensors = prefixed(parts);
+    fn players(&self) -> Vec<&Player> {
+        self.gan.iter().chain(self.ae.as_ref().map(|a| &a.player)).collect()
+    }
+
+    fn players_mut(&mut self) -> Vec<&mut Player> {
+        self.gan.iter_mut().chain(self.ae.as_mut().map(|a| &mut a.player)).collect()
+    }
+
+    /// Stage 2's data (`lcc.h`, `lcc.v`, `lcc.j_hist`, `lcc.knn`) and the stage counters.
+    fn extra_state(&self) -> anyhow::Result<MethodState> {
+        let mut tensors = std::collections::BTreeMap::new();
         let dim = self.cfg.latent;
         let cpu = Device::Cpu;
         if !self.h.is_empty() {
@@ -357,9 +351,6 @@ impl Method for Lccgan {
             "steps_done": self.steps_done,
             "stage": self.stage(),
             "converged": self.converged,
-            "opt_g_t": self.opt_g.steps(),
-            "opt_d_t": self.opt_d.steps(),
-            "opt_ae_t": self.ae.as_ref().map(|a| a.opt.steps()).unwrap_or(0),
             "d": self.cfg.d,
             "bases": self.cfg.bases,
             "latent": self.cfg.latent,
@@ -367,25 +358,16 @@ impl Method for Lccgan {
         Ok(MethodState { tensors, meta })
     }
 
-    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
+    fn load_extra_state(&mut self, state: &MethodState) -> anyhow::Result<()> {
         let t = &state.tensors;
         let meta = &state.meta;
         let u = |k: &str| meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("lccgan checkpoint: meta `{k}` is missing"));
-        self.g_vs.load(t, "g.")?;
-        self.d_vs.load(t, "d.")?;
-        self.opt_g.load(u("opt_g_t")?, t, "opt_g.")?;
-        self.opt_d.load(u("opt_d_t")?, t, "opt_d.")?;
-        let opt_ae_t = u("opt_ae_t")?;
-        if let Some(ae) = self.ae.as_mut() {
-            ae.vs.load(t, "ae.")?;
-            ae.opt.load(opt_ae_t, t, "opt_ae.")?;
-        }
         self.steps_done = u("steps_done")? as usize;
         self.converged = meta.get("converged").and_then(|v| v.as_bool()).unwrap_or(false);
         let dim = self.cfg.latent;
         self.h = t.get("lcc.h").map(tensor_f64).transpose()?.unwrap_or_default();
         self.v = t.get("lcc.v").map(tensor_f64).transpose()?.unwrap_or_default();
-        if self.h.len() % dim != 0 || self.v.len() % dim != 0 {
+        if !self.h.len().is_multiple_of(dim) || !self.v.len().is_multiple_of(dim) {
             anyhow::bail!("lccgan checkpoint: lcc.h / lcc.v do not have latent = {dim} columns");
         }
         if !self.v.is_empty() && self.v.len() / dim != self.cfg.bases {

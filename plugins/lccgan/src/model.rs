@@ -1,42 +1,23 @@
 //! Networks: the autoencoder (stage 1) and the GAN players (stage 3).
 //!
 //! Images (1x28x28 or Cx28x28) use DCGAN-style conv nets; 2-D point data uses MLPs (chosen
-//! automatically, see [`Arch::for_shape`]). Following spec §6, the encoder is the
+//! automatically, see [`Arch::choose`]). Following spec §6, the encoder is the
 //! discriminator's body with a dB-dim head and the decoder has the generator's architecture;
 //! the decoder is not reused as the generator (G is trained from scratch).
 //!
-//! On images the GAN players are the foundation's DCGAN networks (`ganfold_dcgan::model`), so
+//! On images the GAN players are the foundation's DCGAN networks (`ganfold_core::nets`), so
 //! LCC-GAN and the DCGAN baseline share G and D; the autoencoder uses the conv nets below.
 //! Deviation: the paper builds 64x64 DCGANs with He init (spec §6.1); MNIST here is 28x28 and the
 //! init is DCGAN's N(0, 0.02).
 
 use candle_core::{Module, Result, Tensor};
 use ganfold_core::nn::{self, BatchNorm, ConvCfg, Init, VsPath};
-use ganfold_core::SampleShape;
-
-/// Which family of networks the data shape calls for.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Arch {
-    Conv { c: usize },
-    Mlp { dim: usize },
-}
-
-impl Arch {
-    pub fn for_shape(s: SampleShape) -> anyhow::Result<Self> {
-        match s {
-            SampleShape::Image { c, h: 28, w: 28 } => Ok(Arch::Conv { c }),
-            SampleShape::Image { c, h, w } => {
-                anyhow::bail!("lccgan: the conv networks are built for 28x28 images, got {c}x{h}x{w}")
-            }
-            SampleShape::Points { dim } => Ok(Arch::Mlp { dim }),
-        }
-    }
-}
+use ganfold_core::nets::Arch;
 
 /// Generator / decoder: (B, nz) -> (B, C, 28, 28) in [-1, 1] (tanh), or (B, dim) for points.
 pub enum GenNet {
     /// The foundation's DCGAN generator (stage 3 on images: the same G as `ganfold train dcgan`).
-    Dcgan { nz: usize, net: ganfold_dcgan::model::ConvGenerator },
+    Dcgan { nz: usize, net: ganfold_core::nets::ConvGenerator },
     Conv { nz: usize, ct1: nn::ConvTranspose2d, bn1: BatchNorm, ct2: nn::ConvTranspose2d, bn2: BatchNorm, ct3: nn::ConvTranspose2d },
     Mlp { nz: usize, l1: nn::Linear, l2: nn::Linear, l3: nn::Linear },
 }
@@ -45,7 +26,7 @@ impl GenNet {
     /// `width`: ngf (conv: 4*ngf -> 2*ngf channels) or the MLP hidden size.
     pub fn new(arch: Arch, nz: usize, width: usize, vs: VsPath) -> Result<Self> {
         Ok(match arch {
-            Arch::Conv { c } => GenNet::Conv {
+            Arch::Conv { c, .. } => GenNet::Conv {
                 nz,
                 // (nz,1,1) -> (4ngf,7,7) -> (2ngf,14,14) -> (c,28,28)
                 ct1: nn::conv_transpose2d(nz, 4 * width, 7, ConvCfg::new(1, 0), false, Init::DCGAN, vs.pp("ct1"))?,
@@ -66,7 +47,7 @@ impl GenNet {
     /// The GAN's generator: the DCGAN baseline's network on images, the MLP on points.
     pub fn gan(arch: Arch, nz: usize, width: usize, vs: VsPath) -> Result<Self> {
         match arch {
-            Arch::Conv { c } => Ok(GenNet::Dcgan { nz, net: ganfold_dcgan::model::conv_generator(nz, width, c, vs)? }),
+            Arch::Conv { c, .. } => Ok(GenNet::Dcgan { nz, net: ganfold_core::nets::conv_generator(nz, width, c, vs)? }),
             Arch::Mlp { .. } => Self::new(arch, nz, width, vs),
         }
     }
@@ -103,7 +84,7 @@ impl ganfold_core::Generator for GenNet {
 /// Discriminator / encoder: (B, ...) -> (B, out) (logits for D, the embedding for the encoder).
 pub enum DiscNet {
     /// The foundation's DCGAN discriminator (stage 3 on images).
-    Dcgan(ganfold_dcgan::model::ConvDiscriminator),
+    Dcgan(ganfold_core::nets::ConvDiscriminator),
     Conv { c1: nn::Conv2d, c2: nn::Conv2d, bn2: BatchNorm, c3: nn::Conv2d },
     Mlp { l1: nn::Linear, l2: nn::Linear, l3: nn::Linear },
 }
@@ -111,7 +92,7 @@ pub enum DiscNet {
 impl DiscNet {
     pub fn new(arch: Arch, out: usize, width: usize, vs: VsPath) -> Result<Self> {
         Ok(match arch {
-            Arch::Conv { c } => DiscNet::Conv {
+            Arch::Conv { c, .. } => DiscNet::Conv {
                 // (c,28,28) -> (ndf,14,14) -> (2ndf,7,7) -> (out,1,1)
                 c1: nn::conv2d(c, width, 4, ConvCfg::new(2, 1), false, Init::DCGAN, vs.pp("c1"))?,
                 c2: nn::conv2d(width, 2 * width, 4, ConvCfg::new(2, 1), false, Init::DCGAN, vs.pp("c2"))?,
@@ -129,7 +110,7 @@ impl DiscNet {
     /// The GAN's discriminator: the DCGAN baseline's network on images, the MLP on points.
     pub fn gan(arch: Arch, width: usize, vs: VsPath) -> Result<Self> {
         match arch {
-            Arch::Conv { c } => Ok(DiscNet::Dcgan(ganfold_dcgan::model::conv_discriminator(width, c, vs)?)),
+            Arch::Conv { c, .. } => Ok(DiscNet::Dcgan(ganfold_core::nets::conv_discriminator(width, c, vs)?)),
             Arch::Mlp { .. } => Self::new(arch, 1, width, vs),
         }
     }
@@ -164,7 +145,7 @@ impl ganfold_core::Discriminator for DiscNet {
         DiscNet::forward_t(self, x, train)
     }
     fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        Ok(DiscNet::features_t(self, x, train)?.flatten_from(1)?)
+        DiscNet::features_t(self, x, train)?.flatten_from(1)
     }
 }
 
@@ -179,7 +160,7 @@ mod tests {
     #[test]
     fn shapes_and_range() -> anyhow::Result<()> {
         let dev = Device::Cpu;
-        let arch = Arch::for_shape(SampleShape::Image { c: 1, h: 28, w: 28 })?;
+        let arch = Arch::Conv { c: 1, h: 28, w: 28 };
         let vs = VarStore::new(DType::F32, &dev, Rng::new(0));
         let g = GenNet::new(arch, 7, 4, vs.pp("g"))?;
         let d = DiscNet::new(arch, 1, 4, vs.pp("d"))?;
@@ -194,8 +175,6 @@ mod tests {
         let dd = DiscNet::gan(arch, 4, vs.pp("dd"))?;
         assert_eq!(dd.forward_t(&gd.forward_t(&z, true)?, true)?.dims(), &[3, 1]);
         assert_eq!(e.forward_t(&x, false)?.dims(), &[3, 7]);
-        assert!(Arch::for_shape(SampleShape::Image { c: 3, h: 32, w: 32 }).unwrap_err().to_string().contains("28x28"));
-        assert_eq!(Arch::for_shape(SampleShape::Points { dim: 2 })?, Arch::Mlp { dim: 2 });
         Ok(())
     }
 }

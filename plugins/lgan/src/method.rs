@@ -8,8 +8,8 @@ use candle_core::{D, DType, Device, Tensor};
 use ganfold_core::checkpoint;
 use ganfold_core::loss::{bce_const, log_sum_exp, softplus};
 use ganfold_core::nn::{self, VarStore};
-use ganfold_core::optim::{Adam, AdamConfig};
-use ganfold_core::{Batch, BuildContext, Dataset, LocalGenerator, Method, MethodState, Rng, SampleShape, StepStats};
+use ganfold_core::optim::AdamConfig;
+use ganfold_core::{Batch, BuildContext, Dataset, LocalGenerator, Method, Player, Rng, SampleShape, StepStats};
 use std::path::{Path, PathBuf};
 
 /// The labelled subset of the SSL mode.
@@ -27,10 +27,8 @@ pub struct Lgan {
     device: Device,
     g: LocalGen,
     d: Critic,
-    g_vs: VarStore,
-    d_vs: VarStore,
-    opt_g: Adam,
-    opt_d: Adam,
+    /// G's and D's weights with their optimizers.
+    players: [Player; 2],
     reg: LganLocal,
     /// Real points that `sample()` centres its charts at (up to `cfg.pool`, seeded draw).
     pool: Tensor,
@@ -85,14 +83,13 @@ impl Lgan {
         let d_out = if mode == Mode::Ssl { classes } else { 1 };
         let d = Critic::new(shape, cfg.ndf, d_out, mode == Mode::Ssl, &d_vs)?;
         let adam = |lr| AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
-        let opt_g = Adam::new(g_vs.trainable_vars(), adam(cfg.lr_g))?;
-        let opt_d = Adam::new(d_vs.trainable_vars(), adam(cfg.lr_d))?;
+        let players = [Player::new("g", g_vs, adam(cfg.lr_g))?, Player::new("d", d_vs, adam(cfg.lr_d))?];
         // The pool of chart centres for `sample()`: a seeded draw of up to `pool` training points.
         let mut prng = Rng::derive(cx.seed, "lgan-pool");
         let k = cfg.pool.min(cx.data.len());
         let idx = prng.choose_distinct(cx.data.len(), k);
         let pool = cx.data.batch(&idx, cx.device)?.x;
-        Ok(Self { cfg, mode, shape, device: cx.device.clone(), g, d, g_vs, d_vs, opt_g, opt_d, reg, pool, labelled })
+        Ok(Self { cfg, mode, shape, device: cx.device.clone(), g, d, players, reg, pool, labelled })
     }
 
     /// The local generator (for notebooks and the `lgan-local` regularizer).
@@ -128,7 +125,7 @@ impl Lgan {
         let z = self.sample_z(b, rng)?;
         let fake = self.g.forward_local(x, &z, true)?.detach();
         let d_loss = (bce_const(&self.d.forward_t(x, true)?, true)? + bce_const(&self.d.forward_t(&fake, true)?, false)?)?;
-        self.opt_d.backward_step(&d_loss)?;
+        self.players[1].backward_step(&d_loss)?;
         // G step: min -E log D(G(x, z)) + E Omega_G(x)   (Sec. 3.4, non-saturating).
         let z = self.sample_z(b, rng)?;
         let fake = self.g.forward_local(x, &z, true)?;
@@ -136,7 +133,7 @@ impl Lgan {
         let adv = bce_const(&nn::frozen(|| self.d.forward_t(&fake, true))?, true)?;
         let t = self.reg.terms(&self.g, x, rng, true)?;
         let g_loss = (&adv + self.reg.value(&t)?)?;
-        self.opt_g.backward_step(&g_loss)?;
+        self.players[0].backward_step(&g_loss)?;
         let mut st = StepStats::default();
         st.push_t("d_loss", &d_loss)?;
         st.push_t("g_adv", &adv)?;
@@ -214,7 +211,7 @@ impl Lgan {
             Tensor::zeros((), DType::F32, &self.device)?
         };
         let p_loss = ((&p_lab + (&p_unl * self.cfg.w_unl)?)? + (&manifold * self.cfg.lambda)?)?;
-        self.opt_d.backward_step(&p_loss)?;
+        self.players[1].backward_step(&p_loss)?;
 
         // --- Generator step, eq. (9): K_G + L_G + Omega_G, classifier fixed.
         let z = self.sample_z(b, rng)?;
@@ -233,7 +230,7 @@ impl Lgan {
         let kg = Self::labelled_nll(&nn::frozen(|| self.d.forward_t(&gl, true))?, &yl)?;
         let t = self.reg.terms(&self.g, xu, rng, true)?;
         let g_loss = ((&kg + &fm)? + self.reg.value(&t)?)?;
-        self.opt_g.backward_step(&g_loss)?;
+        self.players[0].backward_step(&g_loss)?;
 
         let mut st = StepStats::default();
         st.push_t("p_lab", &p_lab)?;
@@ -440,27 +437,12 @@ impl Method for Lgan {
         Ok(self.g.forward_local(&x, &z, false)?)
     }
 
-    fn save(&self) -> anyhow::Result<MethodState> {
-        let (sg, sd) = (self.opt_g.state(), self.opt_d.state());
-        let tensors = checkpoint::prefixed(vec![
-            ("g.", self.g_vs.tensors()),
-            ("d.", self.d_vs.tensors()),
-            ("opt_g.", sg.tensors),
-            ("opt_d.", sd.tensors),
-        ]);
-        // Deep copies: the store's tensors share storage with the variables, which Adam
-        // updates in place, so a state kept in memory would otherwise follow training.
-        let tensors = tensors.into_iter().map(|(k, t)| Ok((k, t.copy()?))).collect::<candle_core::Result<_>>()?;
-        Ok(MethodState { tensors, meta: serde_json::json!({ "opt_g_t": sg.t, "opt_d_t": sd.t }) })
+    fn players(&self) -> Vec<&Player> {
+        self.players.iter().collect()
     }
 
-    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
-        self.g_vs.load(&state.tensors, "g.")?;
-        self.d_vs.load(&state.tensors, "d.")?;
-        let t = |k: &str| state.meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("lgan checkpoint: meta `{k}` is missing"));
-        self.opt_g.load(t("opt_g_t")?, &state.tensors, "opt_g.")?;
-        self.opt_d.load(t("opt_d_t")?, &state.tensors, "opt_d.")?;
-        Ok(())
+    fn players_mut(&mut self) -> Vec<&mut Player> {
+        self.players.iter_mut().collect()
     }
 
     fn discriminator(&self) -> Option<&dyn ganfold_core::Discriminator> {

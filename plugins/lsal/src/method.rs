@@ -6,10 +6,10 @@ use crate::model::{self, Arch, Enc, Gen, LossNet};
 use crate::objective::{self, SslActs};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use ganfold_core::checkpoint::{self, atomic_write};
-use ganfold_core::optim::{Adam, AdamConfig};
+use ganfold_core::checkpoint::atomic_write;
+use ganfold_core::optim::AdamConfig;
 use ganfold_core::nn::VarStore;
-use ganfold_core::{Batch, BuildContext, Dataset, Generator, Method, MethodState, Rng, StepStats, viz};
+use ganfold_core::{Batch, BuildContext, Dataset, Generator, Method, Player, Rng, StepStats, viz};
 use std::path::{Path, PathBuf};
 
 /// The labelled subset of the semi-supervised mode, held by the method.
@@ -40,12 +40,10 @@ pub struct Lsal {
     pub g: Gen,
     pub q: Enc,
     pub l: LossNet,
-    pub g_vs: VarStore,
-    pub q_vs: VarStore,
-    pub l_vs: VarStore,
-    pub opt_g: Adam,
-    pub opt_q: Adam,
-    pub opt_l: Adam,
+    /// G, Q and L with their optimizers.
+    pub player_g: Player,
+    pub player_q: Player,
+    pub player_l: Player,
     pub labelled: Option<Labelled>,
     seed: u64,
     batch_size: usize,
@@ -63,7 +61,7 @@ pub fn balanced_labels(labels: &[u32], classes: usize, n: usize, seed: u64) -> a
     if classes == 0 {
         anyhow::bail!("lsal: mode=ssl needs a labelled dataset (this one has no classes)");
     }
-    if n == 0 || n % classes != 0 {
+    if n == 0 || !n.is_multiple_of(classes) {
         anyhow::bail!("lsal: `labels` = {n} must be a positive multiple of the {classes} classes (a balanced draw)");
     }
     let per = n / classes;
@@ -113,9 +111,6 @@ impl Lsal {
         let l = model::loss_net(arch, dz, out_dim, &cfg, l_vs.root())?;
         let lr = if mode == Mode::SemiSupervised { cfg.ssl_lr } else { cfg.lr };
         let adam = AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
-        let opt_g = Adam::new(g_vs.trainable_vars(), adam)?;
-        let opt_q = Adam::new(q_vs.trainable_vars(), adam)?;
-        let opt_l = Adam::new(l_vs.trainable_vars(), adam)?;
         eprintln!(
             "lsal: {} ({} mode), d_z = {dz}; params G {} Q {} L {}",
             arch.describe(),
@@ -124,6 +119,8 @@ impl Lsal {
             q_vs.num_params(),
             l_vs.num_params()
         );
+        let (player_g, player_q, player_l) =
+            (Player::new("g", g_vs, adam)?, Player::new("q", q_vs, adam)?, Player::new("l", l_vs, adam)?);
         Ok(Self {
             cfg,
             mode,
@@ -134,12 +131,9 @@ impl Lsal {
             g,
             q,
             l,
-            g_vs,
-            q_vs,
-            l_vs,
-            opt_g,
-            opt_q,
-            opt_l,
+            player_g,
+            player_q,
+            player_l,
             labelled,
             seed: cx.seed,
             batch_size: cx.batch_size,
@@ -295,7 +289,7 @@ impl Lsal {
     fn clip_l(&self) -> anyhow::Result<()> {
         let c = self.cfg.weight_clip;
         if c > 0.0 {
-            for (_, v) in self.l_vs.trainable_vars() {
+            for (_, v) in self.player_l.vs().trainable_vars() {
                 v.set(&v.as_tensor().clamp(-c, c)?)?;
             }
         }
@@ -385,7 +379,7 @@ impl Method for Lsal {
         if self.mode == Mode::SemiSupervised {
             let epoch = (step * self.batch_size) as f64 / self.data_len.max(1) as f64;
             let lr = self.cfg.ssl_lr_at(epoch);
-            for o in [&mut self.opt_g, &mut self.opt_q, &mut self.opt_l] {
+            for o in [&mut self.player_g, &mut self.player_q, &mut self.player_l] {
                 o.set_lr(lr);
             }
         }
@@ -395,22 +389,22 @@ impl Method for Lsal {
         let grads_l = fwd.loss_l.backward()?;
         if alternating {
             // Spec §3.4 option: update L first, then G/Q against the updated L on a fresh forward.
-            self.opt_l.step(&grads_l)?;
+            self.player_l.step(&grads_l)?;
             self.clip_l()?;
             let again = self.forward_step(batch, step, rng)?;
             let grads_gq = again.loss_gq.backward()?;
-            self.opt_g.step(&grads_gq)?;
-            self.opt_q.step(&grads_gq)?;
+            self.player_g.step(&grads_gq)?;
+            self.player_q.step(&grads_gq)?;
         } else {
             let grads_gq = fwd.loss_gq.backward()?;
-            self.opt_l.step(&grads_l)?;
+            self.player_l.step(&grads_l)?;
             self.clip_l()?;
-            self.opt_g.step(&grads_gq)?;
-            self.opt_q.step(&grads_gq)?;
+            self.player_g.step(&grads_gq)?;
+            self.player_q.step(&grads_gq)?;
         }
         let mut st = fwd.stats;
         if self.mode == Mode::SemiSupervised {
-            st.push("lr", self.opt_l.cfg.lr);
+            st.push("lr", self.player_l.lr());
         }
         Ok(st)
     }
@@ -420,31 +414,12 @@ impl Method for Lsal {
         Ok(self.g.forward(&z, false)?.to_dtype(DType::F32)?)
     }
 
-    fn save(&self) -> anyhow::Result<MethodState> {
-        let (sg, sq, sl) = (self.opt_g.state(), self.opt_q.state(), self.opt_l.state());
-        let meta = serde_json::json!({ "adam_t": { "g": sg.t, "q": sq.t, "l": sl.t } });
-        let tensors = checkpoint::prefixed(vec![
-            ("g.", self.g_vs.tensors()),
-            ("q.", self.q_vs.tensors()),
-            ("l.", self.l_vs.tensors()),
-            ("opt_g.", sg.tensors),
-            ("opt_q.", sq.tensors),
-            ("opt_l.", sl.tensors),
-        ]);
-        Ok(MethodState { tensors, meta })
+    fn players(&self) -> Vec<&Player> {
+        vec![&self.player_g, &self.player_q, &self.player_l]
     }
 
-    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
-        self.g_vs.load(&state.tensors, "g.")?;
-        self.q_vs.load(&state.tensors, "q.")?;
-        self.l_vs.load(&state.tensors, "l.")?;
-        let t = |k: &str| -> anyhow::Result<u64> {
-            state.meta["adam_t"][k].as_u64().with_context(|| format!("checkpoint meta lacks adam_t.{k}"))
-        };
-        self.opt_g.load(t("g")?, &state.tensors, "opt_g.")?;
-        self.opt_q.load(t("q")?, &state.tensors, "opt_q.")?;
-        self.opt_l.load(t("l")?, &state.tensors, "opt_l.")?;
-        Ok(())
+    fn players_mut(&mut self) -> Vec<&mut Player> {
+        vec![&mut self.player_g, &mut self.player_q, &mut self.player_l]
     }
 
     fn generator(&self) -> Option<&dyn Generator> {

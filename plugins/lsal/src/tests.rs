@@ -192,9 +192,9 @@ fn slope_one_is_wgan_and_the_margin_drops_out_of_every_gradient() -> R {
         let (lr, lf) = (f.stats.get("l_real").unwrap(), f.stats.get("l_fake").unwrap());
         let mean_delta = f.stats.get("margin_ambient_w").unwrap() + f.stats.get("margin_manifold_w").unwrap();
         assert!((s(&f.loss_l) - (mean_delta + lr - lf)).abs() < 1e-12);
-        gl.push(grads_of(&f.loss_l, &m.l_vs)?);
-        let mut g = grads_of(&f.loss_gq, &m.g_vs)?;
-        g.extend(grads_of(&f.loss_gq, &m.q_vs)?);
+        gl.push(grads_of(&f.loss_l, m.player_l.vs())?);
+        let mut g = grads_of(&f.loss_gq, m.player_g.vs())?;
+        g.extend(grads_of(&f.loss_gq, m.player_q.vs())?);
         ggq.push(g);
     }
     assert!(gl[0].iter().any(|v| *v != 0.0));
@@ -227,7 +227,7 @@ fn inactive_hinges_give_zero_gradient_and_one_active_pair_its_own() -> R {
 fn assert_isolated(loss_l: &Tensor, loss_gq: &Tensor, m: &Lsal) -> R {
     let gl = loss_l.backward()?;
     let ggq = loss_gq.backward()?;
-    for (vs, name) in [(&m.g_vs, "G"), (&m.q_vs, "Q")] {
+    for (vs, name) in [(m.player_g.vs(), "G"), (m.player_q.vs(), "Q")] {
         for (k, v) in vs.trainable_vars() {
             assert!(gl.get(v.as_tensor()).is_none(), "loss_L reaches {name} parameter {k}");
         }
@@ -236,10 +236,10 @@ fn assert_isolated(loss_l: &Tensor, loss_gq: &Tensor, m: &Lsal) -> R {
         });
         assert!(any, "loss_GQ does not reach {name}");
     }
-    for (k, v) in m.l_vs.trainable_vars() {
+    for (k, v) in m.player_l.vs().trainable_vars() {
         assert!(ggq.get(v.as_tensor()).is_none(), "loss_GQ reaches L parameter {k}");
     }
-    assert!(m.l_vs.trainable_vars().iter().any(|(_, v)| gl.get(v.as_tensor()).is_some()), "loss_L does not reach L");
+    assert!(m.player_l.vs().trainable_vars().iter().any(|(_, v)| gl.get(v.as_tensor()).is_some()), "loss_L does not reach L");
     Ok(())
 }
 
@@ -282,7 +282,7 @@ fn one_step_on_loss_gq_lowers_fake_loss_and_raises_real_loss() -> R {
     };
     let (lr0, lf0, gq) = terms(&m)?;
     let g = gq.backward()?;
-    for vs in [&m.g_vs, &m.q_vs] {
+    for vs in [m.player_g.vs(), m.player_q.vs()] {
         for (_, v) in vs.trainable_vars() {
             if let Some(gr) = g.get(v.as_tensor()) {
                 v.set(&(v.as_tensor() - (gr * 1e-3)?)?)?;
@@ -305,7 +305,7 @@ fn loss_gradients_match_finite_differences_in_f64() -> R {
         let f = m.forward_unsup(&x, &z, &mut Rng::new(0)).unwrap();
         if which == 0 { f.loss_l } else { f.loss_gq }
     });
-    for (which, vs) in [(0, &m.l_vs), (1, &m.g_vs), (1, &m.q_vs)] {
+    for (which, vs) in [(0, m.player_l.vs()), (1, m.player_g.vs()), (1, m.player_q.vs())] {
         let f = m.forward_unsup(&x, &z, &mut Rng::new(0))?;
         let loss = if which == 0 { f.loss_l } else { f.loss_gq };
         let grads = loss.backward()?;

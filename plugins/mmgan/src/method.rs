@@ -7,10 +7,10 @@ use crate::regularizer::{Correlation, CorrelationConfig};
 use anyhow::{Context, bail};
 use candle_core::{Device, Tensor};
 use ganfold_core::checkpoint;
-use ganfold_core::optim::{Adam, AdamConfig};
+use ganfold_core::optim::AdamConfig;
 use ganfold_core::nn;
 use ganfold_core::{
-    Batch, BuildContext, Dataset, Discriminator, Generator, Method, MethodState, RegContext, Regularizer, Rng,
+    Batch, BuildContext, Dataset, Discriminator, Generator, Method, MethodState, Player, RegContext, Regularizer, Rng,
     SampleShape, StepStats,
 };
 use std::path::{Path, PathBuf};
@@ -31,8 +31,8 @@ pub struct Mmgan {
     pub cfg: MmganConfig,
     pub g: MmGenerator,
     pub d: MmDiscriminator,
-    opt_g: Adam,
-    opt_d: Adam,
+    /// G's and D's variables with their optimizers.
+    players: [Player; 2],
     corr: Correlation,
     pub ema: EmaState,
     shape: SampleShape,
@@ -59,10 +59,10 @@ impl Mmgan {
         let g = MmGenerator::new(shape, z_dim, cfg.hidden, cx.device, cx.init_rng("g"))?;
         let d = MmDiscriminator::new(shape, cfg.hidden, cx.device, cx.init_rng("d"))?;
         let adam = |lr| AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
-        let opt_g = Adam::new(g.vs.trainable_vars(), adam(cfg.lr_g))?;
-        let opt_d = Adam::new(d.vs.trainable_vars(), adam(cfg.lr_d))?;
+        // The players hold handles to the networks' own stores.
+        let players = [Player::new("g", g.vs.clone(), adam(cfg.lr_g))?, Player::new("d", d.vs.clone(), adam(cfg.lr_d))?];
         let corr = Correlation::new(CorrelationConfig { center: cfg.corr_center, eps: cfg.eps })?;
-        Ok(Self { cfg, g, d, opt_g, opt_d, corr, ema: EmaState::default(), shape, device: cx.device.clone() })
+        Ok(Self { cfg, g, d, players, corr, ema: EmaState::default(), shape, device: cx.device.clone() })
     }
 
     /// p(z): N(0, I) for 2-D toys (spec E1); U(-1, 1) for images ([BASE] DCGAN-tensorflow).
@@ -139,13 +139,13 @@ impl Mmgan {
     fn step_gan(&mut self, real: &Tensor, z: &Tensor, x_img: &Tensor) -> anyhow::Result<StepStats> {
         let ((lr, _), (lf, _)) = self.embed(real, &x_img.detach())?;
         let d_loss = (ganfold_core::loss::bce_const(&lr, true)? + ganfold_core::loss::bce_const(&lf, false)?)?;
-        self.opt_d.backward_step(&d_loss)?;
+        self.players[1].backward_step(&d_loss)?;
         let mut g_loss = None;
         for _ in 0..self.cfg.g_steps_per_iter {
             let fake = self.g.forward_t(z, true)?;
             let lf = nn::frozen(|| self.fake_logits_features(real, &fake))?.0;
             let l = ganfold_core::loss::bce_const(&lf, true)?; // non-saturating -log D(G(z))
-            self.opt_g.backward_step(&l)?;
+            self.players[0].backward_step(&l)?;
             g_loss = Some(l);
         }
         let mut st = StepStats::default();
@@ -199,7 +199,7 @@ impl Method for Mmgan {
             lg_final_d = (lg_final_d + (self.rg(real, &x_img, &x, rng)? * beta)?)?;
         }
         let d_loss = (&l_orig - &lg_final_d)?;
-        self.opt_d.backward_step(&d_loss)?;
+        self.players[1].backward_step(&d_loss)?;
 
         // ---- Alg. 1 lines 7-8: commit the real side, re-embedded with the updated D (spec A24).
         let y2 = match self.cfg.d_batch {
@@ -226,7 +226,7 @@ impl Method for Mmgan {
             let m_g = manifold::manifold_loss(space, self.cfg.alpha, &c_y, &l_y, &c_x, &l_x, eps)?;
             let r_g = self.rg(real, &x_img, &x2, rng)?;
             let g_loss = if beta > 0.0 { (&m_g + (&r_g * beta)?)? } else { m_g.clone() };
-            self.opt_g.backward_step(&g_loss)?;
+            self.players[0].backward_step(&g_loss)?;
             last = Some((c_x.detach(), l_x.detach(), g_loss, m_g, r_g));
         }
         let (c_x, l_x, g_loss, m_g, r_g) = last.context("no G step")?;
@@ -254,13 +254,17 @@ impl Method for Mmgan {
         Ok(self.g.generate(&z)?)
     }
 
-    fn save(&self) -> anyhow::Result<MethodState> {
-        let mut tensors = checkpoint::prefixed(vec![
-            ("g.", self.g.vs.tensors()),
-            ("d.", self.d.vs.tensors()),
-            ("opt_g.", self.opt_g.state().tensors),
-            ("opt_d.", self.opt_d.state().tensors),
-        ]);
+    fn players(&self) -> Vec<&Player> {
+        self.players.iter().collect()
+    }
+
+    fn players_mut(&mut self) -> Vec<&mut Player> {
+        self.players.iter_mut().collect()
+    }
+
+    /// The moving averages (`ema.*`) and the kernel bandwidth.
+    fn extra_state(&self) -> anyhow::Result<MethodState> {
+        let mut tensors = std::collections::BTreeMap::new();
         // Radii are scalars; stored as (1,) tensors.
         for (k, v) in [("ema.c_y", &self.ema.c_y), ("ema.l_y", &self.ema.l_y), ("ema.c_x", &self.ema.c_x), ("ema.l_x", &self.ema.l_x)] {
             if let Some(t) = v {
@@ -270,19 +274,12 @@ impl Method for Mmgan {
         }
         // f64 bits, so that the bandwidth survives JSON exactly (bit-exact resume).
         let meta = serde_json::json!({
-            "t_g": self.opt_g.state().t,
-            "t_d": self.opt_d.state().t,
             "den_bits": self.ema.den.map(f64::to_bits),
         });
         Ok(MethodState { tensors, meta })
     }
 
-    fn load(&mut self, state: &MethodState) -> anyhow::Result<()> {
-        self.g.vs.load(&state.tensors, "g.")?;
-        self.d.vs.load(&state.tensors, "d.")?;
-        let t = |k: &str| state.meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("mmgan state: meta `{k}` missing"));
-        self.opt_g.load(t("t_g")?, &state.tensors, "opt_g.")?;
-        self.opt_d.load(t("t_d")?, &state.tensors, "opt_d.")?;
+    fn load_extra_state(&mut self, state: &MethodState) -> anyhow::Result<()> {
         let dfeat = self.d.feat_dim();
         let get = |k: &str, centre: bool| -> anyhow::Result<Option<Tensor>> {
             let Some(v) = state.tensors.get(k) else { return Ok(None) };
@@ -319,7 +316,7 @@ impl Method for Mmgan {
     fn figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut out = vec![];
-        let x = self.sample(256.min(64 * 4), rng)?;
+        let x = self.sample(64 * 4, rng)?;
         let png = ganfold_core::train::render_samples(&x, data, "MMGAN samples")?;
         let p = dir.join("samples.png");
         checkpoint::atomic_write(&p, &png)?;

@@ -8,6 +8,8 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use ganfold_core::nn::{self, BatchNorm, Conv2d, ConvCfg, ConvTranspose2d, Init, Linear, VarStore};
 use ganfold_core::{Discriminator, Generator, Rng, SampleShape};
 
+// One generator per run: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum GNet {
     /// z -> hidden -> hidden -> dim, ReLU (spec E1).
     Mlp { l1: Linear, l2: Linear, l3: Linear },
