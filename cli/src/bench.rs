@@ -145,8 +145,8 @@ fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs, mut torch: Optio
             }
         }
     }
-    if ganfold_core::ops::profile::enabled() {
-        let prof = ganfold_core::ops::profile::take();
+    if ganfold_kernels::profile::enabled() {
+        let prof = ganfold_kernels::profile::take();
         let total: f64 = times.iter().sum::<f64>() / 1e3;
         println!("profile of {name} ({} steps incl. warm-up; timed steps took {total:.2} s):", total_steps_label(a));
         for (k, n, secs) in prof {

@@ -5,8 +5,7 @@
 
 use candle_core::{Device, Tensor, Var};
 use ganfold_core::Rng;
-use ganfold_core::nn::ConvCfg;
-use ganfold_core::ops;
+use ganfold_kernels::{self as ops, ConvCfg};
 use std::time::Instant;
 
 #[global_allocator]

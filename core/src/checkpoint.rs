@@ -14,11 +14,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
-/// Testing knob (docs/reliability.md): `GANFOLD_SLOW_WRITE_MS=N` makes every atomic write
-/// pause N ms halfway through its temp file, so a kill test can land inside a write.
+/// Testing knob (docs/reliability.md), compiled in only with the `fault-injection` feature,
+/// which the CLI's tests turn on: `GANFOLD_SLOW_WRITE_MS=N` makes every atomic write pause N ms
+/// halfway through its temp file, so a kill test can land inside a write.
+#[cfg(feature = "fault-injection")]
 fn slow_write_ms() -> u64 {
     static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MS.get_or_init(|| std::env::var("GANFOLD_SLOW_WRITE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn slow_write_ms() -> u64 {
+    0
 }
 
 /// Temp files of [`atomic_write`] are `.<name>.<pid>.tmp`.

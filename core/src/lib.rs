@@ -24,7 +24,6 @@ pub mod loss;
 pub mod method;
 pub mod nets;
 pub mod nn;
-pub mod ops;
 pub mod optim;
 pub mod player;
 pub mod registry;

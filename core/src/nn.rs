@@ -209,7 +209,7 @@ pub struct Linear {
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.bias {
-            Some(b) if x.rank() == 2 => crate::ops::linear(x, &param(&self.weight), &param(b)),
+            Some(b) if x.rank() == 2 => ganfold_kernels::linear(x, &param(&self.weight), &param(b)),
             _ => add_channel_bias(x.matmul(&param(&self.weight).t()?)?, self.bias.as_ref()),
         }
     }
@@ -235,19 +235,12 @@ pub fn linear_with(inp: usize, out: usize, bias: bool, init: Init, vs: VsPath) -
     Ok(Linear { weight, bias })
 }
 
-/// Convolution hyper-parameters (square kernels).
-#[derive(Clone, Copy, Debug)]
-pub struct ConvCfg {
-    pub stride: usize,
-    pub padding: usize,
-    /// Only used by transposed convolutions.
-    pub output_padding: usize,
-}
+pub use ganfold_kernels::ConvCfg;
 
-impl ConvCfg {
-    pub const fn new(stride: usize, padding: usize) -> Self {
-        Self { stride, padding, output_padding: 0 }
-    }
+/// A convolution by a weight the caller computes (weight normalisation, for instance), through
+/// the same kernels as [`Conv2d`]. The weight is used as given, also inside [`frozen`].
+pub fn conv2d_by(x: &Tensor, weight: &Tensor, cfg: ConvCfg) -> Result<Tensor> {
+    ganfold_kernels::conv2d(x, weight, cfg)
 }
 
 /// 2-D convolution, weight (out, in, k, k).
@@ -261,8 +254,8 @@ pub struct Conv2d {
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.bias {
-            Some(b) => crate::ops::conv2d_bias(x, &param(&self.weight), &param(b), self.cfg),
-            None => crate::ops::conv2d(x, &param(&self.weight), self.cfg),
+            Some(b) => ganfold_kernels::conv2d_bias(x, &param(&self.weight), &param(b), self.cfg),
+            None => ganfold_kernels::conv2d(x, &param(&self.weight), self.cfg),
         }
     }
 }
@@ -271,7 +264,7 @@ impl Conv2d {
     /// leaky_relu(forward(x), slope), slope 0 for ReLU: one fused op on CPU.
     pub fn forward_act(&self, x: &Tensor, slope: f64) -> Result<Tensor> {
         match &self.bias {
-            Some(b) => crate::ops::conv2d_bias_act(x, &param(&self.weight), &param(b), self.cfg, Some(slope)),
+            Some(b) => ganfold_kernels::conv2d_bias_act(x, &param(&self.weight), &param(b), self.cfg, Some(slope)),
             None => leaky_relu(&self.forward(x)?, slope),
         }
     }
@@ -294,8 +287,8 @@ pub struct ConvTranspose2d {
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.bias {
-            Some(b) => crate::ops::conv_transpose2d_bias(x, &param(&self.weight), &param(b), self.cfg),
-            None => crate::ops::conv_transpose2d(x, &param(&self.weight), self.cfg),
+            Some(b) => ganfold_kernels::conv_transpose2d_bias(x, &param(&self.weight), &param(b), self.cfg),
+            None => ganfold_kernels::conv_transpose2d(x, &param(&self.weight), self.cfg),
         }
     }
 }
@@ -317,7 +310,7 @@ pub fn conv_transpose2d(
 
 fn add_channel_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(b) => crate::ops::bias_add(&y, &param(b)),
+        Some(b) => ganfold_kernels::bias_add(&y, &param(b)),
         None => Ok(y),
     }
 }
@@ -406,7 +399,7 @@ impl BatchNorm {
     /// Training-mode pass: normalise with batch statistics, update the running estimates,
     /// and return the statistics so paired passes (finite differences) can reuse them. The
     /// returned statistics are constants; the gradient of `y` flows through the batch statistics
-    /// as usual. On CPU this is one fused op (`ops::batch_norm_train`).
+    /// as usual. On CPU this is one fused op (`ganfold_kernels::batch_norm_train`).
     pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, BnStats)> {
         self.forward_train_act(x, None)
     }
@@ -422,11 +415,11 @@ impl BatchNorm {
             Some(b) => param(b),
             None => Tensor::zeros(c, x.dtype(), x.device())?,
         };
-        let (y, mean, var) = match crate::ops::batch_norm_train(x, &g, &b, self.eps, act)? {
+        let (y, mean, var) = match ganfold_kernels::batch_norm_train(x, &g, &b, self.eps, act)? {
             Some(fused) => fused,
             None => {
                 // Composed path (CUDA, other dtypes, second-order gradients): statistics in the graph.
-                let (mean, var) = crate::ops::batch_moments(x)?;
+                let (mean, var) = ganfold_kernels::batch_moments(x)?;
                 let y = self.forward_with_stats(x, &self.batch_stats(x)?)?;
                 let y = match act {
                     Some(slope) => leaky_relu(&y, slope)?,
@@ -464,14 +457,14 @@ impl BatchNorm {
     }
 }
 
-/// Leaky ReLU, max(x, slope * x) for slope in [0, 1] (fused on CPU: `ops::leaky_relu`).
+/// Leaky ReLU, max(x, slope * x) for slope in [0, 1] (fused on CPU: `ganfold_kernels::leaky_relu`).
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
-    crate::ops::leaky_relu(x, slope)
+    ganfold_kernels::leaky_relu(x, slope)
 }
 
-/// ReLU, max(x, 0) (fused on CPU: `ops::relu`).
+/// ReLU, max(x, 0) (fused on CPU: `ganfold_kernels::relu`).
 pub fn relu(x: &Tensor) -> Result<Tensor> {
-    crate::ops::relu(x)
+    ganfold_kernels::relu(x)
 }
 
 #[cfg(test)]

@@ -87,8 +87,8 @@ impl Adam {
 
     /// Backward pass of `loss` and one update of this optimizer's variables only.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = crate::ops::profile::timed("backward (whole pass)", || loss.backward())?;
-        crate::ops::profile::timed("adam update", || self.step(&grads))
+        let grads = ganfold_kernels::profile::timed("backward (whole pass)", || loss.backward())?;
+        ganfold_kernels::profile::timed("adam update", || self.step(&grads))
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {

@@ -4,8 +4,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use ganfold_core::Rng;
-use ganfold_core::nn::ConvCfg;
-use ganfold_core::ops;
+use ganfold_kernels::{self as ops, ConvCfg};
 
 /// L(x) = <r2, d<r, conv(x, w)²>/dx>: its gradient in x needs the backward of the backward
 /// (conv_t of conv). Checked against central differences of the first-order gradient (f64).

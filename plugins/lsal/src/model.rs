@@ -97,7 +97,7 @@ impl WnConv {
     }
 
     pub fn forward(&self, x: &Tensor, frozen: bool) -> Result<Tensor> {
-        let y = ganfold_core::ops::conv2d(x, &self.weight(frozen)?, self.cfg)?;
+        let y = ganfold_core::nn::conv2d_by(x, &self.weight(frozen)?, self.cfg)?;
         let b = maybe_detach(&self.b, frozen);
         y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)
     }

@@ -14,7 +14,7 @@
 //! (with `CANDLE_GRAD_DO_NOT_DETACH=1`). F32 and F64 run here; other dtypes and CUDA use Candle's
 //! kernels. Shapes: image x (B, C, H, W), kernel w (O, C, k, k), grid y (B, O, Ho, Wo).
 
-use crate::nn::ConvCfg;
+use crate::ConvCfg;
 use super::{gemm_into, slice, uninit};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
@@ -841,7 +841,7 @@ fn conv_t_implicit<T: WithDType>(g: &Geom, y: &[T], w: &[T], epi: Option<Epilogu
         && g.b.is_multiple_of(super::implicit::NR)
         && g.c >= 2 * rayon::current_num_threads()
         && super::implicit::available()
-        && std::env::var_os("GANFOLD_IMPLICIT").is_none_or(|v| v != "0");
+        && super::switches().implicit;
     let (y, w) = (as_f32(y)?, as_f32(w)?);
     if !usable {
         return None;
@@ -868,7 +868,7 @@ fn conv_implicit<T: WithDType>(g: &Geom, x: &[T], w: &[T], epi: Option<Epilogue<
         && g.o.is_multiple_of(8)
         && g.ho * g.wo >= 8 * rayon::current_num_threads()
         && super::implicit::available()
-        && std::env::var_os("GANFOLD_IMPLICIT").is_none_or(|v| v != "0");
+        && super::switches().implicit;
     if !usable {
         return None;
     }
@@ -912,7 +912,7 @@ impl<T> SyncPtr<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Rng;
+    use crate::test_rng::Rng;
     use candle_core::{DType, Device};
 
     fn cfgs() -> Vec<(ConvCfg, usize, usize)> {

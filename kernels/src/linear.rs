@@ -66,7 +66,7 @@ impl CustomOp3 for Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Rng;
+    use crate::test_rng::Rng;
     use candle_core::{DType, Device, Var};
 
     /// Values and the three gradients against Candle's matmul plus broadcast bias (f64), only

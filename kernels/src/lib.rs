@@ -1,20 +1,28 @@
-//! Tensor operations whose CPU implementation ganfold controls (issue 11).
+//! # ganfold-kernels
 //!
-//! Layers call these instead of Candle's methods, so every plugin gets the fast kernels. On CPU,
-//! for f32 and f64, each op is a Candle `CustomOp` with its own backward: convolutions as GEMMs
-//! over the whole batch ([`conv`]), per-channel bias, (leaky) ReLU ([`pointwise`]) and training
-//! mode batch normalisation ([`norm`]) as single passes without Candle's broadcast and strided
+//! Tensor operations whose CPU implementation ganfold controls. `ganfold_core::nn`'s layers
+//! call these instead of Candle's methods, so every plugin gets the fast kernels without calling
+//! them itself. On CPU, for f32 and f64, each op is a Candle `CustomOp` with its own backward:
+//! convolutions as GEMMs over the whole batch ([`conv2d`], ...), per-channel bias, (leaky) ReLU
+//! and training-mode batch normalisation as single passes without Candle's broadcast and strided
 //! reductions, which dominated the profile of the DCGAN step. Elsewhere (CUDA, other dtypes) the
-//! same functions compose Candle's ops. `GANFOLD_KERNELS=candle` forces Candle's ops everywhere
-//! (before/after comparisons, bisecting a numerical difference). The transposed convolution
-//! fuses its col2im into the GEMM on AVX-512 CPUs, and a frozen convolution reads the image in
-//! place ([`implicit`]); `GANFOLD_IMPLICIT=0` turns both off (column matrix + `gemm` instead).
+//! same functions compose Candle's ops. The transposed convolution fuses its col2im into the
+//! GEMM on AVX-512 CPUs, and a frozen convolution reads the image in place (`implicit`).
+//!
+//! The environment switches are read once, on first use ([`switches`]):
+//! - `GANFOLD_KERNELS=candle`: Candle's ops everywhere (before/after comparisons, bisecting a
+//!   numerical difference);
+//! - `GANFOLD_IMPLICIT=0`: no implicit (column-free) convolutions, column matrix + GEMM instead;
+//! - `GANFOLD_PROFILE=1`: per-kernel wall time ([`profile`], printed by `ganfold bench`);
+//! - `CANDLE_GRAD_DO_NOT_DETACH` (Candle's own, same parsing): second-order gradients asked for.
 
 mod conv;
 mod implicit;
 mod linear;
 mod norm;
 mod pointwise;
+#[cfg(test)]
+mod test_rng;
 
 pub use conv::{conv_transpose2d, conv_transpose2d_bias, conv2d, conv2d_bias, conv2d_bias_act};
 pub use linear::linear;
@@ -23,18 +31,62 @@ pub use pointwise::{bias_add, leaky_relu, relu};
 
 use candle_core::{DType, Device, Error, Layout, Result, Tensor, WithDType};
 
-/// `GANFOLD_KERNELS=candle` forces Candle's own kernels.
-pub fn candle_kernels_forced() -> bool {
-    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FORCED.get_or_init(|| std::env::var("GANFOLD_KERNELS").is_ok_and(|v| v == "candle"))
+/// The environment switches, read once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switches {
+    /// `GANFOLD_KERNELS=candle`: Candle's own ops everywhere.
+    pub candle_only: bool,
+    /// Implicit (column-free) convolutions allowed; `GANFOLD_IMPLICIT=0` turns them off.
+    pub implicit: bool,
+    /// `GANFOLD_PROFILE=1`: collect per-kernel wall time.
+    pub profile: bool,
+    /// Gradients of gradients asked for (`CANDLE_GRAD_DO_NOT_DETACH`). Ops whose fused backward
+    /// is not itself differentiable (batch norm) then compose Candle's ops instead, so
+    /// second-order terms are never silently dropped.
+    pub second_order: bool,
 }
 
-/// Whether gradients of gradients were asked for (Candle's `CANDLE_GRAD_DO_NOT_DETACH`, same
-/// parsing). Ops whose fused backward is not itself differentiable (batch norm) then compose
-/// Candle's ops instead, so second-order terms are never silently dropped.
+impl Switches {
+    fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok();
+        Self {
+            candle_only: var("GANFOLD_KERNELS").is_some_and(|v| v == "candle"),
+            implicit: var("GANFOLD_IMPLICIT").is_none_or(|v| v != "0"),
+            profile: var("GANFOLD_PROFILE").is_some_and(|v| v == "1"),
+            second_order: var("CANDLE_GRAD_DO_NOT_DETACH").is_some_and(|s| !s.is_empty() && s != "0"),
+        }
+    }
+}
+
+/// The switches of this process (read from the environment on the first call).
+pub fn switches() -> &'static Switches {
+    static S: std::sync::OnceLock<Switches> = std::sync::OnceLock::new();
+    S.get_or_init(Switches::from_env)
+}
+
+/// `GANFOLD_KERNELS=candle` forces Candle's own kernels.
+pub fn candle_kernels_forced() -> bool {
+    switches().candle_only
+}
+
+/// Whether gradients of gradients were asked for ([`Switches::second_order`]).
 pub fn second_order() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0"))
+    switches().second_order
+}
+
+/// Convolution hyper-parameters (square kernels).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvCfg {
+    pub stride: usize,
+    pub padding: usize,
+    /// Only used by transposed convolutions.
+    pub output_padding: usize,
+}
+
+impl ConvCfg {
+    pub const fn new(stride: usize, padding: usize) -> Self {
+        Self { stride, padding, output_padding: 0 }
+    }
 }
 
 /// True when the fused CPU kernels apply to all of `ts`: CPU, one float dtype (f32 or f64).
@@ -248,8 +300,7 @@ pub mod profile {
     static TABLE: Mutex<BTreeMap<&'static str, (u64, f64)>> = Mutex::new(BTreeMap::new());
 
     pub fn enabled() -> bool {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| std::env::var("GANFOLD_PROFILE").is_ok_and(|v| v == "1"))
+        super::switches().profile
     }
 
     /// Runs `f`, adding its wall time to `name` when profiling.
@@ -299,7 +350,7 @@ mod tests {
     //! The fused pointwise and batch-norm ops against Candle's composed ops (values and
     //! gradients) and against central differences (f64, eps 1e-5).
     use super::*;
-    use crate::Rng;
+    use crate::test_rng::Rng;
     use candle_core::Var;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
