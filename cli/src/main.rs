@@ -118,18 +118,12 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    // Candle's own elementwise thread pool spins between ops; on a few cores it competes with
-    // the GEMM threads that do the real work (measured: ~10 % of the DCGAN step on 2 cores).
-    // ganfold's kernels parallelise the heavy elementwise work themselves. A user's setting wins.
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // SAFETY: first statement of main, before any thread exists.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
-    }
+    // The library's process settings (Candle's thread count, a worker pool to run on); the
+    // allocator above is the one thing only a binary can choose.
+    ganfold_kernels::runtime::tune();
     keep_freed_memory();
     let cli = Cli::parse();
-    // Run on a rayon worker: the main thread is then one of the pool's threads instead of a third
-    // thread that competes with spinning idle workers for the cores between parallel kernels.
-    match rayon::ThreadPoolBuilder::new().build().map(|pool| pool.install(|| run(cli))).unwrap_or_else(|e| Err(e.into())) {
+    match ganfold_kernels::runtime::install(|| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -167,8 +167,13 @@ pub fn train(cfg: RunConfig, out: Option<PathBuf>, progress: bool) -> anyhow::Re
     train_with(cfg, out, Options::progress(progress))
 }
 
-/// [`train`] with a step hook.
+/// [`train`] with a step hook. Runs under the kernels' process settings
+/// ([`ganfold_kernels::runtime`]), so a notebook trains at the CLI's speed.
 pub fn train_with(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Result<Summary> {
+    ganfold_kernels::runtime::install(|| train_here(cfg, out, opts))
+}
+
+fn train_here(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Result<Summary> {
     cfg.train.validate()?;
     let device = parse_device(&cfg.train.device)?;
     let data = crate::data::load(&cfg.train.data, cfg.train.seed)?;
@@ -211,8 +216,12 @@ pub fn resume_with(dir: &Path, cfg: RunConfig, steps: Option<usize>, progress: b
     resume_with_options(dir, cfg, steps, Options::progress(progress))
 }
 
-/// [`resume_with`] with a step hook.
-pub fn resume_with_options(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Options) -> anyhow::Result<Summary> {
+/// [`resume_with`] with a step hook, under the same process settings as [`train_with`].
+pub fn resume_with_options(dir: &Path, cfg: RunConfig, steps: Option<usize>, opts: Options) -> anyhow::Result<Summary> {
+    ganfold_kernels::runtime::install(|| resume_here(dir, cfg, steps, opts))
+}
+
+fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Options) -> anyhow::Result<Summary> {
     if let Some(s) = steps {
         cfg.train.steps = s;
     }

@@ -21,6 +21,7 @@ mod implicit;
 mod linear;
 mod norm;
 mod pointwise;
+pub mod runtime;
 #[cfg(test)]
 mod test_rng;
 
