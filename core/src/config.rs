@@ -123,8 +123,10 @@ impl RunConfig {
         let merged_train = merge_checked(&defaults_train, &train_t, "train")?;
         cfg.train = toml::Value::Table(merged_train).try_into().context("invalid [train] section")?;
         if let Some(m) = t.remove("method") {
-            let toml::Value::Table(m) = m else { bail!("`method` must be a table") };
-            cfg.method = merge_checked(&cfg.method, &m, &format!("method {name}"))?;
+            let toml::Value::Table(mut m) = m else { bail!("`method` must be a table") };
+            let ctx = format!("method {name}");
+            rename_keys(&mut m, crate::registry::method(&name)?.renamed_keys, &ctx)?;
+            cfg.method = merge_checked(&cfg.method, &m, &ctx)?;
         }
         Ok(cfg)
     }
@@ -137,6 +139,13 @@ impl RunConfig {
         };
         let key = key.trim();
         let value = parse_value(value.trim());
+        let renamed = crate::registry::method(&self.train.method).map(|e| e.renamed_keys).unwrap_or(&[]);
+        let old = key.strip_prefix("method.").unwrap_or(key);
+        let news: Vec<&str> = renamed.iter().filter(|(o, _)| *o == old).map(|(_, n)| *n).collect();
+        if !news.is_empty() && lookup(&self.method, old).is_none() {
+            let ctx = format!("method {}", self.train.method);
+            return news.iter().try_for_each(|n| set_checked(&mut self.method, n, value.clone(), &ctx));
+        }
         let (section, path) = if let Some(k) = key.strip_prefix("train.") {
             ("train", k)
         } else if let Some(k) = key.strip_prefix("method.") {
@@ -239,6 +248,34 @@ fn set_checked(t: &mut toml::Table, path: &str, value: toml::Value, ctx: &str) -
     }
 }
 
+/// Moves each old key of `t` (a user's partial method table) to its new place(s); giving both
+/// the old and the new name is an error.
+fn rename_keys(t: &mut toml::Table, renamed: &[(&str, &str)], ctx: &str) -> anyhow::Result<()> {
+    for (i, (old, _)) in renamed.iter().enumerate() {
+        if renamed[..i].iter().any(|(o, _)| o == old) {
+            continue;
+        }
+        let Some(value) = t.remove(*old) else { continue };
+        for (_, new) in renamed.iter().filter(|(o, _)| o == old) {
+            if lookup(t, new).is_some() {
+                bail!("config key `{old}` ({ctx}) is the old name of `{new}`; give only `{new}`");
+            }
+            let mut parts: Vec<&str> = new.split('.').collect();
+            let leaf = parts.pop().unwrap_or(new);
+            let mut cur = &mut *t;
+            for p in parts {
+                let slot = cur.entry(p).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(sub) = slot else {
+                    bail!("config key `{p}` ({ctx}) must be a table");
+                };
+                cur = sub;
+            }
+            cur.insert(leaf.to_string(), value.clone());
+        }
+    }
+    Ok(())
+}
+
 /// `overrides` laid over `defaults`; every override key must exist in the defaults (except
 /// under tables the defaults leave empty, which are free-form), with a compatible type.
 pub fn merge_checked(defaults: &toml::Table, overrides: &toml::Table, ctx: &str) -> anyhow::Result<toml::Table> {
@@ -308,6 +345,21 @@ mod tests {
         let e = c.set("loss.nope=1").unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
         assert!(c.set("justakey").is_err());
+    }
+
+    #[test]
+    fn old_key_names_move_to_their_new_places() -> anyhow::Result<()> {
+        let renamed = [("nz", "latent_dim"), ("lr_g", "opt_g.lr"), ("beta1", "opt_g.beta1"), ("beta1", "opt_d.beta1")];
+        let mut t: toml::Table = toml::from_str("nz = 8\nlr_g = 0.1\nbeta1 = 0.3\nngf = 4\n[opt_d]\nlr = 0.2")?;
+        rename_keys(&mut t, &renamed, "method m")?;
+        let want: toml::Table = toml::from_str(
+            "latent_dim = 8\nngf = 4\n[opt_g]\nlr = 0.1\nbeta1 = 0.3\n[opt_d]\nlr = 0.2\nbeta1 = 0.3",
+        )?;
+        assert_eq!(t, want);
+        let mut both: toml::Table = toml::from_str("nz = 8\nlatent_dim = 9")?;
+        let e = rename_keys(&mut both, &renamed, "method m").unwrap_err().to_string();
+        assert!(e.contains("`nz`") && e.contains("`latent_dim`"), "{e}");
+        Ok(())
     }
 
     #[test]

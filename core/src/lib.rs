@@ -11,6 +11,7 @@
 //! inventory::submit! { ganfold_core::MethodEntry {
 //!     name: "dcgan", paper: "...", summary: "...",
 //!     default_config: ganfold_core::config::table_of::<DcganConfig>,
+//!     renamed_keys: &[],
 //!     build: Dcgan::build,
 //! } }
 //! ```

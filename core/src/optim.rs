@@ -11,8 +11,10 @@ use candle_core::{CpuStorage, Layout, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Adam hyper-parameters. `weight_decay` is decoupled (AdamW); 0 gives plain Adam.
+/// Adam hyper-parameters, a nested table of a method's config (`[method.opt_g]`).
+/// `weight_decay` is decoupled (AdamW); 0 gives plain Adam.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdamConfig {
     pub lr: f64,
     pub beta1: f64,

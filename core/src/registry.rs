@@ -17,6 +17,11 @@ pub struct MethodEntry {
     pub summary: &'static str,
     /// The configuration with every default, as a TOML table.
     pub default_config: fn() -> toml::Table,
+    /// Old key names still accepted in config files and `--set`, as `(old, new)`: `new` may be
+    /// a dotted path into a nested table, and one old key may feed several new ones (a shared
+    /// `beta1` that became `opt_g.beta1` and `opt_d.beta1`). Run directories and published
+    /// models written with the old names keep loading.
+    pub renamed_keys: &'static [(&'static str, &'static str)],
     pub build: fn(&BuildContext<'_>) -> anyhow::Result<Box<dyn Method>>,
 }
 inventory::collect!(MethodEntry);

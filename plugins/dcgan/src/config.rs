@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DcganConfig {
-    /// Latent size (DCGAN: 100).
-    pub nz: usize,
+    /// Size of the noise z (DCGAN: 100).
+    pub latent_dim: usize,
     /// Generator base width (the reference step: 64).
     pub ngf: usize,
     /// Discriminator base width (the reference step: 64).
@@ -18,11 +18,9 @@ pub struct DcganConfig {
     pub arch: ArchChoice,
     /// Hidden width of the MLP variant (the 2-D toy benchmarks use 128).
     pub hidden: usize,
-    /// Adam learning rates and betas (DCGAN: 2e-4, (0.5, 0.999)).
-    pub lr_g: f64,
-    pub lr_d: f64,
-    pub beta1: f64,
-    pub beta2: f64,
+    /// Adam of G and of D (DCGAN: lr 2e-4, betas (0.5, 0.999)).
+    pub opt_g: AdamConfig,
+    pub opt_d: AdamConfig,
     /// Penalties added to the generator loss: `[{ name = "mmgan-correlation", weight = 1.0 }]`.
     pub regularizers: Vec<toml::Table>,
 }
@@ -30,15 +28,13 @@ pub struct DcganConfig {
 impl Default for DcganConfig {
     fn default() -> Self {
         Self {
-            nz: 100,
+            latent_dim: 100,
             ngf: 64,
             ndf: 64,
             arch: ArchChoice::Auto,
             hidden: 128,
-            lr_g: 2e-4,
-            lr_d: 2e-4,
-            beta1: 0.5,
-            beta2: 0.999,
+            opt_g: AdamConfig::dcgan(2e-4),
+            opt_d: AdamConfig::dcgan(2e-4),
             regularizers: vec![],
         }
     }
@@ -46,19 +42,23 @@ impl Default for DcganConfig {
 
 impl DcganConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
-        for (k, v) in [("nz", self.nz), ("ngf", self.ngf), ("ndf", self.ndf), ("hidden", self.hidden)] {
+        for (k, v) in [("latent_dim", self.latent_dim), ("ngf", self.ngf), ("ndf", self.ndf), ("hidden", self.hidden)] {
             if v == 0 {
                 anyhow::bail!("dcgan: `{k}` must be at least 1");
             }
         }
-        for (name, lr) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
-            self.adam(lr).validate(&format!("dcgan `{name}`"))?;
-        }
-        Ok(())
-    }
-
-    /// Adam at learning rate `lr` with the configured betas.
-    pub fn adam(&self, lr: f64) -> AdamConfig {
-        AdamConfig { lr, beta1: self.beta1, beta2: self.beta2, eps: 1e-8, weight_decay: 0.0 }
+        self.opt_g.validate("dcgan `opt_g`")?;
+        self.opt_d.validate("dcgan `opt_d`")
     }
 }
+
+/// Key names of earlier versions, still accepted (`MethodEntry::renamed_keys`).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("nz", "latent_dim"),
+    ("lr_g", "opt_g.lr"),
+    ("lr_d", "opt_d.lr"),
+    ("beta1", "opt_g.beta1"),
+    ("beta1", "opt_d.beta1"),
+    ("beta2", "opt_g.beta2"),
+    ("beta2", "opt_d.beta2"),
+];

@@ -18,6 +18,7 @@ inventory::submit! {
         paper: "Radford, Metz, Chintala. Unsupervised Representation Learning with Deep Convolutional GANs. ICLR 2016",
         summary: "baseline DCGAN (28x28 conv nets, MLPs for 2-D points), non-saturating loss",
         default_config: ganfold_core::config::table_of::<DcganConfig>,
+        renamed_keys: config::RENAMED_KEYS,
         build: method::build,
     }
 }

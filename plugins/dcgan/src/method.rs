@@ -33,15 +33,15 @@ impl Dcgan {
         let g_vs = VarStore::new(DType::F32, device, Rng::derive(seed, "init-g"));
         let d_vs = VarStore::new(DType::F32, device, Rng::derive(seed, "init-d"));
         let arch = Arch::choose(cfg.arch, shape, ConvFit::Only28, "dcgan")?;
-        let g = Gen::new(arch, shape, cfg.nz, cfg.ngf, cfg.hidden, g_vs.root())?;
+        let g = Gen::new(arch, shape, cfg.latent_dim, cfg.ngf, cfg.hidden, g_vs.root())?;
         let d = Disc::new(arch, cfg.ndf, cfg.hidden, d_vs.root())?;
-        let players = [Player::new("g", g_vs, cfg.adam(cfg.lr_g))?, Player::new("d", d_vs, cfg.adam(cfg.lr_d))?];
+        let players = [Player::new("g", g_vs, cfg.opt_g)?, Player::new("d", d_vs, cfg.opt_d)?];
         let regs = ganfold_core::registry::build_regularizers(&cfg.regularizers)?;
         Ok(Self { cfg, g, d, players, regs, device: device.clone() })
     }
 
     fn noise(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
-        rng.randn((n, self.cfg.nz), 0.0, 1.0, &self.device)
+        rng.randn((n, self.cfg.latent_dim), 0.0, 1.0, &self.device)
     }
 }
 
@@ -113,7 +113,7 @@ impl Method for Dcgan {
 
 impl Generator for Dcgan {
     fn latent_dim(&self) -> usize {
-        self.cfg.nz
+        self.cfg.latent_dim
     }
     fn generate(&self, z: &Tensor) -> candle_core::Result<Tensor> {
         self.g.forward_t(z, false)
@@ -136,7 +136,7 @@ mod tests {
     use ganfold_core::nets::ArchChoice;
 
     fn tiny(shape: SampleShape) -> Dcgan {
-        let cfg = DcganConfig { nz: 8, ngf: 4, ndf: 4, hidden: 16, ..Default::default() };
+        let cfg = DcganConfig { latent_dim: 8, ngf: 4, ndf: 4, hidden: 16, ..Default::default() };
         Dcgan::new(cfg, shape, &Device::Cpu, 0).unwrap()
     }
 
@@ -189,6 +189,23 @@ mod tests {
         other.load(&saved)?;
         let (a, b) = (m.sample(4, &mut Rng::new(9))?, other.sample(4, &mut Rng::new(9))?);
         assert_eq!(a.to_vec2::<f32>()?, b.to_vec2::<f32>()?);
+        Ok(())
+    }
+
+    /// Configs written with the earlier key names (run directories, published models) load.
+    #[test]
+    fn old_key_names_are_accepted() -> anyhow::Result<()> {
+        let old = "[train]\nmethod = \"dcgan\"\n[method]\nnz = 7\nlr_g = 0.001\nbeta1 = 0.4\n";
+        let mut cfg = ganfold_core::RunConfig::from_toml(old, None)?;
+        let parsed: DcganConfig = ganfold_core::config::parse(&cfg.method, "dcgan")?;
+        assert_eq!((parsed.latent_dim, parsed.opt_g.lr, parsed.opt_d.lr), (7, 0.001, 2e-4));
+        assert_eq!((parsed.opt_g.beta1, parsed.opt_d.beta1), (0.4, 0.4));
+        cfg.set("beta2=0.9")?;
+        cfg.set("method.nz=3")?;
+        let parsed: DcganConfig = ganfold_core::config::parse(&cfg.method, "dcgan")?;
+        assert_eq!((parsed.latent_dim, parsed.opt_g.beta2, parsed.opt_d.beta2), (3, 0.9, 0.9));
+        let both = "[train]\nmethod = \"dcgan\"\n[method]\nnz = 7\nlatent_dim = 8\n";
+        assert!(ganfold_core::RunConfig::from_toml(both, None).is_err());
         Ok(())
     }
 }

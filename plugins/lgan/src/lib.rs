@@ -19,7 +19,8 @@
 //!   feature matching L_G and Omega_G.
 //!
 //! Every derivative in z is a central finite difference over a random subset S of the
-//! coordinates (spec §3, as both authors' codes do), so parameter gradients need one ordinary
+//! coordinates (the paper does not say how; both authors' codes do this, and Candle has no
+//! double backward), so parameter gradients need one ordinary
 //! backward pass. The regularizer is registered on its own as `lgan-local` (see [`reg`]).
 //!
 //! Modules: [`config`] (defaults and their sources), [`model`] (networks), [`reg`] (Omega_G and
@@ -40,6 +41,7 @@ ganfold_core::inventory::submit! {
         paper: "Qi, Zhang, Hu. Global versus Localized Generative Adversarial Nets. CVPR 2018",
         summary: "local generator G(x, z) with locality and orthonormal-tangent priors; generation and (K+1)-class SSL with a manifold-gradient penalty",
         default_config: ganfold_core::config::table_of::<LganConfig>,
+        renamed_keys: &[],
         build: method::build,
     }
 }

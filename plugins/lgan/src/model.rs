@@ -40,7 +40,8 @@ enum GenNet {
 /// The local generator G(x, z).
 ///
 /// Deviation: no BatchNorm in G (the authors' code has BN on both halves). Batch-coupled
-/// normalisation makes the finite-difference Jacobian wrong by an O(1) term (spec §3), and the
+/// normalisation makes the finite-difference Jacobian wrong by an O(1) term (shifting every row
+/// of the `+delta` batch moves the batch mean, and that shift does not vanish as delta -> 0), and the
 /// `LocalGenerator` contract evaluates G on arbitrary batches; without BN every sample's output
 /// depends on that sample only, so `G(x, ±delta e_j)` differences are exact derivatives of one chart.
 pub struct LocalGen {
@@ -150,7 +151,8 @@ impl LocalGenerator for LocalGen {
         self.n
     }
 
-    /// Sec. 5.1: "feature vector added with a noise vector of the same dimension" (spec A7: add).
+    /// Paper Sec. 5.1: "feature vector added with a noise vector of the same dimension", so z is
+    /// added to an N-dim encoder output (the authors' SSL code concatenates instead).
     fn forward_local(&self, x: &Tensor, z: &Tensor, _train: bool) -> Result<Tensor> {
         let h = self.encode(x)?;
         let out = self.decode(&(&h + z.to_dtype(x.dtype())?)?)?;
@@ -177,7 +179,8 @@ enum CriticNet {
 ///
 /// Deviation (SSL): the paper's Conv-Small is for 32x32 RGB, with weight-norm and dropout. Ours
 /// is sized for 28x28, without BN, weight-norm or dropout, so the paired finite-difference passes
-/// of the manifold penalty are deterministic and batch-independent (spec §3 "dropout ... Off").
+/// of the manifold penalty are deterministic and batch-independent (fresh dropout masks in the
+/// two passes would make their difference, divided by delta, mostly dropout noise).
 pub struct Critic {
     net: CriticNet,
     head: Linear,

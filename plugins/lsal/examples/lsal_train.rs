@@ -1,5 +1,5 @@
-//! Trains `lsal` through the shared trainer (`ganfold_core::train`), as `ganfold train lsal`
-//! will once the CLI lands: `lsal_train [--out DIR] [--set key=value]...`
+//! Trains `lsal` through the shared trainer (`ganfold_core::train`), with the same keys
+//! as `ganfold train lsal`: `lsal_train [--out DIR] [--set key=value]...`
 //! (`--set data=mnist --set steps=2000 --set mode=ssl ...`).
 
 use ganfold_core::RunConfig;

@@ -1,51 +1,59 @@
 //! LSAL configuration (`[method]` table of a `ganfold train lsal` run).
 //!
-//! Every default names its source: [PAPER] the ECCV 2018 text, [CODE] the authors'
-//! `lsal-blocks` scripts, [REC] a recommendation of `shared/specs/lsal.md`.
+//! Every default names its source: the ECCV 2018 paper, the authors' public code
+//! (`maple-research-lab/lsal-blocks` scripts), or "our choice" with the reason where both are silent.
 
+use ganfold_core::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LsalConfig {
     /// `unsup` (Sec. 3, the three-player game) or `ssl` (Sec. 5, class-aware loss network).
-    pub mode: String,
-    /// Latent size d_z; 0 picks 64 for images (spec errata 5) and 2 for 2-D points (spec E1).
+    pub mode: Mode,
+    /// Latent size d_z; 0 picks 64 for images and 2 for 2-D points. The paper
+    /// gives no d_z; the authors' scripts use 64 (CIFAR-10) to 256; 2 is the points' own dimension.
     pub latent_dim: usize,
     /// mu of Eq. (1), weight of the ambient margin ||x - G(z)||_1 (L1 sum over pixels).
-    /// [CODE] uses 0.004 for pixels in [0, 1]; ganfold's images are in [-1, 1], where every
-    /// L1 distance is twice as large, so 0.002 keeps the weighted margin on the [CODE] scale.
+    /// The paper gives no value; the authors' `lsal-blocks` code uses 0.004 for pixels in [0, 1].
+    /// ganfold's images are in [-1, 1], where every L1 distance is twice as large, so 0.002 keeps
+    /// the weighted margin on the authors' scale.
     pub ambient_weight: f64,
-    /// nu of Eq. (1), weight of the manifold margin ||Q(x) - z||_1. [CODE]: 0.018.
+    /// nu of Eq. (1), weight of the manifold margin ||Q(x) - z||_1. The paper gives
+    /// no value; the authors' code uses 0.018.
     pub manifold_weight: f64,
-    /// eta of the cost C_eta(a) = max(a, eta a); must be <= 1. 0 = hinge [PAPER experiments],
+    /// eta of the cost C_eta(a) = max(a, eta a); must be <= 1. 0 = hinge (the paper's experiments),
     /// 1 = WGAN-like, -1 = |a| (Sec. 3.2).
     pub cost_slope: f64,
-    /// Clip every loss-network weight to [-c, c] after each update (0 = off). Spec §4 [REC]:
-    /// a Lipschitz control is required when eta > 0, since the objective is then unbounded below.
+    /// Clip every loss-network weight to [-c, c] after each update (0 = off). The paper
+    /// uses none (with the hinge, S is bounded below by 0). Our choice, as in GLS-GAN's code
+    /// (`guojunq/glsgan`, clip 0.04): a Lipschitz control is required when eta > 0, since the
+    /// objective is then unbounded below.
     pub weight_clip: f64,
-    /// `simultaneous` (both players' gradients from one forward, [CODE]) or `alternating`
-    /// (G/Q gradients through the already-updated L). Spec §3.4, §9.5.
-    pub schedule: String,
-    /// Adam learning rate for image generation, 1e-4 [PAPER].
-    pub lr: f64,
-    /// Adam beta1 = 0.5, beta2 = 0.99 [PAPER].
-    pub beta1: f64,
-    pub beta2: f64,
-    /// Drop probability in front of the loss network's FC layers, 0.2 [PAPER] (spec §9.17).
+    /// `simultaneous` (both players' gradients from one forward, as the authors' code does) or
+    /// `alternating` (G/Q gradients through the already-updated L). The paper fixes no schedule.
+    pub schedule: Schedule,
+    /// Adam of all three players: lr 1e-4 for generation, beta1 = 0.5, beta2 = 0.99 (paper
+    /// Sec. 6). In `ssl` mode the learning rate follows `ssl_lr` and its schedule instead.
+    pub adam: AdamConfig,
+    /// Drop probability in front of the loss network's FC layers: the paper's "ratio of 0.2"
+    /// (Sec. 6), read as a drop probability as in the authors' code.
     pub dropout: f64,
-    /// Weight normalisation on the loss network's conv layers [PAPER] and FC layers (spec §9.9 [REC]).
+    /// Weight normalisation on the loss network's conv layers (paper Sec. 6) and, our choice,
+    /// its FC layers too (the paper does not say).
     pub weight_norm: bool,
-    /// Base channel width of the 28x28 conv nets (DCGAN-like, sized for a 2-core CPU) [REC].
+    /// Base channel width of the 28x28 conv nets (DCGAN-like, sized for a 2-core CPU; our choice).
     pub width: usize,
-    /// Hidden units of the MLPs used for 2-D points (spec §11.2: 128-256) [REC].
+    /// Hidden units of the MLPs used for 2-D points (our choice; the paper has no toy experiment).
     pub hidden: usize,
     /// SSL: number of labelled training images, drawn balanced over the classes.
     pub labels: usize,
-    /// SSL: lambda of Eq. (8), weight of the unlabelled objective S_u. 1 to start (spec E3).
+    /// SSL: lambda of Eq. (8), weight of the unlabelled objective S_u. The paper tunes it on
+    /// a validation set and reports no value; 1 is our starting point.
     pub unlabelled_weight: f64,
-    /// SSL learning-rate schedule [PAPER Sec. 6.1]: 6e-4, times `ssl_lr_decay` every
-    /// `ssl_lr_decay_epochs` epochs, floored at 3e-4 (multiplicative reading, spec §9.15).
+    /// SSL learning-rate schedule (paper Sec. 6.1): 6e-4, times `ssl_lr_decay` every
+    /// `ssl_lr_decay_epochs` epochs, floored at 3e-4. "Decays by 5% every 50 epochs" is read
+    /// as multiplicative (x0.95), the usual reading.
     pub ssl_lr: f64,
     pub ssl_lr_floor: f64,
     pub ssl_lr_decay: f64,
@@ -55,16 +63,14 @@ pub struct LsalConfig {
 impl Default for LsalConfig {
     fn default() -> Self {
         Self {
-            mode: "unsup".into(),
+            mode: Mode::Unsupervised,
             latent_dim: 0,
             ambient_weight: 0.002,
             manifold_weight: 0.018,
             cost_slope: 0.0,
             weight_clip: 0.0,
-            schedule: "simultaneous".into(),
-            lr: 1e-4,
-            beta1: 0.5,
-            beta2: 0.99,
+            schedule: Schedule::Simultaneous,
+            adam: AdamConfig { lr: 1e-4, beta1: 0.5, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 },
             dropout: 0.2,
             weight_norm: true,
             width: 32,
@@ -80,33 +86,37 @@ impl Default for LsalConfig {
 }
 
 /// Training mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
+    #[serde(rename = "unsup")]
     Unsupervised,
+    #[serde(rename = "ssl")]
     SemiSupervised,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Unsupervised => "unsup",
+            Mode::SemiSupervised => "ssl",
+        }
+    }
+}
+
+/// Order of the players' updates within a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Simultaneous,
+    Alternating,
+}
+
+/// Key names of earlier versions, still accepted (`MethodEntry::renamed_keys`).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[("lr", "adam.lr"), ("beta1", "adam.beta1"), ("beta2", "adam.beta2")];
+
 impl LsalConfig {
-    pub fn mode(&self) -> anyhow::Result<Mode> {
-        match self.mode.as_str() {
-            "unsup" => Ok(Mode::Unsupervised),
-            "ssl" => Ok(Mode::SemiSupervised),
-            m => anyhow::bail!("lsal: unknown mode `{m}` (expected `unsup` or `ssl`)"),
-        }
-    }
-
-    pub fn alternating(&self) -> anyhow::Result<bool> {
-        match self.schedule.as_str() {
-            "simultaneous" => Ok(false),
-            "alternating" => Ok(true),
-            s => anyhow::bail!("lsal: unknown schedule `{s}` (expected `simultaneous` or `alternating`)"),
-        }
-    }
-
     /// Rejects impossible values with a message naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.mode()?;
-        self.alternating()?;
         let fin = |k: &str, v: f64| -> anyhow::Result<()> {
             if !v.is_finite() {
                 anyhow::bail!("lsal: `{k}` must be finite, got {v}");
@@ -133,18 +143,14 @@ impl LsalConfig {
         if self.cost_slope > 0.0 && self.weight_clip == 0.0 {
             anyhow::bail!(
                 "lsal: cost_slope = {} > 0 makes the loss-network objective unbounded below; set a Lipschitz \
-                 control, e.g. `--set weight_clip=0.04` (spec §4)",
+                 control, e.g. `--set weight_clip=0.04`",
                 self.cost_slope
             );
         }
-        for (k, v) in [("lr", self.lr), ("ssl_lr", self.ssl_lr), ("ssl_lr_floor", self.ssl_lr_floor)] {
+        self.adam.validate("lsal `adam`")?;
+        for (k, v) in [("ssl_lr", self.ssl_lr), ("ssl_lr_floor", self.ssl_lr_floor)] {
             if !(v.is_finite() && v > 0.0) {
                 anyhow::bail!("lsal: `{k}` must be positive and finite, got {v}");
-            }
-        }
-        for (k, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&v) {
-                anyhow::bail!("lsal: `{k}` must be in [0, 1), got {v}");
             }
         }
         if !(0.0..1.0).contains(&self.dropout) {
@@ -166,7 +172,7 @@ impl LsalConfig {
         Ok(())
     }
 
-    /// The SSL learning rate at `epoch` [PAPER Sec. 6.1]:
+    /// The SSL learning rate at `epoch` (paper Sec. 6.1):
     /// max(floor, lr0 * decay^floor(epoch / every)).
     pub fn ssl_lr_at(&self, epoch: f64) -> f64 {
         let k = (epoch / self.ssl_lr_decay_epochs).floor().max(0.0);

@@ -22,7 +22,8 @@
 //! [`model`] (the three networks: conv nets for images, MLPs for 2-D points), [`method`]
 //! (the training step, evaluation and figures), [`config`].
 //!
-//! Spec: `shared/specs/lsal.md` (with its errata), decisions tagged "Spec §x [REC]" in the code.
+//! Where the paper leaves a choice open, the code says which choice it makes and why; departures
+//! from the paper are marked "Deviation:" (see also the README).
 
 pub mod config;
 pub mod method;
@@ -38,6 +39,7 @@ inventory::submit! {
         paper: "Edraki, Qi. Generalized Loss-Sensitive Adversarial Learning with Manifold Margins. ECCV 2018",
         summary: "three-player game G(z), Q(x), L(x, z) with ambient + manifold margins; `mode=ssl` for semi-supervised",
         default_config: ganfold_core::config::table_of::<LsalConfig>,
+        renamed_keys: config::RENAMED_KEYS,
         build: method::build,
     }
 }

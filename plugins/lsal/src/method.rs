@@ -1,7 +1,7 @@
-//! The LSAL training step (spec §3.4, errata 3) and its semi-supervised variant (Sec. 5, errata 4),
+//! The LSAL training step (paper Sec. 3.2, objectives I-III) and its semi-supervised variant (Sec. 5, Eq. 7-10),
 //! plus evaluation (reconstruction error of G(Q(x)), SSL test error) and the paper's figures.
 
-use crate::config::{LsalConfig, Mode};
+use crate::config::{LsalConfig, Mode, Schedule};
 use crate::model::{self, Arch, Enc, Gen, LossNet};
 use crate::objective::{self, SslActs};
 use anyhow::Context;
@@ -56,7 +56,8 @@ pub fn build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
     Ok(Box::new(Lsal::new(cfg, cx, DType::F32)?))
 }
 
-/// A balanced, seeded draw of `n` labelled indices: n / K per class (spec E3).
+/// A balanced, seeded draw of `n` labelled indices: n / K per class (balanced, so no class
+/// is missing from a small labelled set).
 pub fn balanced_labels(labels: &[u32], classes: usize, n: usize, seed: u64) -> anyhow::Result<Vec<usize>> {
     if classes == 0 {
         anyhow::bail!("lsal: mode=ssl needs a labelled dataset (this one has no classes)");
@@ -82,7 +83,7 @@ impl Lsal {
     /// Builds the three players for `cx.data` in precision `dtype` (tests use F64).
     pub fn new(cfg: LsalConfig, cx: &BuildContext<'_>, dtype: DType) -> anyhow::Result<Self> {
         cfg.validate()?;
-        let mode = cfg.mode()?;
+        let mode = cfg.mode;
         let arch = Arch::for_shape(cx.data.shape)?;
         let dz = match (cfg.latent_dim, arch) {
             (0, Arch::Conv { .. }) => 64,
@@ -109,12 +110,12 @@ impl Lsal {
         let g = model::generator(arch, dz, &cfg, g_vs.root())?;
         let q = model::encoder(arch, dz, &cfg, q_vs.root())?;
         let l = model::loss_net(arch, dz, out_dim, &cfg, l_vs.root())?;
-        let lr = if mode == Mode::SemiSupervised { cfg.ssl_lr } else { cfg.lr };
-        let adam = AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
+        let lr = if mode == Mode::SemiSupervised { cfg.ssl_lr } else { cfg.adam.lr };
+        let adam = AdamConfig { lr, ..cfg.adam };
         eprintln!(
             "lsal: {} ({} mode), d_z = {dz}; params G {} Q {} L {}",
             arch.describe(),
-            cfg.mode,
+            mode.as_str(),
             g_vs.num_params(),
             q_vs.num_params(),
             l_vs.num_params()
@@ -142,12 +143,13 @@ impl Lsal {
     }
 
     fn prior(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
-        // P_Z = N(0, I) ([CODE], spec §9.6).
+        // P_Z = N(0, I): the paper does not state P_Z; the authors' `lsal-blocks` code uses N(0, I).
         rng.randn((n, self.dz), 0.0, 1.0, &self.device)?.to_dtype(self.dtype)
     }
 
     /// The labelled batch of `step`: a pure function of (seed, step) that cycles through
-    /// seeded permutations of the labelled set (spec §9.14), so a resumed run sees the same batches.
+    /// seeded permutations of the labelled set (the paper gives no batch composition), so a
+    /// resumed run sees the same batches.
     fn labelled_batch(&self, step: usize, b: usize) -> anyhow::Result<(Tensor, Tensor)> {
         let lab = self.labelled.as_ref().context("no labelled set")?;
         let n = lab.index.len();
@@ -165,7 +167,7 @@ impl Lsal {
         Ok((lab.x.index_select(&rows, 0)?, lab.y.index_select(&rows, 0)?))
     }
 
-    /// One forward pass of the unsupervised game (spec §3.4 steps 1-6) on `x` with prior draws `z`:
+    /// One forward pass of the unsupervised game (objectives I-III, paper Sec. 3.2) on `x` with prior draws `z`:
     /// the L-loss sees L's parameters on detached pairs, the G/Q-loss the same pairs through a
     /// frozen copy of L (same dropout masks), so each loss's gradients reach only its own player.
     pub fn forward_unsup(&self, x: &Tensor, z: &Tensor, rng: &mut Rng) -> anyhow::Result<Forward> {
@@ -211,7 +213,7 @@ impl Lsal {
         }
     }
 
-    /// One forward pass of the semi-supervised game (errata 4): a labelled batch (x_l, y_l) and
+    /// One forward pass of the semi-supervised game (paper Sec. 5, Eq. 8-10): a labelled batch (x_l, y_l) and
     /// an unlabelled batch x_u, each paired with its own prior batch; G, Q and L run once on the
     /// concatenation.
     pub fn forward_ssl(
@@ -273,7 +275,8 @@ impl Lsal {
                 let (x_l, y_l) = self.labelled_batch(step, b)?;
                 let z_l = self.prior(b, rng)?;
                 let z_u = self.prior(b, rng)?;
-                // y~ ~ P_Y, the empirical label law of the labelled set (spec §9.12).
+                // y~ ~ P_Y, the empirical label law of the labelled set: Sec. 5's T draws y ~ P_Y
+                // although G itself is unconditional.
                 let yt: Vec<u32> = (0..b).map(|_| lab.y_host[rng.below(lab.y_host.len())]).collect();
                 let y_tilde = Tensor::from_vec(yt, b, &self.device)?;
                 self.forward_ssl(&x_l, &y_l, &x, &z_l, &z_u, &y_tilde, rng)
@@ -301,7 +304,8 @@ impl Lsal {
         self.g.forward(&self.q.forward(&x.to_dtype(self.dtype)?, false)?, false)
     }
 
-    /// Class activations a(x, Q(x)) in eval mode (no dropout), spec §9.19.
+    /// Class activations a(x, Q(x)) in eval mode (no dropout); the paper does not
+    /// say which z to use at test time, and z = Q(x) is the natural one.
     pub fn class_scores(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x = x.to_dtype(self.dtype)?;
         self.l.forward(&x, &self.q.forward(&x, false)?, None, false)
@@ -309,7 +313,7 @@ impl Lsal {
 
     /// Reconstruction error of G(Q(x)) on up to `n` samples of `data` (in chunks): the mean squared
     /// error per element, and the ratio E||G(Q(x)) - x||_2 / E||x - x'||_2 against random real
-    /// pairs (spec E1: ~1 means Q has not learned G^-1).
+    /// pairs (~1 means Q has not learned G^-1, which Corollary 1 predicts at the optimum).
     pub fn reconstruction_error(&self, data: &Dataset, n: usize) -> anyhow::Result<(f64, f64)> {
         let n = n.min(data.len());
         let (mut se, mut dist, mut pair, mut cnt) = (0.0, 0.0, 0.0, 0usize);
@@ -335,7 +339,7 @@ impl Lsal {
 
     /// How Q(x) (eval mode) is spread over up to `n` samples: the per-dimension standard deviation
     /// averaged over dimensions, and the root mean square of the per-dimension means. Under the
-    /// prior N(0, I) they are 1 and 0 (spec E1 (iii): std in [0.8, 1.2], means within 0.2); a small
+    /// prior N(0, I) they are 1 and 0 (our own tolerance: std in [0.8, 1.2], means within 0.2); a small
     /// std means Q maps every x to one region, so G(Q(x)) is nearly the same image for all x.
     pub fn code_stats(&self, data: &Dataset, n: usize) -> anyhow::Result<(f64, f64)> {
         let n = n.min(data.len());
@@ -384,11 +388,14 @@ impl Method for Lsal {
             }
         }
         let fwd = self.forward_step(batch, step, rng)?;
-        let alternating = self.cfg.alternating()?;
-        // Errata 3: both gradient stores come from the same forward before either optimiser steps.
+        let alternating = self.cfg.schedule == Schedule::Alternating;
+        // Both gradient stores come from the same forward before either optimiser steps
+        // (simultaneous, as the authors' code does): stepping L first would send the G/Q
+        // gradients through already-updated L weights.
         let grads_l = fwd.loss_l.backward()?;
         if alternating {
-            // Spec §3.4 option: update L first, then G/Q against the updated L on a fresh forward.
+            // Optional schedule (the paper does not fix one): update L first, then G/Q against
+            // the updated L on a fresh forward.
             self.player_l.step(&grads_l)?;
             self.clip_l()?;
             let again = self.forward_step(batch, step, rng)?;
@@ -427,7 +434,7 @@ impl Method for Lsal {
     }
 
     fn phase(&self) -> Option<String> {
-        Some(self.cfg.mode.clone())
+        Some(self.mode.as_str().to_string())
     }
 
     /// Reconstruction error of G(Q(x)) on held-out data (the test split, else training data,
@@ -534,7 +541,8 @@ fn plotters_rgb(r: u8, g: u8, b: u8) -> plotters::style::RGBColor {
 impl Lsal {
     /// The Fig. 5 analogue from `dir/../metrics.jsonl`: the weighted margins and the loss terms
     /// over training (left), and the per-element unweighted margins with the fixed-point value
-    /// of the manifold margin, E|z - z'| = 2/sqrt(pi) per dimension (spec §6) (right).
+    /// of the manifold margin, E|z - z'| = 2/sqrt(pi) per dimension, since Q(x) ~ P_Z = N(0, I) at the
+    /// fixed point of Theorem 1 (right).
     fn margin_figures(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let Some(run) = dir.parent() else { return Ok(vec![]) };
         let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return Ok(vec![]) };

@@ -2,17 +2,18 @@
 //!
 //! Two families, chosen from the data shape:
 //! * images (C x H x W with H, W divisible by 4, e.g. 28x28 MNIST): DCGAN-like conv nets with
-//!   strided / fractionally-strided convolutions and BatchNorm before ReLU in G and Q [PAPER
-//!   Sec. 6.1]; L has a conv x-branch, an FC z-branch and an FC joint head (Fig. 2), with weight
-//!   normalisation and dropout 0.2 in front of its FC layers [PAPER];
-//! * 2-D points: MLPs of the same structure (spec §11.2 [REC]).
+//!   strided / fractionally-strided convolutions and BatchNorm before ReLU in G and Q (paper
+//!   Sec. 6.1); L has a conv x-branch, an FC z-branch and an FC joint head (Fig. 2), with weight
+//!   normalisation and dropout 0.2 in front of its FC layers (Sec. 6);
+//! * 2-D points: MLPs of the same structure (our choice; the paper has no toy experiment).
 
 use crate::config::LsalConfig;
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use ganfold_core::nn::{self, BatchNorm, ConvCfg, Init, VsPath};
 use ganfold_core::{Rng, SampleShape};
 
-/// Leak of L's leaky ReLUs; the paper does not name L's nonlinearity ([CODE] uses leaky ReLU).
+/// Leak of L's leaky ReLUs; the paper does not name L's nonlinearity (the authors'
+/// `lsal-blocks` scripts use leaky ReLU).
 const L_LEAK: f64 = 0.2;
 
 fn maybe_detach(t: &Tensor, frozen: bool) -> Tensor {
@@ -20,7 +21,7 @@ fn maybe_detach(t: &Tensor, frozen: bool) -> Tensor {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Weight-normalised layers (Salimans & Kingma 2016), spec §10: w = g * v / ||v|| per output unit.
+// Weight-normalised layers (Salimans & Kingma 2016): w = g * v / ||v|| per output unit.
 
 /// Linear layer with optional weight normalisation; `frozen` evaluates with detached
 /// parameters, so that a G/Q loss through L never reaches L's parameters.
@@ -32,14 +33,14 @@ pub struct WnLinear {
     pub b: Tensor,
 }
 
-/// Spec §9.9 [REC] initialises g = ||v|| so that w = v at init; our init API fills tensors from
+/// The paper gives no WN init. Ideally g = ||v|| so that w = v at init; our init API fills tensors from
 /// distributions, so g starts at E||v|| = std * sqrt(fan_in) instead (same scale, no data-dependent init).
 fn wn_gain_init(std: f64, fan_in: usize) -> Init {
     Init::Const(std * (fan_in as f64).sqrt())
 }
 
 pub fn wn_linear(inp: usize, out: usize, wn: bool, vs: VsPath) -> Result<WnLinear> {
-    let std = 0.02; // DCGAN init N(0, 0.02^2), spec §9.6 [REC].
+    let std = 0.02; // DCGAN init N(0, 0.02^2); the paper gives no init.
     let v = vs.var("v", (out, inp), Init::Normal { mean: 0.0, std })?;
     let g = if wn { Some(vs.var("g", out, wn_gain_init(std, inp))?) } else { None };
     let b = vs.var("b", out, Init::Const(0.0))?;
@@ -54,7 +55,7 @@ impl WnLinear {
             None => Ok(v),
             Some(g) => {
                 let g = maybe_detach(g, frozen);
-                // sqrt(x + eps): sqrt's backward at 0 is inf (toolchain notes).
+                // sqrt(x + eps): sqrt's backward at 0 is inf.
                 let norm = (v.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
                 v.broadcast_mul(&g.unsqueeze(1)?.broadcast_div(&norm)?)
             }
@@ -141,7 +142,8 @@ impl Arch {
 /// G: Z -> X.
 pub enum Gen {
     /// fc -> (2w, H/4, W/4), BN, ReLU, convT s2 -> (w, H/2, W/2), BN, ReLU, convT s2 -> (C, H, W), tanh.
-    /// Deviation: tanh instead of [CODE]'s sigmoid, because ganfold's images are in [-1, 1].
+    /// Deviation: tanh instead of the sigmoid of the authors' `lsal-blocks` scripts, because
+    /// ganfold's images are in [-1, 1].
     Conv { fc: nn::Linear, bn0: BatchNorm, up1: nn::ConvTranspose2d, bn1: BatchNorm, up2: nn::ConvTranspose2d, c0: usize, h4: usize, w4: usize },
     /// z -> h -> h -> dim with BN before ReLU, linear output.
     Mlp { l1: nn::Linear, bn1: BatchNorm, l2: nn::Linear, bn2: BatchNorm, out: nn::Linear },
@@ -192,7 +194,7 @@ impl Gen {
     }
 }
 
-/// Q: X -> Z, deterministic (spec §9.4 [REC]; the paper writes Q(x)).
+/// Q: X -> Z, deterministic, as the paper writes Q(x) (the authors' code uses a Gaussian encoder).
 pub enum Enc {
     /// conv s2 -> (w, H/2, W/2), BN, ReLU, conv s2 -> (2w, H/4, W/4), BN, ReLU, fc -> d_z.
     Conv { c1: nn::Conv2d, bn1: BatchNorm, c2: nn::Conv2d, bn2: BatchNorm, fc: nn::Linear },
@@ -240,7 +242,8 @@ impl Enc {
 // Loss network L(x, z) (Fig. 2)
 
 /// x -> (conv net | fc) -> n features; z -> fc -> fc -> m features; concat -> fc -> fc -> out
-/// (1 output, or K for the semi-supervised L(x, z, y)). No BatchNorm: WN plus dropout [PAPER].
+/// (1 output, or K for the semi-supervised L(x, z, y)). No BatchNorm: WN plus dropout (paper
+/// Sec. 6).
 pub struct LossNet {
     convs: Vec<WnConv>,
     x_fc: WnLinear,
@@ -275,7 +278,7 @@ pub fn loss_net(arch: Arch, dz: usize, out_dim: usize, cfg: &LsalConfig, vs: VsP
 
 /// Dropout masks for one L forward (already scaled by 1/(1-p)), one per FC layer. Drawn once
 /// per step and shared by the L-update and G/Q-update passes, which then see the same
-/// network ([CODE] runs a single forward).
+/// network (the authors' `lsal-blocks` code runs a single forward for both updates).
 pub struct Masks(pub Vec<Tensor>);
 
 impl LossNet {
@@ -313,7 +316,7 @@ impl LossNet {
         let hz = nn::leaky_relu(&self.z_fc[1].forward(&drop(hz, 2)?, frozen)?, L_LEAK)?;
         let j = Tensor::cat(&[hx, hz], D::Minus1)?;
         let j = nn::leaky_relu(&self.head[0].forward(&drop(j, 3)?, frozen)?, L_LEAK)?;
-        // Linear output: L is a real-valued loss ([CODE]; spec §7.3).
+        // Linear output: L is a real-valued loss (no ReLU or sigmoid, as in the authors' code).
         self.head[1].forward(&drop(j, 4)?, frozen)
     }
 }

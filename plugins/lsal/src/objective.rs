@@ -1,4 +1,4 @@
-//! The LSAL objectives as pure functions of tensors (spec §10), so that tests can call them
+//! The LSAL objectives as pure functions of tensors, so that tests can call them
 //! on hand-built inputs. The networks live in [`crate::model`], the step in [`crate::method`].
 
 use candle_core::{D, Result, Tensor};
@@ -13,7 +13,8 @@ pub fn cost(a: &Tensor, eta: f64) -> Result<Tensor> {
     a.maximum(&(a * eta)?)
 }
 
-/// Per-sample L1 distance, summed over every non-batch dim (spec §9.3 [REC]: sums, as [CODE]). Shape (B,).
+/// Per-sample L1 distance, summed over every non-batch dim. Shape (B,). The paper does not say sum
+/// or mean; the authors' code (`maple-research-lab/lsal-blocks`) sums, and mu/nu are tuned for that.
 pub fn l1_per_sample(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     (a - b)?.abs()?.flatten_from(1)?.sum(1)
 }
@@ -43,7 +44,8 @@ pub fn loss_l(delta: &Tensor, l_real: &Tensor, l_fake: &Tensor, eta: f64) -> Res
     cost(&((delta + l_real)? - l_fake)?, eta)?.mean_all()
 }
 
-/// Objectives (II) and (III) as one minimisation over G and Q ([CODE]):
+/// Objectives (II) and (III) as one minimisation over G and Q (as the authors'
+/// `lsal-blocks` code does: one loss for encoder and decoder together):
 /// mean_i L(G(z_i), z_i) - mean_i L(x_i, Q(x_i)); G minimises T, Q maximises R.
 pub fn loss_gq(l_real: &Tensor, l_fake: &Tensor) -> Result<Tensor> {
     l_fake.mean_all()? - l_real.mean_all()?
@@ -82,17 +84,20 @@ pub struct SslActs<'a> {
     pub fake_u: &'a Tensor,
 }
 
-/// Eq. (8)-(10), spec errata 4: S = S_l + lambda S_u with
+/// Eq. (8)-(10): S = S_l + lambda S_u (lambda weights only the unlabelled term, no extra
+/// cross-entropy) with
 /// S_l = mean_l C[Delta_l + L(x_l, Q(x_l), y_l) - L(G(z_l), z_l, y_l)] (the fake is scored
-/// under its paired real sample's label, spec §9.12) and
-/// S_u = mean_u C[Delta_u + L_u(x_u, Q(x_u)) - L_u(G(z_u), z_u)].
+/// under its paired real sample's label, as Eq. 9 literally writes) and
+/// S_u = mean_u C[Delta_u + L_u(x_u, Q(x_u)) - L_u(G(z_u), z_u)] (the paper's `y` argument
+/// to L_u in S_u is read as a typo: L_u takes no label).
 pub fn ssl_loss_l(a: &SslActs, delta_l: &Tensor, delta_u: &Tensor, lambda: f64, eta: f64) -> Result<Tensor> {
     let s_l = loss_l(delta_l, &class_loss(a.real_l, a.y_l)?, &class_loss(a.fake_l, a.y_l)?, eta)?;
     let s_u = loss_l(delta_u, &unlabelled_loss(a.real_u)?, &unlabelled_loss(a.fake_u)?, eta)?;
     s_l + (s_u * lambda)?
 }
 
-/// Sec. 5.3 with spec errata 4 / §9.13: minimised over G and Q,
+/// Sec. 5.3, minimised over G and Q. The paper writes R over labelled data only; we add the
+/// unlabelled L_u term, since a few labels alone would starve Q:
 /// T - R = mean_z [L_u(G(z), z) + L(G(z), z, y~)] - mean_u L_u(x_u, Q(x_u)) - mean_l L(x_l, Q(x_l), y_l),
 /// where the T average runs over the unlabelled batch's fakes and `y_tilde` ~ P_Y.
 pub fn ssl_loss_gq(a: &SslActs, y_tilde: &Tensor) -> Result<Tensor> {

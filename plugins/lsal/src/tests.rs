@@ -2,7 +2,8 @@
 //! the reductions to LS-GAN and WGAN, gradient isolation between the players, SSL algebra,
 //! finite-difference gradients, shapes, resume equality and the figures.
 
-use crate::config::LsalConfig;
+use crate::config::{LsalConfig, Mode, Schedule};
+use ganfold_core::optim::AdamConfig;
 use crate::method::{Lsal, balanced_labels};
 use crate::model::{self, Arch, WnLinear};
 use crate::objective::{self, SslActs};
@@ -261,7 +262,7 @@ fn each_players_loss_reaches_only_its_parameters_mlp_conv_and_ssl() -> R {
     let f = mc.forward_unsup(&x, &z, &mut rng)?;
     assert_isolated(&f.loss_l, &f.loss_gq, &mc)?;
 
-    let ms = build(LsalConfig { mode: "ssl".into(), labels: 16, hidden: 16, ..Default::default() }, &d, DType::F32, 8)?;
+    let ms = build(LsalConfig { mode: Mode::SemiSupervised, labels: 16, hidden: 16, ..Default::default() }, &d, DType::F32, 8)?;
     let f = ms.forward_step_for_tests(&b, 0, &mut rng)?;
     assert_isolated(&f.loss_l, &f.loss_gq, &ms)?;
     Ok(())
@@ -441,7 +442,7 @@ fn network_shapes_for_images_and_points() -> R {
     assert_eq!(m.q.forward(&x, true)?.dims(), &[3, 64]);
     assert_eq!(m.l.forward(&x, &z, None, false)?.dims(), &[3, 1]);
     let r = ring();
-    let m = build(LsalConfig { mode: "ssl".into(), labels: 16, hidden: 8, ..Default::default() }, &r, DType::F32, 4)?;
+    let m = build(LsalConfig { mode: Mode::SemiSupervised, labels: 16, hidden: 8, ..Default::default() }, &r, DType::F32, 4)?;
     let z = Rng::new(1).randn((3, 2), 0.0, 1.0, &Device::Cpu)?;
     let x = m.g.forward(&z, true)?;
     assert_eq!(x.dims(), &[3, 2]);
@@ -459,14 +460,12 @@ fn config_rejects_impossible_values_with_clear_messages() {
     bad(LsalConfig { cost_slope: 1.5, ..Default::default() }, "cost_slope");
     bad(LsalConfig { cost_slope: 0.5, ..Default::default() }, "weight_clip");
     bad(LsalConfig { ambient_weight: -1.0, ..Default::default() }, "ambient_weight");
-    bad(LsalConfig { mode: "x".into(), ..Default::default() }, "mode");
-    bad(LsalConfig { schedule: "x".into(), ..Default::default() }, "schedule");
-    bad(LsalConfig { lr: -1.0, ..Default::default() }, "lr");
+    bad(LsalConfig { adam: AdamConfig { lr: -1.0, ..LsalConfig::default().adam }, ..Default::default() }, "lsal `adam`");
     bad(LsalConfig { dropout: 1.0, ..Default::default() }, "dropout");
     assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
     // SSL on unlabelled or wrongly sized subsets is a clear error.
     let d = ring();
-    let e = build(LsalConfig { mode: "ssl".into(), labels: 10, ..Default::default() }, &d, DType::F32, 4).err().unwrap();
+    let e = build(LsalConfig { mode: Mode::SemiSupervised, labels: 10, ..Default::default() }, &d, DType::F32, 4).err().unwrap();
     assert!(e.to_string().contains("multiple"), "{e}");
 }
 
@@ -496,8 +495,8 @@ fn resume_equals_continuing_and_same_seed_same_result() -> R {
     let d = ring();
     for (cfg, tag) in [
         (LsalConfig { hidden: 16, ..Default::default() }, "unsup"),
-        (LsalConfig { hidden: 16, mode: "ssl".into(), labels: 16, ..Default::default() }, "ssl"),
-        (LsalConfig { hidden: 16, schedule: "alternating".into(), ..Default::default() }, "alternating"),
+        (LsalConfig { hidden: 16, mode: Mode::SemiSupervised, labels: 16, ..Default::default() }, "ssl"),
+        (LsalConfig { hidden: 16, schedule: Schedule::Alternating, ..Default::default() }, "alternating"),
     ] {
         let mut a = build(cfg.clone(), &d, DType::F32, 8)?;
         let mut ra = Rng::new(1);
@@ -533,7 +532,7 @@ fn resume_equals_continuing_and_same_seed_same_result() -> R {
 #[test]
 fn figures_and_evaluation_on_a_tiny_run() -> R {
     let mnist = data::mnist_5k()?;
-    let mut m = build(LsalConfig { width: 4, mode: "ssl".into(), labels: 20, ..Default::default() }, &mnist, DType::F32, 8)?;
+    let mut m = build(LsalConfig { width: 4, mode: Mode::SemiSupervised, labels: 20, ..Default::default() }, &mnist, DType::F32, 8)?;
     let run = tempfile::tempdir()?;
     let mut rng = Rng::new(2);
     let mut log = String::new();

@@ -1,5 +1,6 @@
-//! Measurement harness for the MMGAN README (the `ganfold` CLI and `ganfold eval` are not on
-//! main yet). Trains one run with the shared trainer, then scores samples of the final model.
+//! Measurement harness for the MMGAN README's toy and nearest-neighbour tables (classifier-FID
+//! comes from `ganfold eval`). Trains one run with the shared trainer, then scores samples of
+//! the final model.
 //!
 //! ```text
 //! cargo build --release -p ganfold-mmgan --example mmgan_measure
@@ -7,8 +8,8 @@
 //! ```
 //! 2-D toys (2,500 samples): a sample is high quality if it lies within 3 std of its nearest
 //! centre; a mode is covered if it has >= 1 high-quality sample (the project's definition;
-//! spec E1's stricter ">= 20" is reported too), and the KL of the high-quality mode histogram
-//! to uniform. Images (2,000 samples; a documented proxy, no classifier-FID yet): each sample's
+//! a stricter ">= 20" is reported too), and the KL of the high-quality mode histogram
+//! to uniform. Images (2,000 samples; a documented proxy, not classifier-FID): each sample's
 //! nearest real training image (L2, pixels): mean NN distance (quality), the NN labels'
 //! class histogram (classes with >= 2% of samples, KL to uniform).
 

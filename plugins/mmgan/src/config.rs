@@ -1,6 +1,7 @@
 //! MMGAN configuration (`[method]` table of `ganfold train mmgan`).
 
 use anyhow::bail;
+use ganfold_core::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 
 /// Which manifold the embeddings are summarised by.
@@ -9,11 +10,12 @@ use serde::{Deserialize, Serialize};
 pub enum KernelKind {
     /// No kernel: Eq. (5), radius = mean distance (Eq. 4), unsquared center distance.
     Plain,
-    /// Eq. (8) with K(a, b) = a^T b (unbounded; spec A21).
+    /// Eq. (8) with K(a, b) = a^T b (unbounded: D, which maximises the term, can scale its features).
     Linear,
     /// Eq. (8) with K(a, b) = exp(-||a-b||^2 / (2 sigma^2)).
     Rbf,
-    /// Eq. (8) with K(a, b) = exp(-||a-b|| / (2 sigma^2)) (spec A10 [REC]).
+    /// Eq. (8) with K(a, b) = exp(-||a-b|| / (2 sigma^2)) (the paper never defines
+    /// "EXP"; we read it as the usual exponential/Laplacian kernel).
     Exp,
 }
 
@@ -23,7 +25,8 @@ pub enum KernelKind {
 pub enum Objective {
     /// The paper: L_G^final (Eq. 10) for G, L_orig - L_G^final for D.
     Mmgan,
-    /// Baseline on the same networks (spec §13.2 E1(a)): BCE for D, non-saturating -log D(G(z)) for G.
+    /// Baseline on the same networks (a standard GAN, as the paper compares with DCGAN): BCE for
+    /// D, non-saturating -log D(G(z)) for G.
     Gan,
 }
 
@@ -33,7 +36,8 @@ pub enum Objective {
 pub enum DBatch {
     /// One forward pass over `[real; fake]`: BatchNorm statistics are shared by both halves.
     Joint,
-    /// Two passes, each BatchNorm normalising its own batch (spec A22 [REC], the DCGAN fork).
+    /// Two passes, each BatchNorm normalising its own batch (as in
+    /// `carpedm20/DCGAN-tensorflow`, the code the paper forked).
     Separate,
 }
 
@@ -50,26 +54,30 @@ pub struct MmganConfig {
     pub beta: f64,
     /// EMA decay of centers and radii (Alg. 1 lines 7-10); 0 = pure mini-batch matching.
     pub delta: f64,
-    /// Kernel bandwidth sigma for rbf/exp; 0 = median heuristic (spec §4.4).
+    /// Kernel bandwidth sigma for rbf/exp; 0 = median heuristic (the paper gives no bandwidth).
     pub sigma: f64,
-    /// Literal Eq. (10): D's loss contains -beta R_G (spec A3). `false` = R_G on G only.
+    /// Literal Eq. (10): D's loss contains -beta R_G. `false` = R_G on G only (the paper's text
+    /// introduces R_G "at the stage of training the generator").
     pub d_maximizes_rg: bool,
-    /// Row-centre the features before correlating (Pearson, spec A12); false = cosine.
+    /// Row-centre the features before correlating (Pearson, as the paper says "correlation");
+    /// false = cosine.
     pub corr_center: bool,
-    /// Generator steps per discriminator step (spec A15; Alg. 1 = 1).
+    /// Generator steps per discriminator step (Alg. 1 = 1; the DCGAN fork runs 2).
     pub g_steps_per_iter: usize,
-    /// eps inside square roots (spec §12, f32 training).
+    /// eps inside square roots (f32 training; a plain sqrt has an infinite gradient at 0).
     pub eps: f64,
-    pub lr_g: f64,
-    pub lr_d: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    /// Latent dimension; 0 = automatic (16 for 2-D points, spec E1; 100 for images, [BASE] DCGAN).
-    pub z_dim: usize,
-    /// Hidden width of the 2-D MLPs (spec E1: 128; features d = hidden >= n + 1, spec A13).
+    /// Adam of G and of D.
+    pub opt_g: AdamConfig,
+    pub opt_d: AdamConfig,
+    /// Size of the noise z; 0 = automatic (16 for 2-D points, our choice; 100 for images, as in
+    /// `carpedm20/DCGAN-tensorflow`). The paper gives none.
+    pub latent_dim: usize,
+    /// Hidden width of the 2-D MLPs (128, our choice). Keep the features d = hidden >= n + 1:
+    /// centred rows span d - 1 dimensions, so with n > d - 1 R_G cannot reach 0.
     pub hidden: usize,
     /// `joint` or `separate` BatchNorm batches in D (only the image D has BatchNorm).
-    /// Deviation from spec A22 [REC] (`separate`): f_D is BN -> LReLU, and a BN that normalises
+    /// Deviation from the DCGAN fork's separate real and fake passes (`separate`): f_D is
+    /// BN -> LReLU, and a BN that normalises
     /// each batch on its own gives every batch the same pre-activation mean (beta) and variance
     /// (gamma^2) per feature, whatever G draws, so the center and radius terms carry almost no
     /// signal about the fake batch (measured on MNIST: `plugins/mmgan/README.md`). `joint` keeps the
@@ -87,24 +95,23 @@ impl Default for MmganConfig {
             alpha: 1.0,
             // beta = 1.0 for MNIST/CelebA (paper Fig. 3(b),(d)).
             beta: 1.0,
-            // "0.9 or greater" (paper Sec. IV); spec §7 [REC] 0.9.
+            // "0.9 or greater" (paper Sec. IV); we take the smallest, 0.9.
             delta: 0.9,
-            // Spec §4.4 [REC]: median heuristic.
+            // The paper gives no bandwidth: median heuristic.
             sigma: 0.0,
-            // Spec A3 [REC]: follow Eq. (10) literally.
+            // Follow Eq. (10) literally (D maximises beta R_G too).
             d_maximizes_rg: true,
-            // Spec A12 [REC]: Pearson.
+            // Pearson: the paper says "correlation".
             corr_center: true,
             // Alg. 1: 1:1.
             g_steps_per_iter: 1,
-            // Spec §9.1 [REC]: 1e-6 for f32 training.
+            // Not in the paper: 1e-6 for f32 training.
             eps: 1e-6,
-            // [BASE] DCGAN-tensorflow: Adam lr 2e-4, beta1 0.5 (beta2 0.999 TF default).
-            lr_g: 2e-4,
-            lr_d: 2e-4,
-            beta1: 0.5,
-            beta2: 0.999,
-            z_dim: 0,
+            // Not in the paper; `carpedm20/DCGAN-tensorflow`, which it forked: Adam lr 2e-4,
+            // beta1 0.5 (beta2 0.999 TF default).
+            opt_g: AdamConfig::dcgan(2e-4),
+            opt_d: AdamConfig::dcgan(2e-4),
+            latent_dim: 0,
             hidden: 128,
             d_batch: DBatch::Joint,
         }
@@ -126,16 +133,8 @@ impl MmganConfig {
         if !(0.0..1.0).contains(&self.delta) {
             bail!("mmgan: `delta` must lie in [0, 1) (got {}); the paper uses 0.9 or greater", self.delta);
         }
-        for (k, v) in [("lr_g", self.lr_g), ("lr_d", self.lr_d)] {
-            if !v.is_finite() || v <= 0.0 {
-                bail!("mmgan: `{k}` must be positive (got {v})");
-            }
-        }
-        for (k, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&v) {
-                bail!("mmgan: `{k}` must lie in [0, 1) (got {v})");
-            }
-        }
+        self.opt_g.validate("mmgan `opt_g`")?;
+        self.opt_d.validate("mmgan `opt_d`")?;
         if self.g_steps_per_iter == 0 {
             bail!("mmgan: `g_steps_per_iter` must be at least 1");
         }
@@ -143,8 +142,19 @@ impl MmganConfig {
             bail!("mmgan: `hidden` must be at least 1");
         }
         if self.eps == 0.0 {
-            bail!("mmgan: `eps` must be > 0 in training (sqrt backward at 0 is infinite, spec §12)");
+            bail!("mmgan: `eps` must be > 0 in training (sqrt backward at 0 is infinite)");
         }
         Ok(())
     }
 }
+
+/// Key names of earlier versions, still accepted (`MethodEntry::renamed_keys`).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("z_dim", "latent_dim"),
+    ("lr_g", "opt_g.lr"),
+    ("lr_d", "opt_d.lr"),
+    ("beta1", "opt_g.beta1"),
+    ("beta1", "opt_d.beta1"),
+    ("beta2", "opt_g.beta2"),
+    ("beta2", "opt_d.beta2"),
+];

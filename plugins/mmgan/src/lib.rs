@@ -15,8 +15,11 @@
 //! ```
 //!
 //! with centres and radii exponential moving averages over mini-batches with decay delta
-//! (Alg. 1 lines 7-10). No public code exists; this follows `shared/specs/mmgan.md`, and every
-//! [REC] choice is marked where it is made. Modules: [`manifold`] (Eqs. 3-9, EMA, bandwidth),
+//! (Alg. 1 lines 7-10). The authors' announced code (`npark/MMGAN`) is not publicly available, so
+//! choices the paper leaves open follow the code bases the paper says it forked
+//! (`carpedm20/DCGAN-tensorflow`, `openai/improved-gan`) or are our own, each marked with its
+//! reason where it is made; departures from the paper are marked "Deviation".
+//! Modules: [`manifold`] (Eqs. 3-9, EMA, bandwidth),
 //! [`regularizer`] (`mmgan-correlation`, usable by other methods), [`model`] (MLPs for 2-D
 //! points, the unconditional DCGAN MNIST pair for images), [`method`] (Alg. 1), [`config`].
 
@@ -36,6 +39,7 @@ inventory::submit! { ganfold_core::MethodEntry {
     paper: PAPER,
     summary: "match spheres (centre, radius; feature or kernel space) of real and fake D-embeddings, moving averages, R_G",
     default_config: ganfold_core::config::table_of::<MmganConfig>,
+    renamed_keys: config::RENAMED_KEYS,
     build: method::build,
 } }
 

@@ -2,23 +2,24 @@
 //! and the correlation regularizer R_G (Eq. 9). Dtype-generic: training runs in f32, the unit
 //! tests in f64.
 //!
-//! Spec errata 3: square roots are `sqrt(x + eps) - sqrt(eps)` ([`safe_sqrt`]): exactly 0 at
+//! Square roots are `sqrt(x + eps) - sqrt(eps)` ([`safe_sqrt`]; the backward of a plain sqrt
+//! is infinite at 0, and the paper gives no eps): exactly 0 at
 //! x = 0 and a finite gradient for eps > 0; eps = 0 gives the exact values the tests check.
 
 use candle_core::{DType, Result, Tensor};
 
-/// A kernel K(a, b) = <phi(a), phi(b)> (spec §4.3).
+/// A kernel K(a, b) = <phi(a), phi(b)> (paper Eq. 7).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kernel {
     /// a^T b (paper Sec. IV).
     Linear,
     /// exp(-||a-b||^2 / den), den = 2 sigma^2 (paper "RBF"/"Gaussian").
     Rbf { den: f64 },
-    /// exp(-||a-b|| / den), den = 2 sigma^2. Spec A10 [REC]: the paper never defines "EXP";
-    /// this is the Laplacian reading (bounded like RBF).
+    /// exp(-||a-b|| / den), den = 2 sigma^2. The paper never defines "EXP";
+    /// our reading is the usual exponential (Laplacian) kernel, bounded like RBF.
     Exp { den: f64 },
     /// (a^T b + c0)^p. Mentioned by the paper, unused in its experiments; used by the
-    /// kernel-trick unit test (spec U5).
+    /// kernel-trick unit test (kernel form = explicit feature map).
     Poly { c0: f64, p: u32 },
 }
 
@@ -29,12 +30,12 @@ pub enum Space {
     Kernel(Kernel),
 }
 
-/// sqrt(x + eps) - sqrt(eps) (spec errata 3).
+/// sqrt(x + eps) - sqrt(eps): exactly 0 at x = 0, with a finite gradient there for eps > 0.
 pub fn safe_sqrt(x: &Tensor, eps: f64) -> Result<Tensor> {
     if eps == 0.0 { x.sqrt() } else { (x + eps)?.sqrt()? - eps.sqrt() }
 }
 
-/// ||s_i - c||^2 for c (1, d) and s (n, d), shape (n). Spec §4.4 [REC]: computed as a
+/// ||s_i - c||^2 for c (1, d) and s (n, d), shape (n). Computed as a
 /// broadcast difference, never as ||a||^2 + ||b||^2 - 2ab (no cancellation below 0).
 pub fn sq_dist_to(c: &Tensor, s: &Tensor) -> Result<Tensor> {
     s.broadcast_sub(c)?.sqr()?.sum(1)
@@ -59,7 +60,7 @@ impl Kernel {
         }
     }
 
-    /// K(s_i, s_i), shape (n). Spec errata 3: exactly 1 for RBF/EXP.
+    /// K(s_i, s_i), shape (n). Set to exactly 1 for RBF/EXP (no eps-shifted distance).
     pub fn diag(&self, s: &Tensor) -> Result<Tensor> {
         match *self {
             Kernel::Linear => s.sqr()?.sum(1),
@@ -75,9 +76,10 @@ pub fn center(s: &Tensor) -> Result<Tensor> {
 }
 
 /// The radius of `s` (n, d) about `c` (1, d), a scalar.
-/// Plain: Eq. (4), the mean distance (errata 1). Kernel: Eq. (7), the mean squared distance
+/// Plain: Eq. (4), the mean distance, unsquared (Prop. 2 calls the radius "the mean distance
+/// from the centroid"). Kernel: Eq. (7), the mean squared distance
 /// ||phi(c) - phi(s_i)||^2 = K(c,c) - 2K(c,s_i) + K(s_i,s_i), with phi(c) the image of the
-/// input-space centroid (spec §4.2, A7), not the RKHS mean.
+/// input-space centroid (Eq. 7 uses K(c, .) with c from Eq. 3), not the RKHS mean.
 pub fn radius(space: Space, s: &Tensor, c: &Tensor, eps: f64) -> Result<Tensor> {
     match space {
         Space::Plain => safe_sqrt(&sq_dist_to(c, s)?, eps)?.mean(0),
@@ -89,7 +91,8 @@ pub fn radius(space: Space, s: &Tensor, c: &Tensor, eps: f64) -> Result<Tensor> 
     }
 }
 
-/// Centre and radius of the mini-batch manifold (spec A6: radius about the batch's own centroid).
+/// Centre and radius of the mini-batch manifold (radius about the batch's own
+/// centroid, as Alg. 1's l_{Y_mini} suggests; the paper does not say).
 pub fn batch_stats(space: Space, s: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
     let c = center(s)?;
     let l = radius(space, s, &c, eps)?;
@@ -109,7 +112,8 @@ pub fn center_term(space: Space, c_y: &Tensor, c_x: &Tensor, eps: f64) -> Result
 }
 
 /// The manifold-matching loss L_G (Eq. 5) or L_G^K (Eq. 8) from centres and radii.
-/// Plain mode has no alpha (Eq. 5). The |.| in Eq. (8) is lost in the PDF extraction; spec A8 [REC]: use it.
+/// Plain mode has no alpha (Eq. 5). The |.| on Eq. (8)'s radius term is not legible in
+/// our copy of the paper; we use it, as Eq. (5) and Def. 1 do (without it G could inflate its radius).
 pub fn manifold_loss(space: Space, alpha: f64, c_y: &Tensor, l_y: &Tensor, c_x: &Tensor, l_x: &Tensor, eps: f64) -> Result<Tensor> {
     let ct = center_term(space, c_y, c_x, eps)?;
     let rd = (l_y - l_x)?.abs()?;
@@ -120,8 +124,9 @@ pub fn manifold_loss(space: Space, alpha: f64, c_y: &Tensor, l_y: &Tensor, c_x: 
 }
 
 /// One EMA update (Alg. 1 lines 7-10): `delta * old + (1 - delta) * new`, or `new` itself on the
-/// first batch (spec A5: first-batch initialisation). The stored value is a constant (detached);
-/// the current batch keeps its graph (spec A4), so d new / d batch = (1 - delta) I.
+/// first batch (the paper gives no initialisation; a zero start would shrink the first
+/// ~1/(1 - delta) steps towards 0). The stored value is a constant (detached); the current batch
+/// keeps its graph, so d new / d batch = (1 - delta) I (else G would get no manifold gradient).
 pub fn ema(old: Option<&Tensor>, new: &Tensor, delta: f64) -> Result<Tensor> {
     match old {
         None => Ok(new.clone()),
@@ -129,8 +134,9 @@ pub fn ema(old: Option<&Tensor>, new: &Tensor, delta: f64) -> Result<Tensor> {
     }
 }
 
-/// The n x n correlation matrix A_S of the rows of `s` (n, d) (spec §6 [REC]): each row centred
-/// over its d coordinates when `centered` (Pearson, spec A12), scaled by sqrt(||u||^2 + eps).
+/// The n x n correlation matrix A_S of the rows of `s` (n, d) (Eq. 9): each row centred
+/// over its d coordinates when `centered` (Pearson, since the paper says "correlation"), scaled
+/// by sqrt(||u||^2 + eps).
 pub fn correlation_matrix(s: &Tensor, centered: bool, eps: f64) -> Result<Tensor> {
     let u = if centered { s.broadcast_sub(&s.mean_keepdim(1)?)? } else { s.clone() };
     let norm = (u.sqr()?.sum_keepdim(1)? + eps)?.sqrt()?;
@@ -138,7 +144,7 @@ pub fn correlation_matrix(s: &Tensor, centered: bool, eps: f64) -> Result<Tensor
     shat.matmul(&shat.t()?)
 }
 
-/// Eq. (9): R_G = ||I - A_S||_F, not squared (spec A14), via [`safe_sqrt`].
+/// Eq. (9): R_G = ||I - A_S||_F, not squared (as Eq. 9 prints it), via [`safe_sqrt`].
 pub fn correlation_penalty(s: &Tensor, centered: bool, eps: f64) -> Result<Tensor> {
     let n = s.dim(0)?;
     let a = correlation_matrix(s, centered, eps)?;
@@ -147,7 +153,8 @@ pub fn correlation_penalty(s: &Tensor, centered: bool, eps: f64) -> Result<Tenso
 }
 
 /// Median of the pairwise distances (squared if `squared`) over distinct pairs of the rows of
-/// `y` and `x` together (spec §4.4 [REC]: RBF uses squared distances, EXP plain ones). Computed
+/// `y` and `x` together (the paper gives no bandwidth; RBF uses squared distances, EXP plain
+/// ones, so K = e^-1 at the median pair). Computed
 /// on the host from detached values; treated as a constant for gradients.
 pub fn median_pairwise(y: &Tensor, x: &Tensor, squared: bool) -> Result<f64> {
     let all = Tensor::cat(&[y.detach(), x.detach()], 0)?.to_dtype(DType::F64)?.to_vec2::<f64>()?;

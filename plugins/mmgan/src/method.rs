@@ -1,4 +1,4 @@
-//! The MMGAN training step (spec §8.2, the executable reading of Alg. 1) and its state.
+//! The MMGAN training step (our executable reading of Alg. 1 with Eqs. 6 and 10) and its state.
 
 use crate::config::{DBatch, KernelKind, MmganConfig, Objective};
 use crate::manifold::{self, Kernel, Space};
@@ -7,7 +7,6 @@ use crate::regularizer::{Correlation, CorrelationConfig};
 use anyhow::{Context, bail};
 use candle_core::{Device, Tensor};
 use ganfold_core::checkpoint;
-use ganfold_core::optim::AdamConfig;
 use ganfold_core::nn;
 use ganfold_core::{
     Batch, BuildContext, Dataset, Discriminator, Generator, Method, MethodState, Player, RegContext, Regularizer, Rng,
@@ -16,14 +15,15 @@ use ganfold_core::{
 use std::path::{Path, PathBuf};
 
 /// The four moving-average quantities of Alg. 1 (c_Y, l_Y, c_X, l_X), each `None` until its
-/// first commit (spec errata 5: one "initialised" flag per quantity).
+/// first commit (one "initialised" flag per quantity, so that with several G steps per
+/// iteration the real and fake sides still start and decay together).
 #[derive(Clone, Debug, Default)]
 pub struct EmaState {
     pub c_y: Option<Tensor>,
     pub l_y: Option<Tensor>,
     pub c_x: Option<Tensor>,
     pub l_x: Option<Tensor>,
-    /// Smoothed kernel bandwidth denominator 2 sigma^2 (median heuristic, spec §4.4).
+    /// Smoothed kernel bandwidth denominator 2 sigma^2 (median heuristic; the paper gives no bandwidth).
     pub den: Option<f64>,
 }
 
@@ -51,21 +51,21 @@ impl Mmgan {
         if cx.batch_size < 2 {
             bail!("mmgan: batch_size must be at least 2 (radii and R_G need several samples)");
         }
-        let z_dim = match (cfg.z_dim, shape) {
-            (0, SampleShape::Points { .. }) => 16, // spec E1
-            (0, SampleShape::Image { .. }) => 100, // [BASE] DCGAN
+        let z_dim = match (cfg.latent_dim, shape) {
+            (0, SampleShape::Points { .. }) => 16, // our choice for 2-D toys
+            (0, SampleShape::Image { .. }) => 100, // as carpedm20/DCGAN-tensorflow
             (z, _) => z,
         };
         let g = MmGenerator::new(shape, z_dim, cfg.hidden, cx.device, cx.init_rng("g"))?;
         let d = MmDiscriminator::new(shape, cfg.hidden, cx.device, cx.init_rng("d"))?;
-        let adam = |lr| AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
         // The players hold handles to the networks' own stores.
-        let players = [Player::new("g", g.vs.clone(), adam(cfg.lr_g))?, Player::new("d", d.vs.clone(), adam(cfg.lr_d))?];
+        let players = [Player::new("g", g.vs.clone(), cfg.opt_g)?, Player::new("d", d.vs.clone(), cfg.opt_d)?];
         let corr = Correlation::new(CorrelationConfig { center: cfg.corr_center, eps: cfg.eps })?;
         Ok(Self { cfg, g, d, players, corr, ema: EmaState::default(), shape, device: cx.device.clone() })
     }
 
-    /// p(z): N(0, I) for 2-D toys (spec E1); U(-1, 1) for images ([BASE] DCGAN-tensorflow).
+    /// p(z) (not given in the paper): N(0, I) for 2-D toys (our choice); U(-1, 1) for images, as
+    /// in `carpedm20/DCGAN-tensorflow`, which the paper forked.
     fn sample_z(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
         let z = self.g.latent_dim();
         match self.shape {
@@ -85,7 +85,8 @@ impl Mmgan {
         }
     }
 
-    /// Spec §4.4 [REC]: median heuristic from the detached D-step features, EMA-smoothed with delta.
+    /// The paper gives no bandwidth: median heuristic from the detached D-step features,
+    /// EMA-smoothed with delta so that the EMA of l_K does not mix very different scales.
     fn update_bandwidth(&mut self, y: &Tensor, x: &Tensor) -> anyhow::Result<()> {
         let squared = match self.cfg.kernel {
             KernelKind::Rbf => true,
@@ -166,7 +167,8 @@ impl Method for Mmgan {
         if n < 2 {
             bail!("mmgan: a batch of {n} sample(s); radii and R_G need at least 2");
         }
-        // Alg. 1 lines 4-5. The same z is reused in the G step (spec A15, as the DCGAN fork).
+        // Alg. 1 lines 4-5. The same z is reused in the G step (the paper does not
+        // say; the DCGAN fork reuses its z batch).
         let z = self.sample_z(n, rng)?;
         let x_img = self.g.forward_t(&z, true)?;
         if self.cfg.objective == Objective::Gan {
@@ -176,13 +178,14 @@ impl Method for Mmgan {
 
         // ---- Alg. 1 line 6: D step on L_D^final = L_orig - L_G^final (Eq. 6, 10).
         let ((logit_r, y), (logit_f, x)) = self.embed(real, &x_img.detach())?;
-        // Spec A2: L_orig is D's BCE loss (-V of Eq. 1).
+        // L_orig is D's BCE loss (-V of Eq. 1): only then is L_D = L_orig - L_G adversarial (Eq. 6).
         let l_orig = (ganfold_core::loss::bce_const(&logit_r, true)? + ganfold_core::loss::bce_const(&logit_f, false)?)?;
         self.update_bandwidth(&y, &x)?;
         let space = self.space();
         let (c_ym, l_ym) = manifold::batch_stats(space, &y, eps)?;
         let (c_xm, l_xm) = manifold::batch_stats(space, &x, eps)?;
-        // Spec A4 [REC]: tentative composite delta*stored + (1-delta)*batch, not stored.
+        // Tentative composite delta*stored + (1-delta)*batch, not stored: with the stored EMA
+        // alone, -L_G would give D no gradient (the paper does not say how D sees the EMA).
         let e = &self.ema;
         let m_d = manifold::manifold_loss(
             space,
@@ -195,13 +198,14 @@ impl Method for Mmgan {
         )?;
         let mut lg_final_d = m_d.clone();
         if beta > 0.0 && self.cfg.d_maximizes_rg {
-            // Spec A3 [REC]: Eq. (10) read literally, D maximises beta R_G too.
+            // Eq. (10) read literally: D maximises beta R_G too.
             lg_final_d = (lg_final_d + (self.rg(real, &x_img, &x, rng)? * beta)?)?;
         }
         let d_loss = (&l_orig - &lg_final_d)?;
         self.players[1].backward_step(&d_loss)?;
 
-        // ---- Alg. 1 lines 7-8: commit the real side, re-embedded with the updated D (spec A24).
+        // ---- Alg. 1 lines 7-8: commit the real side, re-embedded with the updated D
+        // (Alg. 1 places the commit after D's step).
         let y2 = match self.cfg.d_batch {
             DBatch::Separate => self.d.forward_feat(real, true)?.1,
             DBatch::Joint => self.embed(real, &x_img.detach())?.0.1,
@@ -214,7 +218,8 @@ impl Method for Mmgan {
         self.ema.l_y = Some(l_y.clone());
 
         // ---- Alg. 1 lines 9-11: fake-side EMA kept in the graph for the G step(s).
-        // Spec errata 5: every G step blends with the same stored c_X, l_X; one commit per iteration.
+        // Every G step blends with the same stored c_X, l_X; one commit per iteration, so both
+        // sides decay at the same rate whatever `g_steps_per_iter` is.
         let mut last = None;
         for _ in 0..self.cfg.g_steps_per_iter {
             let x_img = self.g.forward_t(&z, true)?;

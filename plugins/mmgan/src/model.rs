@@ -1,7 +1,9 @@
-//! Networks, chosen from the data shape: MLPs for 2-D points (spec §13.2 E1) and the
-//! unconditional DCGAN MNIST pair for images (spec §9.2 [REC]: the fork's MNIST branch with
-//! every label concatenation removed). The embedding f_D is the discriminator's last hidden
-//! layer, the input of its logit layer (spec A1).
+//! Networks, chosen from the data shape: MLPs for 2-D points (our choice; the paper has no toy
+//! experiment) and the unconditional DCGAN MNIST pair for images (the MNIST branch of
+//! `carpedm20/DCGAN-tensorflow`, which the paper forked, with every label concatenation removed,
+//! since Alg. 1 uses no labels). The embedding f_D is the discriminator's last hidden layer, the
+//! input of its logit layer (the paper takes it "from the last layer of the discriminator"; its
+//! Fig. 2 image, which marks the layer, is not available to us).
 
 use anyhow::bail;
 use candle_core::{DType, Device, Module, Result, Tensor};
@@ -11,7 +13,7 @@ use ganfold_core::{Discriminator, Generator, Rng, SampleShape};
 // One generator per run: boxing the larger variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 enum GNet {
-    /// z -> hidden -> hidden -> dim, ReLU (spec E1).
+    /// z -> hidden -> hidden -> dim, ReLU.
     Mlp { l1: Linear, l2: Linear, l3: Linear },
     /// z -> 1024 -> BN ReLU -> 128 (h/4)(w/4) -> BN ReLU -> ConvT5 s2 128 -> BN ReLU -> ConvT5 s2 c -> tanh.
     Conv { fc1: Linear, bn1: BatchNorm, fc2: Linear, bn2: BatchNorm, ct1: ConvTranspose2d, bn3: BatchNorm, ct2: ConvTranspose2d, h4: usize, w4: usize },
@@ -24,7 +26,7 @@ pub struct MmGenerator {
 }
 
 enum DNet {
-    /// dim -> hidden -> hidden (= f_D) -> 1, LReLU(0.2) (spec E1).
+    /// dim -> hidden -> hidden (= f_D) -> 1, LReLU(0.2).
     Mlp { l1: Linear, l2: Linear, out: Linear },
     /// Conv5 s2 11 -> LReLU -> Conv5 s2 74 -> BN LReLU -> 1024 -> BN LReLU (= f_D) -> 1.
     Conv { c1: Conv2d, c2: Conv2d, bn2: BatchNorm, fc: Linear, bn3: BatchNorm, out: Linear },
@@ -60,7 +62,7 @@ impl MmGenerator {
             },
             SampleShape::Image { c, h, w } => {
                 let (h4, w4) = (h / 4, w / 4);
-                // Spec §12: k5 s2 p2 with output_padding 1 doubles the size (TF "SAME").
+                // k5 s2 p2 with output_padding 1 doubles the size, like TF "SAME" in the fork.
                 let up = ConvCfg { stride: 2, padding: 2, output_padding: 1 };
                 GNet::Conv {
                     fc1: nn::linear_with(z_dim, 1024, true, Init::DCGAN, vs.pp("fc1"))?,

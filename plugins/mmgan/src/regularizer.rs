@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorrelationConfig {
-    /// Pearson correlation (rows centred over their coordinates, spec A12 [REC]); false = cosine.
+    /// Pearson correlation (rows centred over their coordinates), since the paper says
+    /// "correlation"; false = cosine.
     pub center: bool,
-    /// eps inside the square roots (spec §6: 1e-6 in f32).
+    /// eps inside the square roots (the paper gives none; 1e-6 suits f32).
     pub eps: f64,
 }
 

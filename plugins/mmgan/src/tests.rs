@@ -1,4 +1,6 @@
-//! Unit tests: spec §13.1 (U1-U11) in f64, and the method's training step.
+//! Unit tests in f64 of Eqs. (3)-(10) and Alg. 1 (`u1_`..`u11_`: centres, radii and L_G,
+//! Props. 1-2, invariances, kernels, EMA, R_G, signs, smoke runs, median heuristic), and the
+//! method's training step.
 
 use crate::manifold::*;
 use candle_core::{DType, Device, Tensor, Var};
@@ -70,7 +72,7 @@ fn u3_invariances_of_eq5() {
     let tn = v(&t).iter().map(|a| a * a).sum::<f64>().sqrt();
     close(lg(Space::Plain, 1.0, &y, &y.broadcast_add(&t).unwrap(), 0.0), tn, 1e-10);
     let (cy, ly) = batch_stats(Space::Plain, &y, 0.0).unwrap();
-    // Spec errata 2: L_G = |1 - |s|| l_Y, including negative s.
+    // X = c_Y + s (Y - c_Y) has l_X = |s| l_Y, so L_G = |1 - |s|| l_Y, including negative s.
     for sc in [0.5, 2.0, -1.0, -3.0] {
         let x = cy.broadcast_add(&(y.broadcast_sub(&cy).unwrap() * sc).unwrap()).unwrap();
         close(lg(Space::Plain, 1.0, &y, &x, 0.0), (1.0 - f64::abs(sc)).abs() * s(&ly), 1e-10);
@@ -139,7 +141,7 @@ fn u5_kernel_trick_equals_explicit_feature_map() {
             let explicit = rows(m).iter().map(|r| sqd(&phi(&cv), &phi(r))).sum::<f64>() / 6.0;
             close(s(&radius(sp, m, &c, 0.0).unwrap()), explicit, 1e-10);
             if matches!(kernel, Kernel::Poly { .. }) {
-                // Guard: phi(c) is not the RKHS mean (spec §4.2).
+                // Guard: phi(c) is not the RKHS mean (Eq. 7 uses the input-space centroid).
                 let mean_phi: Vec<f64> = (0..phi(&cv).len()).map(|j| rows(m).iter().map(|r| phi(r)[j]).sum::<f64>() / 6.0).collect();
                 assert!(sqd(&mean_phi, &phi(&cv)) > 1e-3);
             }
@@ -301,7 +303,7 @@ mod method_tests {
             .collect()
     }
 
-    /// Spec U10: every mode x beta x delta x d_maximizes_rg trains with finite losses and
+    /// Smoke: every mode x beta x delta x d_maximizes_rg trains with finite losses and
     /// EMA centres of shape (1, d), radii scalars.
     #[test]
     fn u10_smoke_all_modes() {
@@ -327,7 +329,7 @@ mod method_tests {
     }
 
     /// The committed EMA follows Alg. 1: c_Y(t) = delta c_Y(t-1) + (1-delta) c_Y,mini(t)
-    /// with the mini-batch re-embedded by the updated D (spec A24).
+    /// with the mini-batch re-embedded by the updated D (the commit comes after D's step).
     #[test]
     fn ema_state_follows_recurrence_in_training() {
         let ds = toy();
@@ -391,7 +393,8 @@ mod method_tests {
         }
     }
 
-    /// Spec U9 (errata 4: beta = 0, L_orig set aside): one small SGD step of D on -M increases
+    /// Signs (beta = 0 and L_orig set aside, since with both terms on one step need not move
+    /// each part alone): one small SGD step of D on -M increases
     /// M; one step of G on M decreases it; with the manifold term off, a G step lowers R_G.
     #[test]
     fn u9_signs_of_the_manifold_and_correlation_terms() {
