@@ -1,18 +1,20 @@
 //! Configuration of `ganfold train lccgan` (keys of the `[method]` table).
 
+use ganfold_core::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LccganConfig {
-    /// Number of local bases per sample = dimension of z = the paper's "input dimension" d.
+    /// Number of local bases per sample = the size of z = the paper's "input dimension" d.
     /// Default 5: the paper's MNIST comparison (Fig. 4b).
-    pub d: usize,
-    /// Number of bases M. Spec §8.1 [REC]: 128 (authors' code default).
+    pub latent_dim: usize,
+    /// Number of bases M: 128, the authors' code default (the paper gives none).
     pub bases: usize,
-    /// Autoencoder latent size dB (the generator's input size). Spec §8.2 [REC]: 100 (code).
-    pub latent: usize,
-    /// `paper` (faithful), `affine` / `convex` (ablations, spec §3.3), or `gaussian`: no AE/LCC
+    /// Autoencoder latent size dB (the generator's input size): 100, the authors' code.
+    pub ae_latent_dim: usize,
+    /// `paper` (faithful), `affine` / `convex` (our ablations of the coefficients of Sec. 4.3:
+    /// summing to one, or inside the convex hull), or `gaussian`: no AE/LCC
     /// stages, the generator is fed z ~ N(0, I_d) directly (the vanilla baseline with the very
     /// same networks).
     pub sampler: String,
@@ -22,9 +24,9 @@ pub struct LccganConfig {
     pub convex_tau: f64,
     /// Stage 1: autoencoder training steps (one batch each).
     pub ae_steps: usize,
-    /// Autoencoder Adam lr. Spec §8.2 [REC]: 1e-4 (code), betas (0.5, 0.999).
-    pub ae_lr: f64,
-    /// `l1` (code, spec §8.2) or `mse`.
+    /// Adam of the autoencoder: lr 1e-4 and betas (0.5, 0.999), the authors' code.
+    pub opt_ae: AdamConfig,
+    /// `l1` (the authors' code) or `mse`.
     pub ae_loss: String,
     /// Stage 2: LCC alternations; the stage takes `lcc_rounds + 1` steps (encode + k-means init,
     /// then one coding+basis alternation per step; the kNN table is built on the last).
@@ -48,12 +50,12 @@ pub struct LccganConfig {
     pub ndf: usize,
     /// Hidden width of the MLP networks used for 2-D point data.
     pub hidden: usize,
-    /// Adam for G and D. Paper §6: lr 2e-4; spec §8.10 [REC]: betas (0.5, 0.999) (DCGAN).
-    pub lr_g: f64,
-    pub lr_d: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    /// `non_saturating` (code, DCGAN; spec §8.7 [REC]) or `saturating` (Alg. 1 line 8 literally).
+    /// Adam of G and of D: lr 2e-4 (paper Sec. 6); betas (0.5, 0.999), DCGAN's (the paper gives
+    /// none).
+    pub opt_g: AdamConfig,
+    pub opt_d: AdamConfig,
+    /// `non_saturating` (the authors' code and DCGAN: the saturating loss gives G vanishing
+    /// gradients early on) or `saturating` (Alg. 1 line 8 literally).
     pub g_loss: String,
     /// Reuse the D step's fake batch for the G step (code) instead of a fresh LCC sample
     /// (Alg. 1 line 7, the default).
@@ -65,14 +67,14 @@ pub struct LccganConfig {
 impl Default for LccganConfig {
     fn default() -> Self {
         Self {
-            d: 5,
+            latent_dim: 5,
             bases: 128,
-            latent: 100,
+            ae_latent_dim: 100,
             sampler: "paper".into(),
             affine_scale: 1.0,
             convex_tau: 1.0,
             ae_steps: 1000,
-            ae_lr: 1e-4,
+            opt_ae: AdamConfig::dcgan(1e-4),
             ae_loss: "l1".into(),
             lcc_rounds: 20,
             lcc_tol: 1e-5,
@@ -85,10 +87,8 @@ impl Default for LccganConfig {
             ngf: 64,
             ndf: 64,
             hidden: 128,
-            lr_g: 2e-4,
-            lr_d: 2e-4,
-            beta1: 0.5,
-            beta2: 0.999,
+            opt_g: AdamConfig::dcgan(2e-4),
+            opt_d: AdamConfig::dcgan(2e-4),
             g_loss: "non_saturating".into(),
             reuse_fake_for_g: false,
             eval_samples: 1000,
@@ -111,15 +111,15 @@ impl LccganConfig {
         if !["paper", "affine", "convex", "gaussian"].contains(&self.sampler.as_str()) {
             bail!("lccgan: sampler must be paper, affine, convex or gaussian, got `{}`", self.sampler);
         }
-        if self.d == 0 {
+        if self.latent_dim == 0 {
             bail!("lccgan: d (number of local bases) must be at least 1");
         }
         if self.uses_lcc() {
             if self.bases < 2 {
                 bail!("lccgan: bases (M) must be at least 2, got {}", self.bases);
             }
-            if self.d > self.bases {
-                bail!("lccgan: d = {} local bases cannot exceed the number of bases M = {}", self.d, self.bases);
+            if self.latent_dim > self.bases {
+                bail!("lccgan: latent_dim = {} local bases cannot exceed the number of bases M = {}", self.latent_dim, self.bases);
             }
             if self.lcc_points < self.bases {
                 bail!("lccgan: lcc_points ({}) must be at least the number of bases M ({})", self.lcc_points, self.bases);
@@ -128,8 +128,8 @@ impl LccganConfig {
                 bail!("lccgan: knn_k, lcc_rounds and admm_iters must be at least 1");
             }
         }
-        if self.latent == 0 || self.ngf == 0 || self.ndf == 0 || self.hidden == 0 {
-            bail!("lccgan: latent, ngf, ndf and hidden must be at least 1");
+        if self.ae_latent_dim == 0 || self.ngf == 0 || self.ndf == 0 || self.hidden == 0 {
+            bail!("lccgan: ae_latent_dim, ngf, ndf and hidden must be at least 1");
         }
         for (k, v) in [("mu_times_m", self.mu_times_m), ("lambda", self.lambda), ("lcc_tol", self.lcc_tol)] {
             if !(v.is_finite() && v >= 0.0) {
@@ -145,17 +145,26 @@ impl LccganConfig {
         if !["non_saturating", "saturating"].contains(&self.g_loss.as_str()) {
             bail!("lccgan: g_loss must be non_saturating or saturating, got `{}`", self.g_loss);
         }
-        self.adam(self.lr_g).validate("lccgan lr_g")?;
-        self.adam(self.lr_d).validate("lccgan lr_d")?;
-        self.adam(self.ae_lr).validate("lccgan ae_lr")?;
-        Ok(())
-    }
-
-    /// Adam with this config's betas and no weight decay (spec §8.10).
-    pub fn adam(&self, lr: f64) -> ganfold_core::optim::AdamConfig {
-        ganfold_core::optim::AdamConfig { lr, beta1: self.beta1, beta2: self.beta2, eps: 1e-8, weight_decay: 0.0 }
+        self.opt_g.validate("lccgan `opt_g`")?;
+        self.opt_d.validate("lccgan `opt_d`")?;
+        self.opt_ae.validate("lccgan `opt_ae`")
     }
 }
+
+/// Key names of earlier versions, still accepted (`MethodEntry::renamed_keys`).
+pub const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("d", "latent_dim"),
+    ("latent", "ae_latent_dim"),
+    ("lr_g", "opt_g.lr"),
+    ("lr_d", "opt_d.lr"),
+    ("ae_lr", "opt_ae.lr"),
+    ("beta1", "opt_g.beta1"),
+    ("beta1", "opt_d.beta1"),
+    ("beta1", "opt_ae.beta1"),
+    ("beta2", "opt_g.beta2"),
+    ("beta2", "opt_d.beta2"),
+    ("beta2", "opt_ae.beta2"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -165,19 +174,19 @@ mod tests {
     fn defaults_validate_and_bad_values_are_rejected() {
         let c = LccganConfig::default();
         c.validate().unwrap();
-        assert_eq!((c.lr_g, c.beta1, c.beta2), (2e-4, 0.5, 0.999));
-        assert_eq!(c.adam(c.lr_g).weight_decay, 0.0);
+        assert_eq!((c.opt_g.lr, c.opt_g.beta1, c.opt_g.beta2), (2e-4, 0.5, 0.999));
+        assert_eq!(c.opt_g.weight_decay, 0.0);
         let bad = |f: fn(&mut LccganConfig)| {
             let mut c = LccganConfig::default();
             f(&mut c);
             c.validate().unwrap_err().to_string()
         };
-        assert!(bad(|c| c.d = 200).contains("cannot exceed"));
-        assert!(bad(|c| c.lr_g = -1.0).contains("lr_g"));
+        assert!(bad(|c| c.latent_dim = 200).contains("cannot exceed"));
+        assert!(bad(|c| c.opt_g.lr = -1.0).contains("opt_g"));
         assert!(bad(|c| c.sampler = "x".into()).contains("sampler"));
         assert!(bad(|c| c.mu_times_m = f64::NAN).contains("mu_times_m"));
         // The gaussian baseline ignores the LCC keys.
-        let mut g = LccganConfig { sampler: "gaussian".into(), d: 100, ..Default::default() };
+        let mut g = LccganConfig { sampler: "gaussian".into(), latent_dim: 100, ..Default::default() };
         g.validate().unwrap();
         g.bases = 1;
         g.validate().unwrap();

@@ -36,7 +36,7 @@ inventory::submit! {
         paper: "Cao, Guo, Wu, Shen, Huang, Tan. Adversarial Learning with Local Coordinate Coding. ICML 2018",
         summary: "autoencoder, LCC bases, then a GAN fed LCC samples h = sum of z_j v_j over d nearest bases",
         default_config: ganfold_core::config::table_of::<LccganConfig>,
-        renamed_keys: &[],
+        renamed_keys: config::RENAMED_KEYS,
         build: method::build,
     }
 }

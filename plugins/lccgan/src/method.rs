@@ -83,18 +83,18 @@ impl Lccgan {
             Arch::Mlp { .. } => (cfg.hidden, cfg.hidden),
         };
         // Spec §3.4 [REC]: G takes h = V gamma (dB-dim); the gaussian baseline takes z (d-dim).
-        let nz = if mode.is_some() { cfg.latent } else { cfg.d };
+        let nz = if mode.is_some() { cfg.ae_latent_dim } else { cfg.latent_dim };
         let g_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("g"));
         let g = GenNet::gan(arch, nz, gw, g_vs.root())?;
         let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
         let d = DiscNet::gan(arch, dw, d_vs.root())?;
-        let gan = [Player::new("g", g_vs, cfg.adam(cfg.lr_g))?, Player::new("d", d_vs, cfg.adam(cfg.lr_d))?];
+        let gan = [Player::new("g", g_vs, cfg.opt_g)?, Player::new("d", d_vs, cfg.opt_d)?];
         let (ae, x_fit) = if mode.is_some() {
             let vs = VarStore::new(DType::F32, cx.device, cx.init_rng("ae"));
-            let enc = DiscNet::new(arch, cfg.latent, dw, vs.pp("enc"))?;
-            let dec = GenNet::new(arch, cfg.latent, gw, vs.pp("dec"))?;
+            let enc = DiscNet::new(arch, cfg.ae_latent_dim, dw, vs.pp("enc"))?;
+            let dec = GenNet::new(arch, cfg.ae_latent_dim, gw, vs.pp("dec"))?;
             // Spec §8.2 [REC]: Adam, betas (0.5, 0.999), lr 1e-4 (code).
-            let player = Player::new("ae", vs, cfg.adam(cfg.ae_lr))?;
+            let player = Player::new("ae", vs, cfg.opt_ae)?;
             let n = cx.data.len();
             if n < cfg.bases {
                 anyhow::bail!("lccgan: the data has {n} samples, fewer than the M = {} bases", cfg.bases);
@@ -166,13 +166,13 @@ impl Lccgan {
     /// baseline, `z ~ N(0, I_d)`.
     pub fn latent(&self, n: usize, anchor: Option<usize>, rng: &mut Rng) -> anyhow::Result<Tensor> {
         match self.mode {
-            None => Ok(rng.randn((n, self.cfg.d), 0.0, 1.0, &self.device)?),
+            None => Ok(rng.randn((n, self.cfg.latent_dim), 0.0, 1.0, &self.device)?),
             Some(mode) => {
                 if self.knn.is_empty() {
                     anyhow::bail!("lccgan: the LCC bases are not fitted yet (stage {})", self.stage());
                 }
-                let s = sampler::sample(&self.v, self.cfg.latent, &self.knn, self.cfg.d, n, mode, anchor, rng);
-                Ok(Tensor::from_vec(s.h, (n, self.cfg.latent), &self.device)?)
+                let s = sampler::sample(&self.v, self.cfg.ae_latent_dim, &self.knn, self.cfg.latent_dim, n, mode, anchor, rng);
+                Ok(Tensor::from_vec(s.h, (n, self.cfg.ae_latent_dim), &self.device)?)
             }
         }
     }
@@ -195,7 +195,7 @@ impl Lccgan {
         let ae = self.ae.as_ref().context("lccgan: no autoencoder")?;
         let x = self.x_fit.as_ref().context("lccgan: no fit data")?;
         let n = x.dim(0)?;
-        let mut out = Vec::with_capacity(n * self.cfg.latent);
+        let mut out = Vec::with_capacity(n * self.cfg.ae_latent_dim);
         for s in (0..n).step_by(500) {
             let len = 500.min(n - s);
             let h = ae.enc.forward_t(&x.narrow(0, s, len)?, false)?;
@@ -205,7 +205,7 @@ impl Lccgan {
     }
 
     fn lcc_step(&mut self, k: usize, rng: &mut Rng) -> anyhow::Result<StepStats> {
-        let dim = self.cfg.latent;
+        let dim = self.cfg.ae_latent_dim;
         let mut st = StepStats::default();
         if k == 0 {
             self.h = self.encode_fit()?;
@@ -236,7 +236,7 @@ impl Lccgan {
             st.push("lcc_j", self.j_hist.last().copied().unwrap_or(0.0) / n);
         }
         if k == self.cfg.lcc_rounds {
-            self.knn = lcc::knn_table(&self.v, dim, self.cfg.d);
+            self.knn = lcc::knn_table(&self.v, dim, self.cfg.latent_dim);
         }
         st.push("stage", 2.0);
         Ok(st)
@@ -283,9 +283,9 @@ impl Lccgan {
     /// Decoded bases (what each anchor looks like through the decoder).
     fn decoded_bases(&self) -> anyhow::Result<Tensor> {
         let ae = self.ae.as_ref().context("lccgan: no autoencoder")?;
-        let m = self.v.len() / self.cfg.latent;
+        let m = self.v.len() / self.cfg.ae_latent_dim;
         let v: Vec<f32> = self.v.iter().map(|&x| x as f32).collect();
-        let v = Tensor::from_vec(v, (m, self.cfg.latent), &self.device)?;
+        let v = Tensor::from_vec(v, (m, self.cfg.ae_latent_dim), &self.device)?;
         Ok(ae.dec.forward_t(&v, false)?)
     }
 }
@@ -335,7 +335,7 @@ impl Method for Lccgan {
     /// Stage 2's data (`lcc.h`, `lcc.v`, `lcc.j_hist`, `lcc.knn`) and the stage counters.
     fn extra_state(&self) -> anyhow::Result<MethodState> {
         let mut tensors = std::collections::BTreeMap::new();
-        let dim = self.cfg.latent;
+        let dim = self.cfg.ae_latent_dim;
         let cpu = Device::Cpu;
         if !self.h.is_empty() {
             tensors.insert("lcc.h".into(), f64_tensor(&self.h, self.h.len() / dim, &cpu)?);
@@ -345,15 +345,15 @@ impl Method for Lccgan {
             tensors.insert("lcc.j_hist".into(), Tensor::new(self.j_hist.as_slice(), &cpu)?);
         }
         if !self.knn.is_empty() {
-            tensors.insert("lcc.knn".into(), Tensor::from_vec(self.knn.clone(), (self.knn.len() / self.cfg.d, self.cfg.d), &cpu)?);
+            tensors.insert("lcc.knn".into(), Tensor::from_vec(self.knn.clone(), (self.knn.len() / self.cfg.latent_dim, self.cfg.latent_dim), &cpu)?);
         }
         let meta = serde_json::json!({
             "steps_done": self.steps_done,
             "stage": self.stage(),
             "converged": self.converged,
-            "d": self.cfg.d,
+            "d": self.cfg.latent_dim,
             "bases": self.cfg.bases,
-            "latent": self.cfg.latent,
+            "latent": self.cfg.ae_latent_dim,
         });
         Ok(MethodState { tensors, meta })
     }
@@ -364,7 +364,7 @@ impl Method for Lccgan {
         let u = |k: &str| meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("lccgan checkpoint: meta `{k}` is missing"));
         self.steps_done = u("steps_done")? as usize;
         self.converged = meta.get("converged").and_then(|v| v.as_bool()).unwrap_or(false);
-        let dim = self.cfg.latent;
+        let dim = self.cfg.ae_latent_dim;
         self.h = t.get("lcc.h").map(tensor_f64).transpose()?.unwrap_or_default();
         self.v = t.get("lcc.v").map(tensor_f64).transpose()?.unwrap_or_default();
         if !self.h.len().is_multiple_of(dim) || !self.v.len().is_multiple_of(dim) {
@@ -375,18 +375,18 @@ impl Method for Lccgan {
         }
         self.j_hist = t.get("lcc.j_hist").map(tensor_f64).transpose()?.unwrap_or_default();
         self.knn = match t.get("lcc.knn") {
-            Some(k) if k.dim(1)? == self.cfg.d => {
+            Some(k) if k.dim(1)? == self.cfg.latent_dim => {
                 let knn = k.flatten_all()?.to_vec1::<u32>().context("lccgan checkpoint: tensor `lcc.knn` must be u32")?;
                 // The sampler indexes V with these; a corrupt table must not reach it.
                 let m = self.v.len() / dim;
-                if knn.len() != m * self.cfg.d || knn.iter().any(|&i| i as usize >= m) {
+                if knn.len() != m * self.cfg.latent_dim || knn.iter().any(|&i| i as usize >= m) {
                     anyhow::bail!("lccgan checkpoint: tensor `lcc.knn` does not index the {m} saved bases");
                 }
                 knn
             }
             // Errata 2: V does not depend on d, so a checkpoint may be continued with another d;
             // the neighbour table is rebuilt from the saved V.
-            Some(_) => lcc::knn_table(&self.v, dim, self.cfg.d),
+            Some(_) => lcc::knn_table(&self.v, dim, self.cfg.latent_dim),
             None => vec![],
         };
         Ok(())
@@ -463,8 +463,8 @@ impl Method for Lccgan {
             return Ok(files);
         }
         let tag = match self.mode {
-            Some(_) => format!("lccgan_{}_d{}", self.cfg.sampler, self.cfg.d),
-            None => format!("gaussian_nz{}", self.cfg.d),
+            Some(_) => format!("lccgan_{}_d{}", self.cfg.sampler, self.cfg.latent_dim),
+            None => format!("gaussian_nz{}", self.cfg.latent_dim),
         };
         let x = self.sample(64, rng)?;
         write(format!("samples_{tag}.png"), ganfold_core::train::render_samples(&x, data, &tag)?)?;
@@ -472,7 +472,7 @@ impl Method for Lccgan {
             return Ok(files);
         }
         // Fig. 3 analogue: embeddings, bases and LCC samples in the top-2 PCA plane of H.
-        let dim = self.cfg.latent;
+        let dim = self.cfg.ae_latent_dim;
         let (mean, axes) = pca2(&self.h, dim);
         let proj = |p: &[f64]| -> (f64, f64) {
             let c: Vec<f64> = p.iter().zip(&mean).map(|(x, m)| x - m).collect();
@@ -480,7 +480,7 @@ impl Method for Lccgan {
         };
         let emb: Vec<(f64, f64)> = self.h.chunks(dim).take(2000).map(proj).collect();
         let bases: Vec<(f64, f64)> = self.v.chunks(dim).map(proj).collect();
-        let s = sampler::sample(&self.v, dim, &self.knn, self.cfg.d, 500, self.mode.unwrap_or(SamplerMode::Paper), None, rng);
+        let s = sampler::sample(&self.v, dim, &self.knn, self.cfg.latent_dim, 500, self.mode.unwrap_or(SamplerMode::Paper), None, rng);
         let samp: Vec<(f64, f64)> = s.h.chunks(dim).map(|r| proj(&r.iter().map(|&x| x as f64).collect::<Vec<_>>())).collect();
         // Paper-mode samples are unnormalised (|h| grows with |z|): keep the view on the data by
         // dropping samples beyond 3x the embeddings' extent, and say how many were dropped.
@@ -490,7 +490,7 @@ impl Method for Lccgan {
         let dropped = n_all - samp.len();
         let title = if dim == 2 { "LCC: latent space".to_string() } else { format!("LCC: PCA of the {dim}-d latent space") };
         let png = viz::scatter(
-            &format!("{title}, M={}, d={} ({dropped}/{n_all} samples off view)", self.cfg.bases, self.cfg.d),
+            &format!("{title}, M={}, d={} ({dropped}/{n_all} samples off view)", self.cfg.bases, self.cfg.latent_dim),
             &[
                 ("embeddings H", emb, RGBColor(170, 170, 170)),
                 ("LCC samples", samp, RGBColor(230, 60, 50)),

@@ -10,8 +10,13 @@ use std::collections::BTreeMap;
 fn table(over: &[(&str, toml::Value)]) -> toml::Table {
     let mut t = ganfold_core::config::table_of::<LccganConfig>();
     for (k, v) in over {
-        assert!(t.contains_key(*k), "unknown key {k}");
-        t.insert(k.to_string(), v.clone());
+        // `opt_ae.lr`: a key of a nested table.
+        let (sub, leaf) = match k.split_once('.') {
+            Some((h, l)) => (t.get_mut(h).and_then(|x| x.as_table_mut()).expect("a nested table"), l),
+            None => (&mut t, *k),
+        };
+        assert!(sub.contains_key(leaf), "unknown key {k}");
+        sub.insert(leaf.to_string(), v.clone());
     }
     t
 }
@@ -22,12 +27,12 @@ fn toy_cfg() -> toml::Table {
         ("ae_steps", Integer(4)),
         ("lcc_rounds", Integer(3)),
         ("bases", Integer(8)),
-        ("latent", Integer(3)),
-        ("d", Integer(2)),
+        ("ae_latent_dim", Integer(3)),
+        ("latent_dim", Integer(2)),
         ("lcc_points", Integer(64)),
         ("knn_k", Integer(8)),
         ("hidden", Integer(16)),
-        ("ae_lr", Float(1e-3)),
+        ("opt_ae.lr", Float(1e-3)),
         ("lcc_tol", Float(0.0)),
     ])
 }
@@ -163,7 +168,7 @@ fn gaussian_baseline_and_config_errors() -> anyhow::Result<()> {
     let err = build(&toy_cfg(), &data, 8, 16).err().unwrap().to_string();
     assert!(err.contains("leaves no GAN steps"), "{err}");
     let mut bad = toy_cfg();
-    bad.insert("d".into(), toml::Value::Integer(9));
+    bad.insert("latent_dim".into(), toml::Value::Integer(9));
     assert!(build(&bad, &data, 20, 16).err().unwrap().to_string().contains("cannot exceed"));
     Ok(())
 }
@@ -178,8 +183,8 @@ fn conv_networks_run_all_stages_on_mnist() -> anyhow::Result<()> {
         ("ae_steps", Integer(2)),
         ("lcc_rounds", Integer(2)),
         ("bases", Integer(16)),
-        ("latent", Integer(8)),
-        ("d", Integer(3)),
+        ("ae_latent_dim", Integer(8)),
+        ("latent_dim", Integer(3)),
         ("lcc_points", Integer(64)),
         ("knn_k", Integer(8)),
         ("ngf", Integer(4)),

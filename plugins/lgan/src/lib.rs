@@ -41,7 +41,7 @@ ganfold_core::inventory::submit! {
         paper: "Qi, Zhang, Hu. Global versus Localized Generative Adversarial Nets. CVPR 2018",
         summary: "local generator G(x, z) with locality and orthonormal-tangent priors; generation and (K+1)-class SSL with a manifold-gradient penalty",
         default_config: ganfold_core::config::table_of::<LganConfig>,
-        renamed_keys: &[],
+        renamed_keys: config::RENAMED_KEYS,
         build: method::build,
     }
 }

@@ -8,7 +8,6 @@ use candle_core::{D, DType, Device, Tensor};
 use ganfold_core::checkpoint;
 use ganfold_core::loss::{bce_const, log_sum_exp, softplus};
 use ganfold_core::nn::{self, VarStore};
-use ganfold_core::optim::AdamConfig;
 use ganfold_core::{Batch, BuildContext, Dataset, LocalGenerator, Method, Player, Rng, SampleShape, StepStats};
 use std::path::{Path, PathBuf};
 
@@ -44,11 +43,11 @@ impl Lgan {
     pub fn new(cx: &BuildContext<'_>) -> anyhow::Result<Self> {
         let cfg: LganConfig = ganfold_core::config::parse(cx.config, "lgan")?;
         cfg.validate()?;
-        let mode = cfg.mode()?;
+        let mode = cfg.mode;
         let shape = cx.shape();
         crate::model::check_shape(shape)?;
         let image = shape.is_image();
-        let n = match (cfg.coords, shape) {
+        let n = match (cfg.latent_dim, shape) {
             (0, SampleShape::Image { .. }) => 10,
             (0, SampleShape::Points { .. }) => 1,
             (n, _) => n,
@@ -56,7 +55,7 @@ impl Lgan {
         if let SampleShape::Points { dim } = shape
             && n > dim
         {
-            anyhow::bail!("lgan: {n} orthonormal tangents cannot exist in {dim}-D data; set coords <= {dim}");
+            anyhow::bail!("lgan: {n} orthonormal tangents cannot exist in {dim}-D data; set latent_dim <= {dim}");
         }
         let mut reduction = Reduction::parse(&cfg.reduction)?;
         if reduction == Reduction::Auto {
@@ -82,8 +81,7 @@ impl Lgan {
         let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
         let d_out = if mode == Mode::Ssl { classes } else { 1 };
         let d = Critic::new(shape, cfg.ndf, d_out, mode == Mode::Ssl, &d_vs)?;
-        let adam = |lr| AdamConfig { lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: 0.0 };
-        let players = [Player::new("g", g_vs, adam(cfg.lr_g))?, Player::new("d", d_vs, adam(cfg.lr_d))?];
+        let players = [Player::new("g", g_vs, cfg.opt_g)?, Player::new("d", d_vs, cfg.opt_d)?];
         // The pool of chart centres for `sample()`: a seeded draw of up to `pool` training points.
         let mut prng = Rng::derive(cx.seed, "lgan-pool");
         let k = cfg.pool.min(cx.data.len());

@@ -152,7 +152,11 @@ fn build(data: &Dataset, sets: &[(&str, &str)], seed: u64) -> anyhow::Result<lga
     let mut table = ganfold_core::config::table_of::<lgan::LganConfig>();
     for (k, v) in sets {
         let val: toml::Value = toml::from_str::<toml::Table>(&format!("v = {v}"))?["v"].clone();
-        table.insert(k.to_string(), val);
+        // `opt_d.lr`: a key of a nested table.
+        match k.split_once('.') {
+            Some((h, l)) => table[h].as_table_mut().expect("a nested table").insert(l.to_string(), val),
+            None => table.insert(k.to_string(), val),
+        };
     }
     let cx = BuildContext { config: &table, data, device: &Device::Cpu, seed, batch_size: 16, total_steps: 10 };
     lgan::Lgan::new(&cx)
@@ -172,7 +176,7 @@ fn run(m: &mut lgan::Lgan, data: &Dataset, from: usize, to: usize, b: usize, rng
 #[test]
 fn ssl_steps_lower_the_labelled_loss() -> R {
     let data = data::toy(Toy::Ring8, 0, 2000);
-    let mut m = build(&data, &[("mode", "\"ssl\""), ("labels", "16"), ("lr_d", "0.01"), ("ngf", "16"), ("ndf", "16")], 0)?;
+    let mut m = build(&data, &[("mode", "\"ssl\""), ("labels", "16"), ("opt_d.lr", "0.01"), ("ngf", "16"), ("ndf", "16")], 0)?;
     let before = m.labelled_loss()?;
     let mut rng = Rng::new(5);
     run(&mut m, &data, 0, 15, 16, &mut rng)?;
@@ -248,12 +252,12 @@ fn registry_and_config_errors() -> R {
     assert!(ganfold_core::registry::method("lgan").is_ok());
     assert!(ganfold_core::registry::regularizer("lgan-local").is_ok());
     let pts = data::toy(Toy::Ring8, 0, 100);
-    let e = build(&pts, &[("coords", "3")], 0).err().expect("3 tangents in 2-D").to_string();
-    assert!(e.contains("coords"), "{e}");
+    let e = build(&pts, &[("latent_dim", "3")], 0).err().expect("3 tangents in 2-D").to_string();
+    assert!(e.contains("latent_dim"), "{e}");
     let e = build(&pts, &[("mode", "\"foo\"")], 0).err().expect("bad mode").to_string();
     assert!(e.contains("mode"), "{e}");
-    let e = build(&pts, &[("lr_g", "-1.0")], 0).err().expect("negative lr").to_string();
-    assert!(e.contains("lr_g"), "{e}");
+    let e = build(&pts, &[("opt_g.lr", "-1.0")], 0).err().expect("negative lr").to_string();
+    assert!(e.contains("opt_g"), "{e}");
     let e = build(&pts, &[("mode", "\"ssl\""), ("labels", "3")], 0).err().expect("too few labels").to_string();
     assert!(e.contains("labels"), "{e}");
     let sm = data::stacked_mnist(&data::mnist_5k()?, 0, 10)?;

@@ -26,6 +26,7 @@
 //! from the paper are marked "Deviation:" (see also the README).
 
 pub mod config;
+mod figures;
 pub mod method;
 pub mod model;
 pub mod objective;

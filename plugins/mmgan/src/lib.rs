@@ -24,6 +24,7 @@
 //! points, the unconditional DCGAN MNIST pair for images), [`method`] (Alg. 1), [`config`].
 
 pub mod config;
+mod figures;
 pub mod manifold;
 pub mod method;
 pub mod model;
