@@ -1,7 +1,7 @@
 //! Convolutions as GEMMs: the CPU kernels behind every conv layer in ganfold.
 //!
 //! Candle 0.11's CPU transposed convolution and the convolution backward passes are direct
-//! loops (`vec_dot_f32`), about 6 % of the machine's GEMM peak (issue 11). Here the three
+//! loops (`vec_dot_f32`), about 6 % of the machine's GEMM peak. Here the three
 //! linear maps of a convolution layer are each one large GEMM over the whole batch plus a
 //! cheap gather/scatter:
 //!

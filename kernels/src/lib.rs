@@ -6,8 +6,8 @@
 //! convolutions as GEMMs over the whole batch ([`conv2d`], ...), per-channel bias, (leaky) ReLU
 //! and training-mode batch normalisation as single passes without Candle's broadcast and strided
 //! reductions, which dominated the profile of the DCGAN step. Elsewhere (CUDA, other dtypes) the
-//! same functions compose Candle's ops. The transposed convolution fuses its col2im into the
-//! GEMM on AVX-512 CPUs, and a frozen convolution reads the image in place (`implicit`).
+//! same functions compose Candle's ops. On AVX-512 CPUs the transposed convolution fuses its
+//! col2im into the GEMM, and the forward convolution reads the image in place (`implicit`).
 //!
 //! The environment switches are read once, on first use ([`switches`]):
 //! - `GANFOLD_KERNELS=candle`: Candle's ops everywhere (before/after comparisons, bisecting a

@@ -6,8 +6,9 @@ Prints one JSON line (median step): steps_per_s, img_per_s, ms_per_step, gflop_p
 counter over one whole step), torch version. With --serve (what `ganfold bench --reference` uses), it
 prints that line without timings once warmed up, then reads step counts from stdin, one per line, and
 answers each with {"times_ms": [...]}: ganfold alternates blocks of its own steps with blocks of these,
-so a slow spell of a shared machine hits both sides alike. Written for ganfold; the DCGAN-28 model matches
-shared/bench/torch_dcgan28.py, the LGAN step matches plugins/lgan (generation mode, defaults).
+so a slow spell of a shared machine hits both sides alike. Written for ganfold; the DCGAN-28 model is the
+standard MNIST-sized DCGAN defined below (DcganG, DcganD), the LGAN step matches plugins/lgan (generation
+mode, defaults).
 """
 import argparse, json, sys, time
 import torch

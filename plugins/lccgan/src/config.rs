@@ -31,19 +31,21 @@ pub struct LccganConfig {
     /// Stage 2: LCC alternations; the stage takes `lcc_rounds + 1` steps (encode + k-means init,
     /// then one coding+basis alternation per step; the kNN table is built on the last).
     pub lcc_rounds: usize,
-    /// Stop alternating when J's relative decrease falls below this (spec §3.2 step 4: 1e-5).
+    /// Stop alternating when J's relative decrease falls below this (our tolerance; the paper gives no solver details).
     pub lcc_tol: f64,
-    /// Embeddings used to fit the bases (N_fit, spec §3.2: at most 20000), a seeded subset.
+    /// Embeddings used to fit the bases (N_fit, at most 20000 to bound the solver's cost), a seeded subset.
     pub lcc_points: usize,
-    /// Each point is coded on its K nearest bases (Errata 2: K = min(M, 32), independent of d).
+    /// Each point is coded on its K nearest bases (K = min(M, 32), independent of d: the paper learns
+    /// the bases once, Alg. 1 line 2, for every d).
     pub knn_k: usize,
-    /// Locality weight mu = mu_times_m / M (spec §8.3 [REC]: mu = 2/M, code-equivalent).
+    /// Locality weight mu = mu_times_m / M (mu = 2/M, equivalent to the authors' code; eq. 2's
+    /// Lipschitz constants L_h, L_G are unknown).
     pub mu_times_m: f64,
-    /// Basis-norm weight lambda (Errata 3: 0, eq. 2 has no such term).
+    /// Basis-norm weight lambda (0: eq. 2 has no such term; the authors' code has one).
     pub lambda: f64,
-    /// ADMM iteration cap per point (spec §3.2: <= 200).
+    /// ADMM iteration cap per point (our cap on the per-point solver; the paper gives no solver details).
     pub admm_iters: usize,
-    /// Lloyd iterations after k-means++ seeding (spec §3.2: 10-20).
+    /// Lloyd iterations after k-means++ seeding (our choice, in the usual 10-20 range).
     pub kmeans_iters: usize,
     /// Generator / discriminator widths (conv: channels of the first/last layer; MLP: hidden).
     pub ngf: usize,

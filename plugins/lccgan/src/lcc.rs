@@ -1,13 +1,13 @@
 //! Local Coordinate Coding (stage 2): learning `M` bases `V` on the autoencoder embeddings.
 //!
-//! Objective (spec §3.2, the paper's Problem 2 / Alg. 1 line 2 with squared reconstruction):
+//! Objective (the paper's Problem 2 / Alg. 1 line 2 with squared reconstruction):
 //! ```text
 //! J(V, Gamma) = sum_i [ 1/2 ||h_i - V^T gamma_i||^2 + mu sum_j |gamma_ij| ||v_j - h_i||^2 ] + lambda ||V||_F^2
 //!               s.t. 1^T gamma_i = 1
 //! ```
 //! minimised by alternation: a per-point weighted LASSO with the affine constraint (ADMM, then an
-//! exact polish on the support: spec Errata 4) and a closed-form basis solve. Everything is plain
-//! host `f64` (spec §9): `M <= 128`, `K <= 32`. Matrices are row-major `Vec<f64>`; `V` is `M x dB`
+//! exact least-squares polish on the support, so codes are sparse and sum exactly to one) and a closed-form basis solve. Everything is plain
+//! host `f64` (our choice: the problems are small): `M <= 128`, `K <= 32`. Matrices are row-major `Vec<f64>`; `V` is `M x dB`
 //! (one basis per row), `H` is `N x dB`.
 
 use ganfold_core::Rng;
@@ -17,9 +17,9 @@ use ganfold_core::Rng;
 pub struct LccParams {
     /// Locality weight mu (the paper's `L_G` relative to `2 L_h`).
     pub mu: f64,
-    /// Basis-norm weight (Errata 3: off by default, eq. 2 has no such term).
+    /// Basis-norm weight (off by default: paper eq. 2 has no such term).
     pub lambda: f64,
-    /// Each point is coded on its `k` nearest bases only (Errata 2: independent of d).
+    /// Each point is coded on its `k` nearest bases only (independent of d: V is learned once, paper Alg. 1 line 2).
     pub k: usize,
     /// ADMM iteration cap per point.
     pub admm_iters: usize,
@@ -117,8 +117,8 @@ fn affine_solve(l: &[f64], n: usize, c: &[f64]) -> Vec<f64> {
     pc.iter().zip(&p1).map(|(a, b)| a - nu * b).collect()
 }
 
-/// The LCC code of one point `h` with bases `v` (spec §3.2 step 2): weighted LASSO on the `k`
-/// nearest bases with `1^T gamma = 1`, solved by ADMM, then polished (Errata 4) by the exact
+/// The LCC code of one point `h` with bases `v` (paper Alg. 1 line 2): weighted LASSO on the `k`
+/// nearest bases with `1^T gamma = 1`, solved by ADMM, then polished by the exact
 /// equality-constrained solve on the support with the signs fixed, so the code is sparse and
 /// sums to one exactly.
 pub fn code_point(v: &[f64], dim: usize, h: &[f64], p: &LccParams) -> Code {
@@ -127,7 +127,7 @@ pub fn code_point(v: &[f64], dim: usize, h: &[f64], p: &LccParams) -> Code {
     let k = nb.len();
     let w: Vec<f64> = nb.iter().map(|&j| sqdist(row(v, j, dim), h)).collect();
     // With 1^T gamma = 1, h - V^T gamma = -(V - 1 h^T)^T gamma: code in coordinates centred on
-    // h, so A = (V_K - h)(V_K - h)^T (diag(A) = w) and b0 = 0. Same solution as the spec's
+    // h, so A = (V_K - h)(V_K - h)^T (diag(A) = w) and b0 = 0. Same solution as the direct form
     // A = V_K V_K^T, b0 = V_K h, but translation-invariant and far better conditioned.
     let cen: Vec<Vec<f64>> = nb.iter().map(|&j| row(v, j, dim).iter().zip(h).map(|(x, y)| x - y).collect()).collect();
     let mut a = vec![0.0; k * k];
@@ -139,7 +139,7 @@ pub fn code_point(v: &[f64], dim: usize, h: &[f64], p: &LccParams) -> Code {
             a[c * k + r] = s;
         }
     }
-    // Spec §3.2 [REC]: rho = mean w (translation-invariant, same units as A).
+    // Our choice: rho = mean w (translation-invariant, same units as A).
     let rho = w.iter().sum::<f64>() / k as f64 + 1e-12;
     let mut arho = a.clone();
     for i in 0..k {
@@ -159,7 +159,7 @@ pub fn code_point(v: &[f64], dim: usize, h: &[f64], p: &LccParams) -> Code {
             u[i] = a.signum() * (a.abs() - t).max(0.0);
             y[i] += gamma[i] - u[i];
         }
-        // Errata 4: stop on both the primal and the dual residual.
+        // Stop on both the primal and the dual residual.
         let scale = 1.0 + gamma.iter().fold(0.0f64, |m, x| m.max(x.abs()));
         let primal = gamma.iter().zip(&u).map(|(g, u)| (g - u).powi(2)).sum::<f64>().sqrt();
         let dual = rho * u.iter().zip(&u_prev).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
@@ -243,7 +243,7 @@ pub fn reconstruct(v: &[f64], dim: usize, c: &Code) -> Vec<f64> {
     r
 }
 
-/// The objective J (spec §3.2).
+/// The objective J (paper eq. 2, squared reconstruction).
 pub fn objective(h: &[f64], v: &[f64], dim: usize, codes: &[Code], p: &LccParams) -> f64 {
     let mut j = 0.0;
     for (i, c) in codes.iter().enumerate() {
@@ -261,7 +261,7 @@ pub fn code_all(h: &[f64], v: &[f64], dim: usize, p: &LccParams) -> Vec<Code> {
     (0..h.len() / dim).map(|i| code_point(v, dim, row(h, i, dim), p)).collect()
 }
 
-/// Relative reconstruction error `sum ||h - V^T gamma||^2 / sum ||h - mean h||^2` (spec §10.1).
+/// Relative reconstruction error `sum ||h - V^T gamma||^2 / sum ||h - mean h||^2`.
 pub fn relative_error(h: &[f64], v: &[f64], dim: usize, codes: &[Code]) -> f64 {
     let n = h.len() / dim;
     let mut mean = vec![0.0; dim];
@@ -275,7 +275,7 @@ pub fn relative_error(h: &[f64], v: &[f64], dim: usize, codes: &[Code]) -> f64 {
     num / den.max(1e-300)
 }
 
-/// The basis step (spec §3.2 step 3), closed form with `Gamma` fixed:
+/// The basis step, closed form with `Gamma` fixed:
 /// `(Gamma^T Gamma + 2 mu diag(a) + 2 lambda I) V = Gamma^T H + 2 mu |Gamma|^T H`, `a_j = sum_i |gamma_ij|`.
 /// A dead basis (`a_j < 1e-8`) is excluded from the solve and re-seeded at the embedding with
 /// the largest reconstruction error (deterministic). Returns the new `V` and the dead indices.
@@ -328,7 +328,7 @@ pub fn basis_step(h: &[f64], v: &[f64], dim: usize, codes: &[Code], p: &LccParam
     (out, dead)
 }
 
-/// k-means++ seeding then Lloyd iterations (spec §3.2 step 1), deterministic given `rng`.
+/// k-means++ seeding then Lloyd iterations (initial bases), deterministic given `rng`.
 pub fn kmeans_init(h: &[f64], dim: usize, m: usize, iters: usize, rng: &mut Rng) -> Vec<f64> {
     let n = h.len() / dim;
     let mut v = Vec::with_capacity(m * dim);
@@ -378,7 +378,7 @@ pub fn kmeans_init(h: &[f64], dim: usize, m: usize, iters: usize, rng: &mut Rng)
     v
 }
 
-/// The sampler's neighbour table (spec §3.2 step 6, Errata 5): for every basis `a`, the `d`
+/// The sampler's neighbour table (paper Sec. 4.3): for every basis `a`, the `d`
 /// nearest bases with `a` itself first, the rest by distance then index. Flat `M x d`.
 pub fn knn_table(v: &[f64], dim: usize, d: usize) -> Vec<u32> {
     let m = v.len() / dim;
@@ -473,7 +473,7 @@ mod tests {
     }
 
     /// Issue: "LCC codes sum to one and reconstruct points on a known manifold (a circle) to a
-    /// small error"; codes are zero outside the K nearest bases (spec §10.1 test 2).
+    /// small error"; codes are zero outside the K nearest bases.
     #[test]
     fn codes_sum_to_one_and_reconstruct_a_circle() {
         let mut rng = Rng::new(1);
@@ -496,7 +496,7 @@ mod tests {
         assert!(nnz < 4.0, "mean non-zeros {nnz}");
     }
 
-    /// Spec §10.1 test 1: with K = M, J is non-increasing after every coding and basis step
+    /// With K = M, J is non-increasing after every coding and basis step
     /// (the coding step is exact only once ADMM has converged: 3000 iterations here; at the
     /// default cap of 200 it can overshoot J by ~1% on this roll).
     #[test]
@@ -517,7 +517,7 @@ mod tests {
         }
     }
 
-    /// Spec §10.1 test 6: the closed-form basis step is a minimum of J in V.
+    /// The closed-form basis step is a minimum of J in V.
     #[test]
     fn basis_step_is_a_minimum() {
         let mut rng = Rng::new(3);
@@ -543,8 +543,8 @@ mod tests {
         }
     }
 
-    /// Spec §10.1 test 5: shifting data and initial bases shifts the bases, codes unchanged
-    /// (tolerance 1e-4: the spec's 1e-5 is at the level of the ADMM residual).
+    /// Shifting data and initial bases shifts the bases, codes unchanged
+    /// (tolerance 1e-4: a tighter 1e-5 is at the level of the ADMM residual).
     #[test]
     fn translation_equivariance() {
         let mut rng = Rng::new(4);
@@ -572,7 +572,7 @@ mod tests {
         }
     }
 
-    /// Spec §10.1 test 7: a basis far from all data is re-seeded onto the data, not collapsed.
+    /// A basis far from all data is re-seeded onto the data, not collapsed.
     #[test]
     fn dead_basis_is_reseeded() {
         let mut rng = Rng::new(5);
@@ -588,7 +588,7 @@ mod tests {
         assert!(on_data, "dead basis re-seeded at {v7:?}");
     }
 
-    /// Errata 5: anchor first, then nearest by distance then index; equals brute force.
+    /// Neighbour order: anchor first, then nearest by distance then index; equals brute force.
     #[test]
     fn knn_table_is_anchor_first_brute_force() {
         let mut rng = Rng::new(6);

@@ -9,10 +9,11 @@
 //! (Sec. 4.3). The paper argues (Theorems 1-2) that a small `d`, near the manifold's intrinsic
 //! dimension, suffices.
 //!
-//! Equations implemented (numbering of the spec, `shared/specs/lccgan.md`):
-//! * LCC objective, spec §3.2: `J = sum_i 1/2 ||h_i - V^T g_i||^2 + mu sum_j |g_ij| ||v_j - h_i||^2
+//! Equations implemented (paper numbering):
+//! * LCC objective, paper eq. 2 (squared reconstruction; lambda = 0 by default, since eq. 2 has no
+//!   basis-norm term): `J = sum_i 1/2 ||h_i - V^T g_i||^2 + mu sum_j |g_ij| ||v_j - h_i||^2
 //!   + lambda ||V||^2`, `1^T g_i = 1` ([`lcc`]: ADMM coding step, closed-form basis step).
-//! * LCC sampling, Sec. 4.3 / spec §3.3 ([`sampler`]).
+//! * LCC sampling, paper Sec. 4.3 ([`sampler`]).
 //! * `G_w(gamma) = G_u(V gamma)`, eq. 3, with `V` frozen (plain host data, never in a VarStore).
 //! * Alg. 1: one D step and one G step per iteration, a fresh LCC sample for the G step, BCE
 //!   with logits (phi = log), non-saturating G loss by default ([`method`]).

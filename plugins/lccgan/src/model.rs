@@ -1,13 +1,13 @@
 //! Networks: the autoencoder (stage 1) and the GAN players (stage 3).
 //!
 //! Images (1x28x28 or Cx28x28) use DCGAN-style conv nets; 2-D point data uses MLPs (chosen
-//! automatically, see [`Arch::choose`]). Following spec §6, the encoder is the
+//! automatically, see [`Arch::choose`]). Following the authors' code, the encoder is the
 //! discriminator's body with a dB-dim head and the decoder has the generator's architecture;
 //! the decoder is not reused as the generator (G is trained from scratch).
 //!
 //! On images the GAN players are the foundation's DCGAN networks (`ganfold_core::nets`), so
 //! LCC-GAN and the DCGAN baseline share G and D; the autoencoder uses the conv nets below.
-//! Deviation: the paper builds 64x64 DCGANs with He init (spec §6.1); MNIST here is 28x28 and the
+//! Deviation: the paper builds 64x64 DCGANs with He init (paper, experimental setup); MNIST here is 28x28 and the
 //! init is DCGAN's N(0, 0.02).
 
 use candle_core::{Module, Result, Tensor};
@@ -156,7 +156,7 @@ mod tests {
     use ganfold_core::nn::VarStore;
     use ganfold_core::Rng;
 
-    /// Spec §10.1 test 17: shapes and output range.
+    /// Shapes and output range of the networks.
     #[test]
     fn shapes_and_range() -> anyhow::Result<()> {
         let dev = Device::Cpu;

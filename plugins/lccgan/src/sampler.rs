@@ -1,4 +1,4 @@
-//! LCC sampling (paper Sec. 4.3, spec §3.3): pick a random basis (the anchor), take its `d`
+//! LCC sampling (paper Sec. 4.3): pick a random basis (the anchor), take its `d`
 //! nearest bases `B`, draw `z ~ N(0, I_d)` and form `h = sum_{j in B} z_j v_j = V^T gamma`, where
 //! `gamma` (M-dim) has exactly `d` non-zeros.
 
@@ -10,9 +10,9 @@ pub enum SamplerMode {
     /// The paper (and the authors' code): `gamma_B = z`, raw, not normalised. Samples lie in the
     /// linear span of the `d` bases (a subspace through the origin), not in their convex hull.
     Paper,
-    /// Deviation (ablation, spec §3.3): `gamma_B = 1/d + s (z - mean z)`, sums to one.
+    /// Deviation (ablation, our choice: affine codes that sum to one): `gamma_B = 1/d + s (z - mean z)`, sums to one.
     Affine { scale: f64 },
-    /// Deviation (ablation, spec §3.3): `gamma_B = softmax(z / tau)`, inside the convex hull.
+    /// Deviation (ablation, our choice: samples inside the convex hull): `gamma_B = softmax(z / tau)`, inside the convex hull.
     Convex { tau: f64 },
 }
 
@@ -85,9 +85,9 @@ mod tests {
         (0..m * dim).map(|_| r.normal()).collect()
     }
 
-    /// Issue: "the sampler picks exactly d bases that are nearest to the chosen one"
-    /// (spec §10.1 test 9): d distinct non-zeros, equal to a brute-force d-NN of the anchor,
-    /// anchor included; and h == sum_j z_j v_j (test 10).
+    /// The sampler picks exactly the d bases nearest to the chosen one:
+    /// d distinct non-zeros, equal to a brute-force d-NN of the anchor,
+    /// anchor included; and h == sum_j z_j v_j.
     #[test]
     fn picks_exactly_the_d_nearest_bases_of_the_anchor() {
         let (m, dim) = (24, 4);
@@ -121,8 +121,8 @@ mod tests {
         }
     }
 
-    /// Spec §10.1 test 11: the paper's coefficients are raw N(0, 1) (no normalisation);
-    /// test 12: anchors are uniform.
+    /// The paper's coefficients are raw N(0, 1) (no normalisation);
+    /// anchors are uniform.
     #[test]
     fn paper_coefficients_are_standard_normal_and_anchors_uniform() {
         let (m, dim, d) = (10, 3, 4);
@@ -147,7 +147,7 @@ mod tests {
         assert!(chi2 < 27.9, "chi-square {chi2} (9 dof, p = 0.001 at 27.9)");
     }
 
-    /// Spec §10.1 tests 13-14: the ablation modes sum to one; convex is non-negative.
+    /// The ablation modes sum to one; convex is non-negative.
     #[test]
     fn affine_and_convex_variants() {
         let mut rng = Rng::new(5);

@@ -126,7 +126,7 @@ fn checkpoint_in_every_stage_resumes_bit_for_bit() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Spec §10.1 test 15 and the stage separation: V and the kNN table do not change during GAN
+/// Stage separation: V and the kNN table do not change during GAN
 /// steps; the AE does not move during the GAN stage and G/D do not move before it.
 #[test]
 fn stages_touch_only_their_own_state() -> anyhow::Result<()> {

@@ -4,12 +4,15 @@ use crate::config::{LganConfig, Mode};
 use crate::model::{Critic, GenOptions, LocalGen};
 use crate::reg::{self, LganLocal, Reduction};
 use anyhow::Context;
-use candle_core::{D, DType, Device, Tensor};
-use ganfold_core::checkpoint;
+use candle_core::{DType, Device, Tensor};
 use ganfold_core::loss::{bce_const, log_sum_exp, softplus};
 use ganfold_core::nn::{self, VarStore};
 use ganfold_core::{Batch, BuildContext, Dataset, LocalGenerator, Method, Player, Rng, SampleShape, StepStats};
 use std::path::{Path, PathBuf};
+
+// A child module, so that it reads the method's private fields.
+#[path = "figures.rs"]
+mod figures;
 
 /// The labelled subset of the SSL mode.
 struct Labelled {
@@ -61,7 +64,7 @@ impl Lgan {
         if reduction == Reduction::Auto {
             reduction = if image { Reduction::Mean } else { Reduction::Sum };
         }
-        // Spec A3 [REC] starting points (the paper gives no values).
+        // Our starting points: the paper tunes mu and eta on a validation set and gives no values.
         let mu = if cfg.mu < 0.0 { if image { 10.0 } else { 1.0 } } else { cfg.mu };
         let eta = if cfg.eta < 0.0 { 1.0 } else { cfg.eta };
         let distance = reg::Distance::parse(&cfg.distance)?;
@@ -117,8 +120,8 @@ impl Lgan {
     fn step_gen(&mut self, batch: &Batch, rng: &mut Rng) -> anyhow::Result<StepStats> {
         let x = &batch.x;
         let b = x.dim(0)?;
-        // Deviation (spec A8): the same minibatch feeds D's real term and G's chart centres,
-        // as in [CODE-GEN]; the paper does not say.
+        // The same minibatch feeds D's real term and G's chart centres, as in the authors'
+        // generation code (Localized-GAN); the paper does not say.
         // D step: max E log D(x) + E log(1 - D(G(x, z))).
         let z = self.sample_z(b, rng)?;
         let fake = self.g.forward_local(x, &z, true)?.detach();
@@ -141,19 +144,20 @@ impl Lgan {
     }
 
     /// log P(y = k | x) for k <= K under the (K+1)-way model with the fake logit fixed at 0
-    /// (errata 3): l_k - log(1 + sum_j e^{l_j}) = l_k - softplus(lse).
+    /// (the paper's P(y|x) is over y in {1..K+1}, Sec. 4): l_k - log(1 + sum_j e^{l_j}) = l_k - softplus(lse).
     fn log_p_real(logits: &Tensor) -> candle_core::Result<Tensor> {
         logits.broadcast_sub(&softplus(&log_sum_exp(logits)?)?.unsqueeze(1)?)
     }
 
-    /// -mean log P(y_l | x) over the rows, (K+1)-way (errata 3).
+    /// -mean log P(y_l | x) over the rows, (K+1)-way (Sec. 4).
     fn labelled_nll(logits: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
         let lp = Self::log_p_real(logits)?;
         lp.gather(&y.unsqueeze(1)?, 1)?.mean_all()?.neg()
     }
 
-    /// R = (N/s) sum_{j in S} sum_k (d/dz_j log P(y=k | G(x,z)) at z=0)^2, batch mean (eq. 8,
-    /// errata 2 and 5), by central differences with G frozen.
+    /// R = (N/s) sum_{j in S} sum_k (d/dz_j log P(y=k | G(x,z)) at z=0)^2, batch mean: eq. (8)
+    /// sums over all N coordinates with weight 1, and N/s keeps that scale on a subset of s.
+    /// Central differences with G frozen.
     fn manifold_penalty(&self, x: &Tensor, coords: &[usize]) -> anyhow::Result<Tensor> {
         let n = self.g.coord_dim();
         let s = coords.len();
@@ -184,7 +188,7 @@ impl Lgan {
         let b = xu.dim(0)?;
         // Labelled minibatch: B draws with replacement from the labelled subset (the unlabelled
         // batch is the trainer's batch over all training images, labelled ones included, as in
-        // [CODE-SSL]). Spec [REC]: the unlabelled batch also serves as G's chart centres.
+        // the authors' SSL code). Our choice: the unlabelled batch also serves as G's chart centres.
         let pick: Vec<u32> = (0..b).map(|_| rng.below(lab.index.len()) as u32).collect();
         let pick = Tensor::from_vec(pick, b, &self.device)?;
         let xl = lab.x.index_select(&pick, 0)?;
@@ -198,10 +202,11 @@ impl Lgan {
         let lse_g = log_sum_exp(&self.d.forward_t(&fake, true)?)?;
         // -E log P(y <= K | x_u) - E log P(y = K+1 | G(x, z)).
         let p_unl = ((softplus(&lse_u)? - &lse_u)?.mean_all()? + softplus(&lse_g)?.mean_all()?)?;
-        // The manifold penalty gets its own subset S of min(jac_subset, N) coordinates (errata 2:
-        // the paper samples coordinates only for the orthonormal prior; sharing S is optional).
-        // Deviation: lambda applies to the unlabelled batch only (errata 5, lambda_lab = 0), and
-        // there is no validation split or D-parameter EMA ([CODE-SSL]); the final model is evaluated.
+        // The manifold penalty gets its own subset S of min(jac_subset, N) coordinates (the paper
+        // samples coordinates only for the orthonormal prior; the N/s factor keeps eq. 8's scale).
+        // Deviation: lambda applies to the unlabelled batch only (it already holds the labelled
+        // images, so a labelled term would count them twice), and there is no validation split or
+        // D-parameter EMA (which the authors' SSL code has); the final model is evaluated.
         let coords = self.reg.draw_subset(self.g.coord_dim(), rng);
         let manifold = if self.cfg.lambda > 0.0 {
             self.manifold_penalty(xu, &coords)?
@@ -217,12 +222,12 @@ impl Lgan {
         // The classifier's parameters are constants in G's loss (`nn::frozen`).
         let psi_real = self.d.features_t(xu, true)?.mean(0)?.detach();
         let psi_fake = nn::frozen(|| self.d.features_t(&fake, true))?.mean(0)?;
-        // L_G: squared L2 of the mean-feature difference (paper; [CODE-SSL] uses an L1 mean).
-        // Deviation (spec A1 applied to L_G): with the `mean` reduction (images) it is averaged over
+        // L_G: squared L2 of the mean-feature difference (paper; the authors' SSL code uses an L1 mean).
+        // Deviation (the reduction of eq. 3's norms, applied to L_G): with `mean` (images) it is averaged over
         // the F features like the locality term is over pixels; summed over F = 128 it reached
         // hundreds against a mu * locality of a few units (README, SSL table).
         let fm = feature_matching(&psi_real, &psi_fake, self.reg.reduction.resolve(xu))?;
-        // K_G at z ~ P_Z (paper; [CODE-SSL] uses z = 0), (K+1)-way log-probabilities (errata 3).
+        // K_G at z ~ P_Z (paper; the authors' SSL code uses z = 0), (K+1)-way log-probabilities (Sec. 4).
         let zl = self.sample_z(b, rng)?;
         let gl = self.g.forward_local(&xl, &zl, true)?;
         let kg = Self::labelled_nll(&nn::frozen(|| self.d.forward_t(&gl, true))?, &yl)?;
@@ -245,140 +250,6 @@ impl Lgan {
     pub fn labelled_loss(&self) -> anyhow::Result<f64> {
         let lab = self.labelled.as_ref().context("labelled_loss: not an ssl run")?;
         Ok(Self::labelled_nll(&self.d.forward_t(&lab.x, false)?, &lab.y)?.to_scalar::<f32>()? as f64)
-    }
-
-    /// SSL: classification error (argmax over the K real logits) on `rows` of `data`.
-    pub fn class_error(&self, data: &Dataset, rows: &[usize]) -> anyhow::Result<f64> {
-        let labels = data.labels.as_ref().context("class_error: the data has no labels")?;
-        let mut wrong = 0usize;
-        for chunk in rows.chunks(500) {
-            let x = data.batch(chunk, &self.device)?.x;
-            let pred = self.d.forward_t(&x, false)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            wrong += chunk.iter().zip(pred).filter(|(i, p)| labels[**i] != *p).count();
-        }
-        Ok(wrong as f64 / rows.len().max(1) as f64)
-    }
-
-    /// The chart metrics of `ganfold_eval::local` at real points `x`: class agreement of
-    /// G(x, 0) with x under the pinned classifier (digits only), locality RMSE and the
-    /// spectrum of J_x^T J_x over all N coordinates (small eigenvalues = collapsed tangents).
-    /// `digits`: whether the pinned classifier can judge the points ([`Dataset::is_digits`]).
-    pub fn chart_report(&self, x: &Tensor, digits: bool) -> anyhow::Result<ganfold_eval::LocalReport> {
-        let net = digits.then(|| ganfold_eval::MnistClassifier::pinned(&Device::Cpu)).transpose()?;
-        let fwd = |x: &Tensor, z: &Tensor| self.g.forward_local(x, z, false)?.to_device(&Device::Cpu);
-        let opts = ganfold_eval::LocalOptions { spectrum_points: 256, delta: self.reg.delta };
-        ganfold_eval::local_report(&fwd, self.g.coord_dim(), x, net.as_ref(), &opts)
-    }
-
-    /// Tangent images of `x` for coordinates `coords`: (B, s, C, H, W) rows of J.
-    pub fn tangents(&self, x: &Tensor, coords: &[usize]) -> anyhow::Result<Tensor> {
-        let j = reg::fd_jacobian(&self.g, x, coords, self.reg.delta, false)?;
-        let mut dims = vec![x.dim(0)?, coords.len()];
-        dims.extend_from_slice(&x.dims()[1..]);
-        Ok(j.reshape(dims)?)
-    }
-
-    /// Charts at 8 digits: test digits when the data has a test split, else training points.
-    fn image_figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
-        let n = self.g.coord_dim();
-        let src = match &data.test {
-            Some(t) => t.head(1000, &self.device)?,
-            None => self.pool.clone(),
-        };
-        let npts = 8.min(src.dim(0)?);
-        let idx: Vec<u32> = rng.choose_distinct(src.dim(0)?, npts).into_iter().map(|i| i as u32).collect();
-        let x = src.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 0)?;
-        let (c, h, w) = match self.shape {
-            SampleShape::Image { c, h, w } => (c, h, w),
-            _ => unreachable!("image figures for image data only"),
-        };
-        let s = n.min(10);
-        let coords: Vec<usize> = (0..s).collect();
-        let z0 = Tensor::zeros((npts, n), DType::F32, &self.device)?;
-        let g0 = self.g.forward_local(&x, &z0, false)?;
-        // Tangent images (Fig. 6): each tau_j stretched to [-1, 1] by its own max |.|.
-        let tan = self.tangents(&x, &coords)?.flatten_from(2)?;
-        let scale = (tan.abs()?.max_keepdim(2)? + 1e-8)?;
-        let tan = tan.broadcast_div(&scale)?.reshape((npts, s, c, h, w))?;
-        let mut rows = vec![];
-        for i in 0..npts {
-            rows.push(x.narrow(0, i, 1)?);
-            rows.push(g0.narrow(0, i, 1)?);
-            rows.push(tan.get(i)?);
-        }
-        let grid = Tensor::cat(&rows, 0)?;
-        let mut out = vec![];
-        let p = dir.join("tangents.png");
-        checkpoint::atomic_write(&p, &ganfold_core::viz::image_grid(&grid, s + 2, 2)?)?;
-        out.push(p);
-        // Dense samples (Fig. 4): per point, rows = coordinates, columns z_j from -k sigma to
-        // +k sigma (k = 3, 11 columns), centre column G(x, 0); a first column with x itself.
-        let k = 3.0 * self.cfg.z_std;
-        let cols = 11usize;
-        let pts = 2.min(npts);
-        let mut imgs = vec![];
-        for i in 0..pts {
-            let xi = x.narrow(0, i, 1)?;
-            let mut zs = vec![0f32; s * cols * n];
-            for j in 0..s {
-                for cc in 0..cols {
-                    zs[(j * cols + cc) * n + j] = (-k + 2.0 * k * cc as f64 / (cols - 1) as f64) as f32;
-                }
-            }
-            let z = Tensor::from_vec(zs, (s * cols, n), &self.device)?;
-            let xr = xi.broadcast_as((s * cols, c, h, w))?.contiguous()?;
-            let out = self.g.forward_local(&xr, &z, false)?.reshape((s, cols, c, h, w))?;
-            for j in 0..s {
-                imgs.push(xi.clone());
-                imgs.push(out.get(j)?);
-            }
-        }
-        let grid = Tensor::cat(&imgs, 0)?;
-        let p = dir.join("dense_samples.png");
-        checkpoint::atomic_write(&p, &ganfold_core::viz::image_grid(&grid, cols + 1, 2)?)?;
-        out.push(p);
-        Ok(out)
-    }
-
-    fn point_figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
-        use ganfold_core::viz;
-        let n = self.g.coord_dim();
-        let npts = 24.min(self.pool.dim(0)?);
-        let idx: Vec<u32> = rng.choose_distinct(self.pool.dim(0)?, npts).into_iter().map(|i| i as u32).collect();
-        let x = self.pool.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 0)?;
-        // Each chart: G(x, t e_j) for t on a grid in [-3 sigma, 3 sigma], every coordinate j.
-        let steps = 41usize;
-        let k = 3.0 * self.cfg.z_std;
-        let mut zs = vec![0f32; n * steps * n];
-        for j in 0..n {
-            for t in 0..steps {
-                zs[(j * steps + t) * n + j] = (-k + 2.0 * k * t as f64 / (steps - 1) as f64) as f32;
-            }
-        }
-        let z = Tensor::from_vec(zs, (n * steps, n), &self.device)?;
-        let mut curves = vec![];
-        let mut centres = vec![];
-        for i in 0..npts {
-            let xi = x.narrow(0, i, 1)?;
-            let xr = xi.broadcast_as((n * steps, xi.dim(1)?))?.contiguous()?;
-            curves.extend(viz::points(&self.g.forward_local(&xr, &z, false)?.narrow(1, 0, 2.min(xi.dim(1)?))?.to_device(&Device::Cpu)?)?);
-            let z0 = Tensor::zeros((1, n), DType::F32, &self.device)?;
-            centres.extend(viz::points(&self.g.forward_local(&xi, &z0, false)?.narrow(1, 0, 2.min(xi.dim(1)?))?.to_device(&Device::Cpu)?)?);
-        }
-        let real = viz::points(&data.head(2000, &Device::Cpu)?.narrow(1, 0, 2.min(data.shape.numel()))?)?;
-        use plotters::style::RGBColor;
-        let png = viz::scatter(
-            "LGAN charts G(x, t e_j), |t| <= 3 sigma",
-            &[
-                ("real", real, RGBColor(80, 120, 230)),
-                ("charts", curves, RGBColor(230, 60, 50)),
-                ("G(x,0)", centres, RGBColor(20, 20, 20)),
-            ],
-            (600, 600),
-        )?;
-        let p = dir.join("charts.png");
-        checkpoint::atomic_write(&p, &png)?;
-        Ok(vec![p])
     }
 }
 
@@ -458,50 +329,13 @@ impl Method for Lgan {
         })
     }
 
-    /// The chart metrics ([`Lgan::chart_report`]) at up to 1,000 test digits (the pool of
-    /// training points when the data has no test split): `local_class_agreement` (digits),
-    /// `local_locality_rmse`, `local_median_min_eig`, `local_median_max_eig`,
-    /// `local_median_condition`, `local_tangent_overlap`. In SSL mode also the classification error: on `data.test` when
-    /// present (`ssl_test_error`), else on the training images outside the labelled subset
-    /// (`ssl_error_unlabelled_train`, at most 10,000 of them).
+    /// The chart metrics and, in SSL mode, the classification error (`figures.rs`).
     fn evaluate(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
-        let x = match &data.test {
-            Some(t) => t.head(1000, &self.device)?,
-            None => self.pool.narrow(0, 0, 1000.min(self.pool.dim(0)?))?,
-        };
-        let r = self.chart_report(&x, data.is_digits())?;
-        let mut out = vec![
-            ("local_locality_rmse".to_string(), r.locality_rmse),
-            ("local_median_min_eig".to_string(), r.median_min_eig),
-            ("local_median_max_eig".to_string(), r.median_max_eig),
-            ("local_median_condition".to_string(), r.median_condition),
-            ("local_tangent_overlap".to_string(), r.tangent_overlap),
-        ];
-        if let Some(a) = r.class_agreement {
-            out.insert(0, ("local_class_agreement".to_string(), a));
-        }
-        if let Some(lab) = &self.labelled {
-            match &data.test {
-                Some(t) if t.labels.is_some() => {
-                    let rows: Vec<usize> = (0..t.len()).collect();
-                    out.push(("ssl_test_error".into(), self.class_error(t, &rows)?));
-                }
-                _ => {
-                    let mut taken = vec![false; data.len()];
-                    for &i in &lab.index {
-                        taken[i] = true;
-                    }
-                    let rows: Vec<usize> = (0..data.len()).filter(|&i| !taken[i]).take(10_000).collect();
-                    out.push(("ssl_error_unlabelled_train".into(), self.class_error(data, &rows)?));
-                }
-            }
-        }
-        Ok(out)
+        self.evaluate_run(data)
     }
 
     /// `tangents.png` (Fig. 6) and `dense_samples.png` (Fig. 4) for images; `charts.png` for points.
     fn figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        if self.shape.is_image() { self.image_figures(dir, data, rng) } else { self.point_figures(dir, data, rng) }
+        self.write_figures(dir, data, rng)
     }
 }

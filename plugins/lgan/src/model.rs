@@ -184,7 +184,7 @@ enum CriticNet {
 pub struct Critic {
     net: CriticNet,
     head: Linear,
-    /// Global mean pool of the last conv block (SSL, `psi` of spec B5) instead of flattening.
+    /// Global mean pool of the last conv block (SSL feature layer `psi`, which the paper only calls "an intermediate layer"; our choice) instead of flattening.
     pool: bool,
 }
 

@@ -1,11 +1,12 @@
 //! The locality + orthonormality regularizer Omega_G of eq. (3), registered as `lgan-local`,
-//! and the finite-difference Jacobian of a local chart (spec §3).
+//! and the finite-difference Jacobian of a local chart (the paper only says "by backpropagation";
+//! differences in z avoid second-order gradients, which Candle drops by default).
 
 use candle_core::{DType, Tensor};
 use ganfold_core::{LocalGenerator, RegContext, Regularizer, Rng};
 use serde::{Deserialize, Serialize};
 
-/// How the squared norms of eq. (3) are normalised (spec A1).
+/// How the squared norms of eq. (3) are normalised (the paper does not say).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduction {
     /// `Mean` for images, `Sum` for points.
@@ -13,7 +14,7 @@ pub enum Reduction {
     /// Paper-literal: ||G(x,0) - x||^2 and ||J^T J - I||_F^2, averaged over the batch.
     Sum,
     /// Divided by D (locality) and by s^2 (orthonormality), so a 784-pixel sum does not swamp
-    /// the adversarial term (spec A1 [REC] for images).
+    /// the adversarial term (our choice for images).
     Mean,
 }
 
@@ -108,7 +109,7 @@ pub struct LocalTerms {
 /// random subset S of coordinates, drawn once per minibatch and shared by the batch (paper
 /// Sec. 5.3 "ten coordinates were randomly chosen", both authors' codes).
 ///
-/// Deviation (spec A1): squared Frobenius norm as the paper writes, where the authors' codes
+/// Squared Frobenius norm as the paper writes (eq. 3), where the authors' codes
 /// use mean absolute errors.
 #[derive(Clone, Debug)]
 pub struct LganLocal {
@@ -189,15 +190,15 @@ impl Regularizer for LganLocal {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LganLocalConfig {
-    /// Locality weight mu (spec A3 [REC] 10 for images with `mean` reduction).
+    /// Locality weight mu (our starting point: 10 for images with `mean` reduction; the paper gives none).
     pub mu: f64,
-    /// Orthonormality weight eta (spec A3 [REC] 1).
+    /// Orthonormality weight eta (our starting point: 1; the paper gives none).
     pub eta: f64,
-    /// |S| coordinates per minibatch (paper: ten; [REC, CPU] 4).
+    /// |S| coordinates per minibatch (paper: ten; 4 here, each costs 2B generator passes on CPU).
     pub subset: usize,
-    /// Finite-difference step in z (spec §3 [REC] 1e-2 in f32).
+    /// Finite-difference step in z (1e-2 for f32 training; the authors' code uses 1e-4).
     pub delta: f64,
-    /// `auto`, `sum` or `mean` (spec A1).
+    /// `auto`, `sum` or `mean` (see [`Reduction`]).
     pub reduction: String,
     /// `squared` (the paper's eq. 3) or `abs` (the authors' code).
     pub distance: String,
