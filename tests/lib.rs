@@ -10,7 +10,7 @@ use ganfold_plugins as _;
 pub mod fuzz {
     use candle_core::Device;
     use ganfold_core::checkpoint::{self, CheckpointMeta};
-    use ganfold_core::{Method, RunConfig, Rng};
+    use ganfold_core::{Method, Rng, RunConfig};
 
     /// IDX reader. First byte: 0 = images only; otherwise the next two bytes (big-endian) say
     /// where the images end and the labels begin. Any input: a dataset or an error.
@@ -55,7 +55,8 @@ pub mod fuzz {
 
     fn roundtrip(cfg: &RunConfig) {
         let t = cfg.to_toml().expect("a parsed config serialises");
-        let again = RunConfig::from_toml(&t, None).unwrap_or_else(|e| panic!("written config does not parse back: {e:#}\n{t}"));
+        let again =
+            RunConfig::from_toml(&t, None).unwrap_or_else(|e| panic!("written config does not parse back: {e:#}\n{t}"));
         assert_eq!(again.to_toml().unwrap(), t, "config round trip");
     }
 
@@ -69,7 +70,14 @@ pub mod fuzz {
         }
         let data = ganfold_core::data::load("ring8", 0).expect("ring8");
         let entry = ganfold_core::registry::method(method).expect("registered");
-        let cx = ganfold_core::BuildContext { config: &cfg.method, data: &data, device: &Device::Cpu, seed: 0, batch_size: 8, total_steps: 10 };
+        let cx = ganfold_core::BuildContext {
+            config: &cfg.method,
+            data: &data,
+            device: &Device::Cpu,
+            seed: 0,
+            batch_size: 8,
+            total_steps: 10,
+        };
         (entry.build)(&cx).expect("builds")
     }
 

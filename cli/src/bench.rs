@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use candle_core::Device;
 use clap::Args;
-use ganfold_core::{BuildContext, RunConfig, Rng, data, registry};
+use ganfold_core::{BuildContext, Rng, RunConfig, data, registry};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -71,7 +71,10 @@ fn bench(a: &BenchArgs, threads: usize) -> anyhow::Result<()> {
 
     let gflops = sgemm_gflops()?;
     println!("machine: {threads} threads; large SGEMM (2048³, f32, Candle/gemm): {gflops:.0} GFLOP/s");
-    println!("config: data mnist-5k (28x28), batch {}, each method's default config, {} warm-up + {} timed steps (median)\n", a.batch_size, a.warmup, a.steps);
+    println!(
+        "config: data mnist-5k (28x28), batch {}, each method's default config, {} warm-up + {} timed steps (median)\n",
+        a.batch_size, a.warmup, a.steps
+    );
 
     let data = data::load("mnist-5k", 0)?;
     let names: Vec<String> = if a.methods.is_empty() {
@@ -104,10 +107,16 @@ fn bench(a: &BenchArgs, threads: usize) -> anyhow::Result<()> {
             ),
             None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
         };
-        println!("{:<8} {:<14} {:>9.1} {:>9.0} {:>11} {:>7} {:>10} {:>9} {:>10}", r.method, r.phase, r.ms, r.img_s, t, ratio, gf, util, tutil);
+        println!(
+            "{:<8} {:<14} {:>9.1} {:>9.0} {:>11} {:>7} {:>10} {:>9} {:>10}",
+            r.method, r.phase, r.ms, r.img_s, t, ratio, gf, util, tutil
+        );
     }
     if let Some(t) = rows.iter().find_map(|r| r.torch.as_ref()) {
-        println!("\nreference: PyTorch {} (scripts/bench/reference.py), {threads} threads; GFLOP/step from PyTorch's FLOP counter", t.torch);
+        println!(
+            "\nreference: PyTorch {} (scripts/bench/reference.py), {threads} threads; GFLOP/step from PyTorch's FLOP counter",
+            t.torch
+        );
         println!("ratio = ganfold img/s / PyTorch img/s (> 1: ganfold faster); util = GFLOP/s / SGEMM GFLOP/s");
     }
     Ok(())
@@ -120,14 +129,26 @@ const ROUNDS: usize = 4;
 /// PyTorch's figures when a reference server is given. With a reference the timed steps run in
 /// `ROUNDS` blocks alternating with PyTorch's blocks of the same size, so that a slow spell of a
 /// shared machine (±20 % over minutes here) falls on both sides instead of on one.
-fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs, mut torch: Option<TorchServer>) -> anyhow::Result<(String, f64, Option<Reference>)> {
+fn time_method(
+    name: &str,
+    data: &data::Dataset,
+    a: &BenchArgs,
+    mut torch: Option<TorchServer>,
+) -> anyhow::Result<(String, f64, Option<Reference>)> {
     let cfg = RunConfig::defaults(name)?;
     let entry = registry::method(name)?;
     let device = Device::Cpu;
     let total = a.warmup + a.steps;
     // The run length the method plans its schedule for is its default one (staged methods such as
     // LCC-GAN need room for their stages); the bench times the first steps of it.
-    let cx = BuildContext { config: &cfg.method, data, device: &device, seed: 0, batch_size: a.batch_size, total_steps: cfg.train.steps.max(total) };
+    let cx = BuildContext {
+        config: &cfg.method,
+        data,
+        device: &device,
+        seed: 0,
+        batch_size: a.batch_size,
+        total_steps: cfg.train.steps.max(total),
+    };
     let mut m = (entry.build)(&cx).with_context(|| format!("building {name}"))?;
     let mut rng = Rng::new(1);
     let (mut times, mut torch_times) = (vec![], vec![]);
@@ -161,7 +182,11 @@ fn time_method(name: &str, data: &data::Dataset, a: &BenchArgs, mut torch: Optio
     let reference = match torch {
         Some(server) => {
             let ms = median(torch_times);
-            Some(Reference { img_per_s: a.batch_size as f64 * 1e3 / ms, gflop_per_step: server.meta.gflop_per_step, torch: server.meta.torch.clone() })
+            Some(Reference {
+                img_per_s: a.batch_size as f64 * 1e3 / ms,
+                gflop_per_step: server.meta.gflop_per_step,
+                torch: server.meta.torch.clone(),
+            })
         }
         None => None,
     };
@@ -190,12 +215,18 @@ fn sgemm_gflops() -> anyhow::Result<f64> {
 /// Python with torch in `venv`, installed from PyPI when missing.
 fn ensure_venv(venv: &PathBuf) -> anyhow::Result<PathBuf> {
     let py = venv.join("bin").join("python");
-    let has_torch = |py: &PathBuf| Command::new(py).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    let has_torch =
+        |py: &PathBuf| Command::new(py).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
     if py.exists() && has_torch(&py) {
         return Ok(py);
     }
     eprintln!("installing the PyTorch reference into {} ({TORCH}; about two minutes) ...", venv.display());
-    let ok = Command::new("python3").arg("-m").arg("venv").arg(venv).status().context("cannot run python3 (needed for --reference)")?;
+    let ok = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(venv)
+        .status()
+        .context("cannot run python3 (needed for --reference)")?;
     if !ok.success() {
         bail!("python3 -m venv {} failed", venv.display());
     }
@@ -236,15 +267,31 @@ impl TorchServer {
         let mut child = Command::new(py)
             .arg(&script)
             .arg(model)
-            .args(["--threads", &threads.to_string(), "--batch", &a.batch_size.to_string(), "--warmup", &a.warmup.to_string(), "--serve"])
+            .args([
+                "--threads",
+                &threads.to_string(),
+                "--batch",
+                &a.batch_size.to_string(),
+                "--warmup",
+                &a.warmup.to_string(),
+                "--serve",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .context("cannot run the PyTorch reference")?;
-        let (input, output) = (child.stdin.take().context("reference stdin")?, child.stdout.take().context("reference stdout")?);
-        let mut server = Self { child, input, output: std::io::BufReader::new(output), meta: Meta { gflop_per_step: 0.0, torch: String::new() }, script };
-        server.meta = serde_json::from_str(&server.line()?).context("unexpected first line from the PyTorch reference")?;
+        let (input, output) =
+            (child.stdin.take().context("reference stdin")?, child.stdout.take().context("reference stdout")?);
+        let mut server = Self {
+            child,
+            input,
+            output: std::io::BufReader::new(output),
+            meta: Meta { gflop_per_step: 0.0, torch: String::new() },
+            script,
+        };
+        server.meta =
+            serde_json::from_str(&server.line()?).context("unexpected first line from the PyTorch reference")?;
         Ok(server)
     }
 
@@ -262,7 +309,8 @@ impl TorchServer {
         use std::io::Write;
         writeln!(self.input, "{n}")?;
         self.input.flush()?;
-        let block: Block = serde_json::from_str(&self.line()?).context("unexpected output from the PyTorch reference")?;
+        let block: Block =
+            serde_json::from_str(&self.line()?).context("unexpected output from the PyTorch reference")?;
         Ok(block.times_ms)
     }
 }

@@ -67,7 +67,8 @@ pub fn main(args: &ExperimentArgs) -> Result<()> {
                 };
                 let grid = format!("{} x {}", e.spec.arms.len(), e.spec.seeds.list().len());
                 let claim: String = e.spec.claim.split_whitespace().collect::<Vec<_>>().join(" ");
-                let claim = if claim.chars().count() > 90 { claim.chars().take(87).collect::<String>() + "..." } else { claim };
+                let claim =
+                    if claim.chars().count() > 90 { claim.chars().take(87).collect::<String>() + "..." } else { claim };
                 println!("{:<22} {grid:>12} {time:>12}  {claim}", e.name);
             }
             println!("(train time on this machine's cores: measured from finished runs, ~ from reference step times)");

@@ -43,7 +43,14 @@ pub fn main(args: &HubArgs) -> anyhow::Result<()> {
     match &args.cmd {
         HubCmd::Pack { run, id, out } => {
             let m = ganfold_hub::pack(run, id, out)?;
-            println!("packed {} ({} at step {}, {} files) into {}", m.id, m.method, m.steps, m.files.len() + 1, out.display());
+            println!(
+                "packed {} ({} at step {}, {} files) into {}",
+                m.id,
+                m.method,
+                m.steps,
+                m.files.len() + 1,
+                out.display()
+            );
             Ok(())
         }
         HubCmd::Verify { dirs } => {
@@ -71,7 +78,8 @@ fn shipped() -> anyhow::Result<Vec<PathBuf>> {
     let Ok(rd) = std::fs::read_dir(&root) else {
         bail!("no model folder given and ./pretrained does not exist (run from the repository root, or name folders)");
     };
-    let mut v: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join(ganfold_hub::MANIFEST).is_file()).collect();
+    let mut v: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join(ganfold_hub::MANIFEST).is_file()).collect();
     v.sort();
     if v.is_empty() {
         bail!("./pretrained holds no model folders");

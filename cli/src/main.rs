@@ -144,30 +144,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if out.is_some() || config.is_some() {
                     bail!("--resume continues a run in place; --out and --config cannot be used with it");
                 }
-                let text = std::fs::read_to_string(dir.join("config.toml"))
-                    .with_context(|| format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display()))?;
+                let text = std::fs::read_to_string(dir.join("config.toml")).with_context(|| {
+                    format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display())
+                })?;
                 let mut cfg = RunConfig::from_toml(&text, None)?;
                 if let Some(m) = &method
-                    && *m != cfg.train.method {
-                        bail!("the run in {} is of method `{}`, not `{m}`", dir.display(), cfg.train.method);
-                    }
+                    && *m != cfg.train.method
+                {
+                    bail!("the run in {} is of method `{}`, not `{m}`", dir.display(), cfg.train.method);
+                }
                 apply(&mut cfg, data, None, batch_size, seed, device, &set)?;
                 let s = train::resume_with(&dir, cfg, steps, !quiet)?;
                 report(&s, quiet);
                 return Ok(());
             }
-            let Some(method) = method else { bail!("name a method to train (see `ganfold list`), or --resume RUN_DIR") };
+            let Some(method) = method else {
+                bail!("name a method to train (see `ganfold list`), or --resume RUN_DIR")
+            };
             registry::method(&method)?;
             let mut cfg = match config {
                 Some(f) => {
-                    let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read config file {}", f.display()))?;
-                    RunConfig::from_toml(&text, Some(&method)).with_context(|| format!("config file {}", f.display()))?
+                    let text = std::fs::read_to_string(&f)
+                        .with_context(|| format!("cannot read config file {}", f.display()))?;
+                    RunConfig::from_toml(&text, Some(&method))
+                        .with_context(|| format!("config file {}", f.display()))?
                 }
                 None => RunConfig::defaults(&method)?,
             };
             apply(&mut cfg, data, steps, batch_size, seed, device, &set)?;
             if !quiet {
-                eprintln!("training {} on {} for {} steps (batch {}, seed {})", method, cfg.train.data, cfg.train.steps, cfg.train.batch_size, cfg.train.seed);
+                eprintln!(
+                    "training {} on {} for {} steps (batch {}, seed {})",
+                    method, cfg.train.data, cfg.train.steps, cfg.train.batch_size, cfg.train.seed
+                );
             }
             let s = train::train(cfg, out, !quiet)?;
             report(&s, quiet);
@@ -184,11 +193,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let loaded = hub.load(&id, device.as_deref())?;
                     // Outputs go next to --out (or into ./<name>-samples), never into the cache.
                     let home = match &out {
-                        Some(o) => o.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
+                        Some(o) => o
+                            .parent()
+                            .filter(|p| !p.as_os_str().is_empty())
+                            .map(PathBuf::from)
+                            .unwrap_or_else(|| PathBuf::from(".")),
                         None => PathBuf::from(format!("{}-samples", id.rsplit('/').next().unwrap_or("model"))),
                     };
                     if out.is_none() {
-                        std::fs::create_dir_all(home.join("samples")).with_context(|| format!("cannot create {}", home.display()))?;
+                        std::fs::create_dir_all(home.join("samples"))
+                            .with_context(|| format!("cannot create {}", home.display()))?;
                     }
                     (loaded, home)
                 }

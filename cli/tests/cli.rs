@@ -49,7 +49,9 @@ fn checkpoint_tensors(dir: &Path) -> Vec<(String, Vec<f32>)> {
     ck.state
         .tensors
         .iter()
-        .map(|(k, t)| (k.clone(), t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap()))
+        .map(|(k, t)| {
+            (k.clone(), t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap())
+        })
         .collect()
 }
 
@@ -66,15 +68,26 @@ fn train_writes_a_complete_run_directory_and_sample_works() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     train_tiny(&run, 4, &["--set", "train.sample_count=9"]);
-    for f in ["config.toml", "metrics.jsonl", "summary.json", "loss.png", "samples/final.png", "samples/step_000004.png", "checkpoint/state.safetensors"] {
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "summary.json",
+        "loss.png",
+        "samples/final.png",
+        "samples/step_000004.png",
+        "checkpoint/state.safetensors",
+    ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
     let png = std::fs::read(run.join("samples/final.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let first: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
-    assert!(first["step"].as_u64().is_some() && first["d_loss"].as_f64().is_some() && first["g_loss"].as_f64().is_some());
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        first["step"].as_u64().is_some() && first["d_loss"].as_f64().is_some() && first["g_loss"].as_f64().is_some()
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["steps"], 4);
     let out = tmp.path().join("s.png");
@@ -125,12 +138,28 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let o = ganfold(&[
-        "train", "dcgan", "--data", "ring8", "--steps", "50", "--batch-size", "16", "-q", "--out", run.to_str().unwrap(),
-        "--set", "lr_d=1e30", "--set", "lr_g=1e30", "--set", "checkpoint_every=1",
+        "train",
+        "dcgan",
+        "--data",
+        "ring8",
+        "--steps",
+        "50",
+        "--batch-size",
+        "16",
+        "-q",
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "lr_d=1e30",
+        "--set",
+        "lr_g=1e30",
+        "--set",
+        "checkpoint_every=1",
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("diverged") && !err.contains("panicked"), "{err}");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "diverged");
     if err.contains("last good checkpoint") {
         let ck = ganfold_core::checkpoint::load(&run.join("checkpoint/state.safetensors"), &Device::Cpu).unwrap();
@@ -234,7 +263,8 @@ fn bench_times_the_named_methods_and_rejects_bad_arguments() {
     assert!(out.contains("large SGEMM") && out.contains("GFLOP/s"), "{out}");
     {
         let m = "dcgan";
-        let row = out.lines().find(|l| l.starts_with(&format!("{m} "))).unwrap_or_else(|| panic!("no row for {m}:\n{out}"));
+        let row =
+            out.lines().find(|l| l.starts_with(&format!("{m} "))).unwrap_or_else(|| panic!("no row for {m}:\n{out}"));
         let ms: f64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
         assert!(ms > 0.0 && ms.is_finite(), "{row}");
     }

@@ -31,9 +31,29 @@ fn train_args(out: &Path) -> Vec<String> {
     let steps = STEPS.to_string();
     let every = format!("checkpoint_every={EVERY}");
     let a: Vec<&str> = vec![
-        "train", "dcgan", "--data", "ring8", "--steps", &steps, "--batch-size", "16", "--seed", "3", "-q",
-        "--set", "hidden=16", "--set", "nz=4", "--set", &every, "--set", "log_every=1", "--set", "sample_every=100000",
-        "--out", out.to_str().unwrap(),
+        "train",
+        "dcgan",
+        "--data",
+        "ring8",
+        "--steps",
+        &steps,
+        "--batch-size",
+        "16",
+        "--seed",
+        "3",
+        "-q",
+        "--set",
+        "hidden=16",
+        "--set",
+        "nz=4",
+        "--set",
+        &every,
+        "--set",
+        "log_every=1",
+        "--set",
+        "sample_every=100000",
+        "--out",
+        out.to_str().unwrap(),
     ];
     a.into_iter().map(String::from).collect()
 }
@@ -63,7 +83,8 @@ fn checkpoint_step(dir: &Path) -> usize {
     if !p.exists() {
         return 0;
     }
-    let ck = ganfold_core::checkpoint::load(&p, &Device::Cpu).unwrap_or_else(|e| panic!("checkpoint after a kill does not load: {e:#}"));
+    let ck = ganfold_core::checkpoint::load(&p, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("checkpoint after a kill does not load: {e:#}"));
     assert!(ck.meta.step.is_multiple_of(EVERY) || ck.meta.step == STEPS, "checkpoint at step {}", ck.meta.step);
     ck.meta.step
 }
@@ -75,7 +96,9 @@ fn tensors(dir: &Path) -> Vec<(String, Vec<u32>)> {
         .iter()
         .map(|(k, t)| {
             let bits = match t.dtype() {
-                candle_core::DType::F32 => t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect(),
+                candle_core::DType::F32 => {
+                    t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()
+                }
                 _ => t.to_dtype(candle_core::DType::U32).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap(),
             };
             (k.clone(), bits)
@@ -185,10 +208,16 @@ fn sigkill_anywhere_then_resume_equals_uninterrupted_run() {
     }
     let m = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
     assert_eq!(m(&full), m(&part), "metrics.jsonl differs from the uninterrupted run");
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(part.join("summary.json")).unwrap()).unwrap();
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(part.join("summary.json")).unwrap()).unwrap();
     assert_eq!((s["status"].as_str(), s["steps"].as_u64()), (Some("completed"), Some(STEPS as u64)));
-    assert!(kills >= 6 && in_write >= 3, "only {kills} kills, {in_write} inside a checkpoint write (restarts {restarts})");
-    eprintln!("{kills} kills ({in_write} inside checkpoint writes, {restarts} restarts); uninterrupted run {run_ms} ms");
+    assert!(
+        kills >= 6 && in_write >= 3,
+        "only {kills} kills, {in_write} inside a checkpoint write (restarts {restarts})"
+    );
+    eprintln!(
+        "{kills} kills ({in_write} inside checkpoint writes, {restarts} restarts); uninterrupted run {run_ms} ms"
+    );
 }
 
 /// A run killed before its first checkpoint resumes by starting over (nothing trained is lost,

@@ -15,11 +15,7 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
 fn eval_data_ring8_is_the_real_data_ceiling() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ceiling.json");
-    let out = ganfold()
-        .args(["eval", "--data", "ring8", "--samples", "2000", "--out"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = ganfold().args(["eval", "--data", "ring8", "--samples", "2000", "--out"]).arg(&path).output().unwrap();
     let j = json_of(&out);
     let m = &j["modes"];
     assert_eq!(m["modes_covered"], 8);

@@ -65,7 +65,17 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn values(results: &Path) -> Vec<(String, Vec<Value>)> {
     let r: Value = serde_json::from_str(&std::fs::read_to_string(results.join("results.json")).unwrap()).unwrap();
     assert_eq!(r["complete"], Value::Bool(true));
-    r["arms"].as_array().unwrap().iter().map(|a| (a["label"].as_str().unwrap().to_string(), a["runs"].as_array().unwrap().iter().map(|r| r["values"].clone()).collect())).collect()
+    r["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["label"].as_str().unwrap().to_string(),
+                a["runs"].as_array().unwrap().iter().map(|r| r["values"].clone()).collect(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -108,7 +118,8 @@ fn killed_experiment_finishes_without_redoing_runs_and_reaches_the_same_table() 
     ok(&["experiment", "run", f, "--results", part.to_str().unwrap(), "-q"]);
     assert_eq!(std::fs::read(runs.join("seed-3/summary.json")).unwrap(), first, "a finished run was trained again");
     assert_eq!(std::fs::read(runs.join("seed-3/eval.json")).unwrap(), first_eval, "a finished run was evaluated again");
-    let resumed: Value = serde_json::from_str(&std::fs::read_to_string(runs.join("seed-4/summary.json")).unwrap()).unwrap();
+    let resumed: Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("seed-4/summary.json")).unwrap()).unwrap();
     assert!(resumed["steps_this_run"].as_u64().unwrap() < 240, "the partial run did not resume from its checkpoint");
     assert_eq!(values(&part.join("toy")), want);
 
@@ -124,7 +135,10 @@ fn killed_experiment_finishes_without_redoing_runs_and_reaches_the_same_table() 
     // The file changed under existing results: an error naming the change; nothing overwritten.
     let table_before = std::fs::read(full.join("toy/table.md")).unwrap();
     let changed = write(tmp.path(), "toy.toml", &FILE.replace("steps = 240", "steps = 250"));
-    let e = fails(&["experiment", "run", changed.to_str().unwrap(), "--results", full.to_str().unwrap()], "another definition");
+    let e = fails(
+        &["experiment", "run", changed.to_str().unwrap(), "--results", full.to_str().unwrap()],
+        "another definition",
+    );
     assert!(e.contains("train.steps is 240 there, 250 in the file"), "{e}");
     let fewer = FILE.replace("seeds = [3, 4]", "seeds = [3]");
     write(tmp.path(), "toy.toml", &fewer);
@@ -161,7 +175,10 @@ fn list_names_each_experiment_with_its_grid_and_quick_runs_every_arm() {
     let dir = tmp.path().join("exps");
     std::fs::create_dir(&dir).unwrap();
     let f = write(&dir, "toy.toml", FILE);
-    let o = Command::new(env!("CARGO_BIN_EXE_ganfold")).args(["experiment", "list", "--dir", dir.to_str().unwrap()]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ganfold"))
+        .args(["experiment", "list", "--dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && out.contains("toy") && out.contains("2 x 2") && out.contains("tiny DCGAN"), "{out}");
     let res = tmp.path().join("res");

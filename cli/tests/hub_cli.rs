@@ -48,7 +48,11 @@ fn pack_install_and_sample_offline() {
     // Not installed yet: offline is a clear error with no network attempt.
     fails(&["sample", "--model", "me/mm-test", "--offline", "--cache-dir", cache_s], t, &[], "not in the local cache");
     ok(&["hub", "install", "model", "--cache-dir", cache_s], t, &[]);
-    let out = ok(&["sample", "--model", "me/mm-test", "--offline", "--cache-dir", cache_s, "-n", "100", "--out", "s.png"], t, &[]);
+    let out = ok(
+        &["sample", "--model", "me/mm-test", "--offline", "--cache-dir", cache_s, "-n", "100", "--out", "s.png"],
+        t,
+        &[],
+    );
     assert!(is_png(&t.join("s.png")), "{out}");
     // HF_HUB_OFFLINE=1 works like --offline (hf-hub alone would ignore it).
     ok(&["sample", "--model", "me/mm-test", "--cache-dir", cache_s, "--out", "s2.png"], t, &[("HF_HUB_OFFLINE", "1")]);
@@ -77,7 +81,22 @@ fn shipped_pretrained_models_install_and_sample_offline() {
         let id = format!("ganfold/{m}-ring8");
         assert!(ids.contains(&id.as_str()), "{id} not shipped: {out}");
         let png = tmp.path().join(format!("{m}.png"));
-        ok(&["sample", "--model", &id, "--offline", "--cache-dir", cache_s, "-n", "200", "--out", png.to_str().unwrap()], root, &[]);
+        ok(
+            &[
+                "sample",
+                "--model",
+                &id,
+                "--offline",
+                "--cache-dir",
+                cache_s,
+                "-n",
+                "200",
+                "--out",
+                png.to_str().unwrap(),
+            ],
+            root,
+            &[],
+        );
         assert!(is_png(&png), "{id}");
     }
 }

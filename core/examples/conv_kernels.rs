@@ -38,8 +38,10 @@ fn main() -> candle_core::Result<()> {
     for (name, conv, xs, ws) in cases {
         let x = Var::from_tensor(&rng.randn(&xs[..], 0.0, 1.0, &dev)?)?;
         let w = Var::from_tensor(&rng.randn(&ws[..], 0.0, 0.05, &dev)?)?;
-        let ours = |x: &Tensor, w: &Tensor| if conv { ops::conv2d(x, w, cfg) } else { ops::conv_transpose2d(x, w, cfg) };
-        let theirs = |x: &Tensor, w: &Tensor| if conv { x.conv2d(w, 1, 2, 1, 1) } else { x.conv_transpose2d(w, 1, 0, 2, 1) };
+        let ours =
+            |x: &Tensor, w: &Tensor| if conv { ops::conv2d(x, w, cfg) } else { ops::conv_transpose2d(x, w, cfg) };
+        let theirs =
+            |x: &Tensor, w: &Tensor| if conv { x.conv2d(w, 1, 2, 1, 1) } else { x.conv_transpose2d(w, 1, 0, 2, 1) };
         let y = ours(&x, &w)?;
         // Multiply-adds of one product: output elements x (C_in · k · k) of the forward conv.
         let macs = if conv { y.elem_count() * ws[1] * 16 } else { xs.iter().product::<usize>() * ws[1] * 16 };

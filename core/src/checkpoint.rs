@@ -134,7 +134,9 @@ pub fn foreign_format(bytes: &[u8]) -> Option<&'static str> {
 /// Parses a safetensors buffer, or says what the file is instead.
 pub fn read_safetensors(bytes: &[u8]) -> anyhow::Result<safetensors::SafeTensors<'_>> {
     if let Some(what) = foreign_format(bytes) {
-        bail!("not a safetensors file: this is {what}; ganfold loads weights only from safetensors (it never unpickles)");
+        bail!(
+            "not a safetensors file: this is {what}; ganfold loads weights only from safetensors (it never unpickles)"
+        );
     }
     safetensors::SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("not a valid safetensors file: {e}"))
 }
@@ -142,7 +144,11 @@ pub fn read_safetensors(bytes: &[u8]) -> anyhow::Result<safetensors::SafeTensors
 pub fn from_bytes(bytes: &[u8], device: &Device) -> anyhow::Result<Checkpoint> {
     let st = read_safetensors(bytes)?;
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
-    let info = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).context("not a ganfold checkpoint (no `ganfold` header)")?;
+    let info = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .context("not a ganfold checkpoint (no `ganfold` header)")?;
     let meta: CheckpointMeta = serde_json::from_str(info).context("corrupt checkpoint header")?;
     if meta.format != FORMAT {
         bail!("checkpoint format {} is not supported (this ganfold reads format {FORMAT})", meta.format);
@@ -273,7 +279,8 @@ mod tests {
         std::fs::write(dir.path().join("state.safetensors"), b"kept")?;
         std::fs::write(dir.path().join("notes.tmp"), b"not ours")?;
         assert_eq!(remove_stale_temps(dir.path()), 1);
-        let mut left: Vec<_> = std::fs::read_dir(dir.path())?.flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+        let mut left: Vec<_> =
+            std::fs::read_dir(dir.path())?.flatten().map(|e| e.file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, ["notes.tmp", "state.safetensors"]);
         Ok(())

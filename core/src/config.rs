@@ -311,7 +311,8 @@ mod tests {
     use super::*;
 
     fn cfg() -> RunConfig {
-        let method: toml::Table = toml::from_str("lr = 0.0002\nngf = 64\nmode = \"gan\"\n[loss]\nkind = \"bce\"\n").unwrap();
+        let method: toml::Table =
+            toml::from_str("lr = 0.0002\nngf = 64\nmode = \"gan\"\n[loss]\nkind = \"bce\"\n").unwrap();
         RunConfig { train: TrainConfig { method: "m".into(), ..Default::default() }, method }
     }
 
@@ -352,9 +353,8 @@ mod tests {
         let renamed = [("nz", "latent_dim"), ("lr_g", "opt_g.lr"), ("beta1", "opt_g.beta1"), ("beta1", "opt_d.beta1")];
         let mut t: toml::Table = toml::from_str("nz = 8\nlr_g = 0.1\nbeta1 = 0.3\nngf = 4\n[opt_d]\nlr = 0.2")?;
         rename_keys(&mut t, &renamed, "method m")?;
-        let want: toml::Table = toml::from_str(
-            "latent_dim = 8\nngf = 4\n[opt_g]\nlr = 0.1\nbeta1 = 0.3\n[opt_d]\nlr = 0.2\nbeta1 = 0.3",
-        )?;
+        let want: toml::Table =
+            toml::from_str("latent_dim = 8\nngf = 4\n[opt_g]\nlr = 0.1\nbeta1 = 0.3\n[opt_d]\nlr = 0.2\nbeta1 = 0.3")?;
         assert_eq!(t, want);
         let mut both: toml::Table = toml::from_str("nz = 8\nlatent_dim = 9")?;
         let e = rename_keys(&mut both, &renamed, "method m").unwrap_err().to_string();

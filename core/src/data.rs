@@ -245,9 +245,8 @@ pub fn parse_idx(bytes: &[u8]) -> anyhow::Result<Idx> {
     if b.len() < header {
         bail!("truncated IDX header: {} bytes, need {header}", b.len());
     }
-    let dims: Vec<usize> = (0..nd)
-        .map(|i| u32::from_be_bytes(b[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        (0..nd).map(|i| u32::from_be_bytes(b[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
     let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= IDX_MAX_BYTES);
     let Some(n) = n else { bail!("IDX dimensions {dims:?} are too large") };
     let have = b.len() - header;
@@ -423,8 +422,7 @@ pub fn stacked_mnist(base: &Dataset, seed: u64, n: usize) -> anyhow::Result<Data
     let Storage::Dense(digits) = &base.storage else { bail!("stacked MNIST needs a plain digit set") };
     let base_labels = base.labels.as_ref().context("stacked MNIST needs labelled digits")?;
     let mut rng = Rng::derive(seed, "stacked-mnist");
-    let triples: Vec<[u32; 3]> =
-        (0..n).map(|_| [0, 1, 2].map(|_| rng.below(base.len()) as u32)).collect();
+    let triples: Vec<[u32; 3]> = (0..n).map(|_| [0, 1, 2].map(|_| rng.below(base.len()) as u32)).collect();
     let labels = triples
         .iter()
         .map(|t| 100 * base_labels[t[0] as usize] + 10 * base_labels[t[1] as usize] + base_labels[t[2] as usize])

@@ -9,9 +9,9 @@
 //! Weights N(0, 0.02), BN gamma N(1, 0.02) (Radford et al. 2016). For 2-D points: MLPs with
 //! two hidden layers.
 
-use candle_core::{Module, Result, Tensor};
 use crate::data::SampleShape;
 use crate::nn::{self, BatchNorm, ConvCfg, Init, Linear, VsPath};
+use candle_core::{Module, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// The `arch` config key: which family of networks to build.
@@ -52,9 +52,15 @@ impl ConvFit {
 /// The network family for a data shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
-    Conv { c: usize, h: usize, w: usize },
+    Conv {
+        c: usize,
+        h: usize,
+        w: usize,
+    },
     /// An MLP on the flattened sample of `dim` values.
-    Mlp { dim: usize },
+    Mlp {
+        dim: usize,
+    },
 }
 
 impl Arch {
@@ -63,7 +69,9 @@ impl Arch {
     /// caller in the error.
     pub fn choose(choice: ArchChoice, shape: SampleShape, fit: ConvFit, method: &str) -> anyhow::Result<Self> {
         match (choice, shape) {
-            (ArchChoice::Mlp, s) | (ArchChoice::Auto, s @ SampleShape::Points { .. }) => Ok(Arch::Mlp { dim: s.numel() }),
+            (ArchChoice::Mlp, s) | (ArchChoice::Auto, s @ SampleShape::Points { .. }) => {
+                Ok(Arch::Mlp { dim: s.numel() })
+            }
             (_, SampleShape::Image { c, h, w }) if fit.accepts(h, w) => Ok(Arch::Conv { c, h, w }),
             (_, s) => anyhow::bail!(
                 "{method}: the conv networks are for {}, dataset holds {s} (set arch = \"mlp\" for MLPs)",
@@ -279,7 +287,10 @@ mod tests {
         assert!(only28(ArchChoice::Conv, pts).is_err());
         let m4 = Arch::choose(ArchChoice::Conv, big, ConvFit::MultipleOf4, "t").unwrap();
         assert_eq!(m4, Arch::Conv { c: 1, h: 32, w: 32 });
-        assert!(Arch::choose(ArchChoice::Auto, SampleShape::Image { c: 1, h: 30, w: 30 }, ConvFit::MultipleOf4, "t").is_err());
+        assert!(
+            Arch::choose(ArchChoice::Auto, SampleShape::Image { c: 1, h: 30, w: 30 }, ConvFit::MultipleOf4, "t")
+                .is_err()
+        );
     }
 
     #[test]
@@ -296,7 +307,10 @@ mod tests {
     #[test]
     fn shapes_of_both_families() -> anyhow::Result<()> {
         let dev = Device::Cpu;
-        for (shape, out) in [(SampleShape::Image { c: 1, h: 28, w: 28 }, vec![5, 1, 28, 28]), (SampleShape::Points { dim: 2 }, vec![5, 2])] {
+        for (shape, out) in [
+            (SampleShape::Image { c: 1, h: 28, w: 28 }, vec![5, 1, 28, 28]),
+            (SampleShape::Points { dim: 2 }, vec![5, 2]),
+        ] {
             let arch = Arch::choose(ArchChoice::Auto, shape, ConvFit::Only28, "t")?;
             let vs = VarStore::new(DType::F32, &dev, Rng::new(0));
             let g = Gen::new(arch, shape, 8, 4, 16, vs.root().pp("g"))?;

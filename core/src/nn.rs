@@ -7,7 +7,7 @@
 //! finite-difference passes (LGAN) and so that running statistics are saved with the weights.
 
 use crate::rng::Rng;
-use candle_core::{DType, Device, Module, Result, Shape, Tensor, Var, D};
+use candle_core::{D, DType, Device, Module, Result, Shape, Tensor, Var};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -486,7 +486,9 @@ mod tests {
             fc.forward(&h.flatten_from(1)?)?.sqr()?.sum_all()
         };
         let (free, cold) = (f()?.backward()?, frozen(f)?.backward()?);
-        let dx = |g: &candle_core::backprop::GradStore| g.get(x.as_tensor()).expect("input gradient").flatten_all()?.to_vec1::<f64>();
+        let dx = |g: &candle_core::backprop::GradStore| {
+            g.get(x.as_tensor()).expect("input gradient").flatten_all()?.to_vec1::<f64>()
+        };
         assert_eq!(dx(&free)?, dx(&cold)?);
         for (name, v) in vs.trainable_vars() {
             assert!(free.get(v.as_tensor()).is_some(), "{name} has a gradient outside frozen");
@@ -521,7 +523,15 @@ mod tests {
         assert_eq!(y.dims(), &[2, 5, 14, 14]);
         let t = conv_transpose2d(5, 4, 4, ConvCfg::new(2, 1), true, Init::DCGAN, vs.pp("t"))?;
         assert_eq!(t.forward(&y)?.dims(), &[2, 4, 28, 28]);
-        let t5 = conv_transpose2d(5, 1, 5, ConvCfg { stride: 2, padding: 2, output_padding: 1 }, false, Init::DCGAN, vs.pp("t5"))?;
+        let t5 = conv_transpose2d(
+            5,
+            1,
+            5,
+            ConvCfg { stride: 2, padding: 2, output_padding: 1 },
+            false,
+            Init::DCGAN,
+            vs.pp("t5"),
+        )?;
         assert_eq!(t5.forward(&y)?.dims(), &[2, 1, 28, 28]);
         Ok(())
     }

@@ -5,9 +5,9 @@
 //! checkpoint can reach them. On CPU each update is three fused in-place passes (no temporary
 //! tensors); on other devices it falls back to Candle tensor ops.
 
-use rayon::prelude::*;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Layout, Result, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -176,7 +176,9 @@ fn par_zip<T: Copy + Send + Sync>(d: &mut [T], s: &[T], f: impl Fn(&mut T, T) + 
     if d.len() < PAR_MIN {
         d.iter_mut().zip(s).for_each(|(d, &s)| f(d, s));
     } else {
-        d.par_chunks_mut(PAR_CHUNK).zip(s.par_chunks(PAR_CHUNK)).for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| f(d, s)));
+        d.par_chunks_mut(PAR_CHUNK)
+            .zip(s.par_chunks(PAR_CHUNK))
+            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| f(d, s)));
     }
 }
 
@@ -206,7 +208,10 @@ impl candle_core::InplaceOp2 for Moment {
         match (dst, src) {
             (CpuStorage::F32(d), CpuStorage::F32(s)) => go!(d, s, f32),
             (CpuStorage::F64(d), CpuStorage::F64(s)) => go!(d, s, f64),
-            (d, _) => { let _ = d; candle_core::bail!("adam: only f32 and f64 parameters are supported") },
+            (d, _) => {
+                let _ = d;
+                candle_core::bail!("adam: only f32 and f64 parameters are supported")
+            }
         }
         Ok(())
     }
@@ -239,7 +244,8 @@ impl candle_core::InplaceOp3 for Update {
                 let w = slice_f_mut($w, dl)?;
                 let m = slice_f($m, ml)?;
                 let v = slice_f($v, vl)?;
-                let (lr, ibc1, ibc2, eps) = (self.lr as $t, (1.0 / self.bc1) as $t, (1.0 / self.bc2) as $t, self.eps as $t);
+                let (lr, ibc1, ibc2, eps) =
+                    (self.lr as $t, (1.0 / self.bc1) as $t, (1.0 / self.bc2) as $t, self.eps as $t);
                 let decay = (1.0 - self.lr * self.wd) as $t;
                 if w.len() != m.len() || w.len() != v.len() {
                     candle_core::bail!("adam: parameter and moments differ in size");
@@ -252,14 +258,19 @@ impl candle_core::InplaceOp3 for Update {
                 if w.len() < PAR_MIN {
                     run(w, m, v);
                 } else {
-                    w.par_chunks_mut(PAR_CHUNK).zip(m.par_chunks(PAR_CHUNK).zip(v.par_chunks(PAR_CHUNK))).for_each(|(w, (m, v))| run(w, m, v));
+                    w.par_chunks_mut(PAR_CHUNK)
+                        .zip(m.par_chunks(PAR_CHUNK).zip(v.par_chunks(PAR_CHUNK)))
+                        .for_each(|(w, (m, v))| run(w, m, v));
                 }
             }};
         }
         match (dst, m, v) {
             (CpuStorage::F32(w), CpuStorage::F32(m), CpuStorage::F32(v)) => go!(w, m, v, f32),
             (CpuStorage::F64(w), CpuStorage::F64(m), CpuStorage::F64(v)) => go!(w, m, v, f64),
-            (d, _, _) => { let _ = d; candle_core::bail!("adam: only f32 and f64 parameters are supported") },
+            (d, _, _) => {
+                let _ = d;
+                candle_core::bail!("adam: only f32 and f64 parameters are supported")
+            }
         }
         Ok(())
     }
@@ -289,7 +300,8 @@ mod tests {
             for i in 0..n {
                 m[i] = 0.5 * m[i] + 0.5 * g[i];
                 v[i] = 0.999 * v[i] + (1.0 - 0.999) * g[i] * g[i];
-                e[i] = e[i] * (1.0 - 0.01 * 0.1) - 0.01 * (m[i] * (1.0 / bc1) as f32) / ((v[i] * (1.0 / bc2) as f32).sqrt() + 1e-8);
+                e[i] = e[i] * (1.0 - 0.01 * 0.1)
+                    - 0.01 * (m[i] * (1.0 / bc1) as f32) / ((v[i] * (1.0 / bc2) as f32).sqrt() + 1e-8);
             }
         }
         let got = w.as_tensor().to_vec1::<f32>()?;

@@ -105,8 +105,8 @@ pub fn save<M: Method + ?Sized>(method: &M) -> anyhow::Result<MethodState> {
 /// mis-shaped tensor is an error naming it), then the extra state.
 pub fn load<M: Method + ?Sized>(method: &mut M, state: &MethodState) -> anyhow::Result<()> {
     for p in method.players_mut() {
-        let t = saved_steps(&state.meta, &p.name)
-            .with_context(|| format!("checkpoint meta lacks `{}`", p.steps_key()))?;
+        let t =
+            saved_steps(&state.meta, &p.name).with_context(|| format!("checkpoint meta lacks `{}`", p.steps_key()))?;
         p.vs.load(&state.tensors, &format!("{}.", p.name))?;
         p.opt.load(t, &state.tensors, &format!("opt_{}.", p.name))?;
     }

@@ -46,8 +46,12 @@ pub fn validate_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn checked<T>(items: Vec<&'static T>, name: fn(&T) -> &'static str, paper: fn(&T) -> &'static str, kind: &str)
--> anyhow::Result<Vec<&'static T>> {
+fn checked<T>(
+    items: Vec<&'static T>,
+    name: fn(&T) -> &'static str,
+    paper: fn(&T) -> &'static str,
+    kind: &str,
+) -> anyhow::Result<Vec<&'static T>> {
     let mut items = items;
     items.sort_by_key(|e| name(e));
     for e in &items {
@@ -106,13 +110,17 @@ pub fn build_regularizers(specs: &[toml::Table]) -> anyhow::Result<Vec<(f64, Box
         let entry = regularizer(name)?;
         let weight = match spec.get("weight") {
             None => 1.0,
-            Some(v) => v.as_float().or(v.as_integer().map(|i| i as f64)).filter(|w| w.is_finite() && *w >= 0.0)
+            Some(v) => v
+                .as_float()
+                .or(v.as_integer().map(|i| i as f64))
+                .filter(|w| w.is_finite() && *w >= 0.0)
                 .ok_or_else(|| anyhow::anyhow!("regularizer `{name}`: weight must be a non-negative number"))?,
         };
         let mut params = spec.clone();
         params.remove("name");
         params.remove("weight");
-        let resolved = crate::config::merge_checked(&(entry.default_config)(), &params, &format!("regularizer {name}"))?;
+        let resolved =
+            crate::config::merge_checked(&(entry.default_config)(), &params, &format!("regularizer {name}"))?;
         out.push((weight, (entry.build)(&resolved)?));
     }
     Ok(out)
@@ -139,7 +147,10 @@ mod tests {
         static B: E = E("dup", "paper B");
         static C: E = E("ok", "paper C");
         let err = checked(vec![&C, &A, &B], |e| e.0, |e| e.1, "method").unwrap_err().to_string();
-        assert!(err.contains("`dup` is registered twice") && err.contains("paper A") && err.contains("paper B"), "{err}");
+        assert!(
+            err.contains("`dup` is registered twice") && err.contains("paper A") && err.contains("paper B"),
+            "{err}"
+        );
         let sorted = checked(vec![&C, &A], |e| e.0, |e| e.1, "method").unwrap();
         assert_eq!(sorted.iter().map(|e| e.0).collect::<Vec<_>>(), ["dup", "ok"]);
     }

@@ -35,7 +35,9 @@ pub fn parse_device(s: &str) -> anyhow::Result<Device> {
         },
     };
     if !cfg!(feature = "cuda") {
-        bail!("device `{s}` requested, but this ganfold was built without CUDA support (rebuild with `--features cuda`)");
+        bail!(
+            "device `{s}` requested, but this ganfold was built without CUDA support (rebuild with `--features cuda`)"
+        );
     }
     Device::new_cuda(ordinal).with_context(|| format!("cannot open CUDA device {ordinal}"))
 }
@@ -125,15 +127,28 @@ pub fn load_checkpoint(dir: &Path, config: RunConfig, ck: checkpoint::Checkpoint
     if ck.meta.data_shape != data.shape {
         bail!("the checkpoint was trained on {}, but dataset `{}` holds {}", ck.meta.data_shape, data.name, data.shape);
     }
-    method
-        .load(&ck.state)
-        .with_context(|| format!("the checkpoint in {} does not fit method `{}` with this configuration", dir.display(), config.train.method))?;
-    Ok(LoadedRun { dir: dir.to_path_buf(), config, data, method, device, step: ck.meta.step, rng: Rng::from_state(ck.meta.rng) })
+    method.load(&ck.state).with_context(|| {
+        format!(
+            "the checkpoint in {} does not fit method `{}` with this configuration",
+            dir.display(),
+            config.train.method
+        )
+    })?;
+    Ok(LoadedRun {
+        dir: dir.to_path_buf(),
+        config,
+        data,
+        method,
+        device,
+        step: ck.meta.step,
+        rng: Rng::from_state(ck.meta.rng),
+    })
 }
 
 /// Picks `runs/<method>-<data>`, adding `-2`, `-3`, ... if it exists.
 fn default_run_dir(cfg: &RunConfig) -> PathBuf {
-    let data: String = cfg.train.data.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let data: String =
+        cfg.train.data.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     let base = format!("{}-{}", cfg.train.method, data.trim_matches('_'));
     let mut p = PathBuf::from("runs").join(&base);
     let mut i = 2;
@@ -182,11 +197,15 @@ fn train_here(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Re
         .with_context(|| format!("dataset `{}`", data.name))?;
     let dir = out.unwrap_or_else(|| default_run_dir(&cfg));
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("run directory {} already exists and is not empty (continue it with --resume {0}, or choose another --out)", dir.display());
+        bail!(
+            "run directory {} already exists and is not empty (continue it with --resume {0}, or choose another --out)",
+            dir.display()
+        );
     }
     let created = !dir.exists();
     let setup = || -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir.join("samples")).with_context(|| format!("cannot create run directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir.join("samples"))
+            .with_context(|| format!("cannot create run directory {}", dir.display()))?;
         std::fs::create_dir_all(dir.join("checkpoint"))?;
         checkpoint::atomic_write(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
         checkpoint::atomic_write(&dir.join("metrics.jsonl"), b"")
@@ -198,7 +217,8 @@ fn train_here(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Re
         return Err(e);
     }
     let rng = Rng::derive(cfg.train.seed, "train");
-    let session = Session { dir, cfg, data, method, rng, step: 0, sampler, history: vec![], checkpoint_step: None, opts };
+    let session =
+        Session { dir, cfg, data, method, rng, step: 0, sampler, history: vec![], checkpoint_step: None, opts };
     session.run()
 }
 
@@ -243,7 +263,12 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
         (data, method, Rng::derive(cfg.train.seed, "train"), 0)
     };
     if step >= cfg.train.steps {
-        bail!("the run in {} has already completed {} of {} steps (raise --steps to continue)", dir.display(), step, cfg.train.steps);
+        bail!(
+            "the run in {} has already completed {} of {} steps (raise --steps to continue)",
+            dir.display(),
+            step,
+            cfg.train.steps
+        );
     }
     let sampler = EpochSampler::new(data.len(), cfg.train.batch_size, cfg.train.seed)?;
     std::fs::create_dir_all(dir.join("samples"))?;
@@ -289,7 +314,9 @@ fn read_metrics(path: &Path, upto: usize) -> anyhow::Result<(Vec<(usize, StepSta
         if step as usize > upto {
             break;
         }
-        let st = StepStats(m.iter().filter(|(k, _)| *k != "step").filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect());
+        let st = StepStats(
+            m.iter().filter(|(k, _)| *k != "step").filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect(),
+        );
         out.push((step as usize, st));
         kept.push_str(line);
         kept.push('\n');
@@ -327,7 +354,10 @@ impl Session {
         while self.step < t.steps {
             let idx = self.sampler.indices(self.step);
             let batch = self.data.batch(&idx, &device)?;
-            let stats = self.method.step(&batch, self.step, &mut self.rng).with_context(|| format!("step {}", self.step + 1))?;
+            let stats = self
+                .method
+                .step(&batch, self.step, &mut self.rng)
+                .with_context(|| format!("step {}", self.step + 1))?;
             self.step += 1;
             if let Some(hook) = &self.opts.on_step {
                 hook(self.step);
@@ -387,9 +417,11 @@ impl Session {
         }
         let pb = indicatif::ProgressBar::new(self.cfg.train.steps as u64);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{prefix} [{bar:28.cyan/blue}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:28.cyan/blue}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         pb.set_prefix(self.cfg.train.method.clone());
         pb.set_position(start as u64);
@@ -468,9 +500,14 @@ impl Session {
 
     fn diverged(&self, what: &str, started: Instant, start: usize) -> anyhow::Result<Summary> {
         let s = self.summary("diverged", started.elapsed().as_secs_f64(), start, &StepStats::default(), vec![]);
-        let _ = checkpoint::atomic_write(&self.dir.join("summary.json"), serde_json::to_string_pretty(&s).unwrap_or_default().as_bytes());
+        let _ = checkpoint::atomic_write(
+            &self.dir.join("summary.json"),
+            serde_json::to_string_pretty(&s).unwrap_or_default().as_bytes(),
+        );
         let kept = match self.checkpoint_step {
-            Some(c) => format!("the last good checkpoint (step {c}) is kept in {}", checkpoint_path(&self.dir).display()),
+            Some(c) => {
+                format!("the last good checkpoint (step {c}) is kept in {}", checkpoint_path(&self.dir).display())
+            }
             None => "no checkpoint had been written yet".into(),
         };
         bail!("training diverged at step {}: {what}; stopped, {kept}", self.step)
@@ -490,6 +527,13 @@ pub fn render_samples(x: &candle_core::Tensor, data: &Dataset, title: &str) -> a
     } else {
         let real = viz::points(&data.head(2000, &Device::Cpu)?)?;
         let fake = viz::points(&x.to_device(&Device::Cpu)?)?;
-        viz::scatter(title, &[("real", real, plotters::style::RGBColor(80, 120, 230)), ("generated", fake, plotters::style::RGBColor(230, 60, 50))], (600, 600))
+        viz::scatter(
+            title,
+            &[
+                ("real", real, plotters::style::RGBColor(80, 120, 230)),
+                ("generated", fake, plotters::style::RGBColor(230, 60, 50)),
+            ],
+            (600, 600),
+        )
     }
 }

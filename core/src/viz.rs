@@ -105,7 +105,8 @@ pub fn line_plot(title: &str, x_label: &str, series: &[Series<'_>], size: (u32, 
         chart.configure_mesh().x_desc(x_label).label_style(("sans-serif", 13)).draw().map_err(to_anyhow)?;
         for (i, s) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+            let pts: Vec<(f64, f64)> =
+                s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(to_anyhow)?
@@ -153,7 +154,11 @@ pub fn scatter(title: &str, layers: &[Layer<'_>], size: (u32, u32)) -> anyhow::R
         for (name, pts, color) in layers {
             let color = *color;
             chart
-                .draw_series(pts.iter().filter(|p| p.0.is_finite() && p.1.is_finite()).map(|&p| Circle::new(p, 2, color.filled())))
+                .draw_series(
+                    pts.iter()
+                        .filter(|p| p.0.is_finite() && p.1.is_finite())
+                        .map(|&p| Circle::new(p, 2, color.filled())),
+                )
                 .map_err(to_anyhow)?
                 .label(*name)
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));

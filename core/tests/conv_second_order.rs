@@ -27,7 +27,8 @@ fn double_backward_matches_finite_differences() -> anyhow::Result<()> {
     };
     let x = Var::from_tensor(&x0)?;
     let h = (grad_of(&x)? * &r2)?.sum_all()?;
-    let an = h.backward()?.get(x.as_tensor()).expect("second-order gradient dropped").flatten_all()?.to_vec1::<f64>()?;
+    let an =
+        h.backward()?.get(x.as_tensor()).expect("second-order gradient dropped").flatten_all()?.to_vec1::<f64>()?;
     let base = x0.flatten_all()?.to_vec1::<f64>()?;
     let eps = 1e-5;
     for i in (0..base.len()).step_by(7) {

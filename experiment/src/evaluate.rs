@@ -74,7 +74,12 @@ pub fn evaluate_run(dir: &Path, opts: &EvalOptions) -> Result<Value> {
         let (pts, name) = match &opts.local_data {
             Some(name) => {
                 own = ganfold_core::data::load(name, opts.seed)?;
-                ensure!(own.shape == run.data.shape, "--local-data {name} has samples of {}, the run's data {}", own.shape, run.data.shape);
+                ensure!(
+                    own.shape == run.data.shape,
+                    "--local-data {name} has samples of {}, the run's data {}",
+                    own.shape,
+                    run.data.shape
+                );
                 (&own, name.clone())
             }
             None => match &run.data.test {
@@ -83,7 +88,8 @@ pub fn evaluate_run(dir: &Path, opts: &EvalOptions) -> Result<Value> {
             },
         };
         let x = draw_real(pts, opts.local_points, &mut Rng::derive(opts.seed, "eval-local"))?.to_device(&run.device)?;
-        let net = matches!(family(&run.data), Family::Digits).then(|| MnistClassifier::pinned(&Device::Cpu)).transpose()?;
+        let net =
+            matches!(family(&run.data), Family::Digits).then(|| MnistClassifier::pinned(&Device::Cpu)).transpose()?;
         let fwd = |x: &Tensor, z: &Tensor| g.forward_local(x, z, false)?.to_device(&Device::Cpu);
         let r = local_report(&fwd, g.coord_dim(), &x, net.as_ref(), &LocalOptions::default())?;
         let mut v = serde_json::to_value(r)?;
@@ -106,13 +112,19 @@ pub fn evaluate_data(name: &str, opts: &EvalOptions) -> Result<Value> {
     report.insert("seed".into(), json!(opts.seed));
     let mut rng = Rng::derive(opts.seed, "eval-real");
     let (a, b, how) = match &data.test {
-        Some(test) => {
-            (draw_real(&data, opts.samples, &mut rng)?, draw_real(test, opts.samples, &mut rng)?, "train split vs test split")
-        }
+        Some(test) => (
+            draw_real(&data, opts.samples, &mut rng)?,
+            draw_real(test, opts.samples, &mut rng)?,
+            "train split vs test split",
+        ),
         None => {
             let n = opts.samples.min(data.len() / 2);
             let perm = rng.choose_distinct(data.len(), (2 * n).min(data.len()));
-            (data.batch(&perm[..n], &Device::Cpu)?.x, data.batch(&perm[n..], &Device::Cpu)?.x, "two disjoint random halves")
+            (
+                data.batch(&perm[..n], &Device::Cpu)?.x,
+                data.batch(&perm[n..], &Device::Cpu)?.x,
+                "two disjoint random halves",
+            )
         }
     };
     report.insert("reference".into(), json!(how));
@@ -158,7 +170,9 @@ pub fn metric_keys(data: &Dataset, with_manifold: bool) -> Vec<&'static str> {
             "class_kl",
         ],
         Family::StackedMnist => vec!["stacked_mnist.modes_covered", "stacked_mnist.kl_to_uniform"],
-        Family::Toy(_) => vec!["modes.modes_covered", "modes.high_quality", "modes.high_quality_fraction", "modes.kl_to_uniform"],
+        Family::Toy(_) => {
+            vec!["modes.modes_covered", "modes.high_quality", "modes.high_quality_fraction", "modes.kl_to_uniform"]
+        }
         Family::None => vec![],
     };
     keys.extend(["checkpoint_step", "wall_seconds"]);
@@ -205,7 +219,10 @@ fn data_metrics(data: &Dataset, real: &Tensor, fake: &Tensor, seed: u64, out: &m
             out.insert("inception_score_real".into(), serde_json::to_value(inception_score(&r.probs, 10)?)?);
             let kid_opts = KidOptions { subsets: 100, subset_size: 1000, seed };
             out.insert("kid".into(), serde_json::to_value(kid(&r.features, &f.features, &kid_opts)?)?);
-            out.insert("precision_recall".into(), serde_json::to_value(precision_recall(&r.features, &f.features, 3)?)?);
+            out.insert(
+                "precision_recall".into(),
+                serde_json::to_value(precision_recall(&r.features, &f.features, 3)?)?,
+            );
             let hist = class_histogram(&f.probs);
             let (covered, kl) = class_coverage(&hist);
             out.insert("class_histogram".into(), json!(hist));

@@ -97,7 +97,11 @@ fn bar_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, pl
         .x_labels(n.max(1))
         .x_label_formatter(&|x| {
             let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .label_style(("sans-serif", 12))
         .draw()
@@ -117,7 +121,9 @@ fn bar_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, pl
         let x = i as f64;
         if s.n > 0 {
             let base = y0.max(0.0).min(s.mean);
-            chart.draw_series([Rectangle::new([(x - 0.3, base), (x + 0.3, s.mean)], c.mix(0.45).filled())]).map_err(to_anyhow)?;
+            chart
+                .draw_series([Rectangle::new([(x - 0.3, base), (x + 0.3, s.mean)], c.mix(0.45).filled())])
+                .map_err(to_anyhow)?;
             let (lo, hi) = (s.mean - s.std, s.mean + s.std);
             let bar = BLACK.stroke_width(2);
             chart
@@ -132,7 +138,10 @@ fn bar_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, pl
         let k = seeds.len().max(1) as f64;
         chart
             .draw_series(
-                seeds.iter().enumerate().map(|(t, &v)| Circle::new((x - 0.15 + 0.3 * (t as f64 + 0.5) / k, v), 3, c.filled())),
+                seeds
+                    .iter()
+                    .enumerate()
+                    .map(|(t, &v)| Circle::new((x - 0.15 + 0.3 * (t as f64 + 0.5) / k, v), 3, c.filled())),
             )
             .map_err(to_anyhow)?;
     }
@@ -143,7 +152,8 @@ fn curve_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, 
     let ax = report.x_axis.as_ref().expect("curve panels need an x-axis");
     let tx = |x: f64| if ax.log { x.log10() } else { x };
     let xs: Vec<f64> = report.arms.iter().filter_map(|a| a.x).map(tx).collect();
-    let (mut x0, mut x1) = (xs.iter().copied().fold(f64::INFINITY, f64::min), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    let (mut x0, mut x1) =
+        (xs.iter().copied().fold(f64::INFINITY, f64::min), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
     if x0 >= x1 {
         (x0, x1) = (x0 - 1.0, x1 + 1.0);
     }

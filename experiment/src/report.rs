@@ -121,7 +121,8 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
             }
             let mut values = vec![];
             if state == RunState::Done {
-                let ev = read_json(&r.dir.join("eval.json")).with_context(|| format!("cannot read {}/eval.json", r.dir.display()))?;
+                let ev = read_json(&r.dir.join("eval.json"))
+                    .with_context(|| format!("cannot read {}/eval.json", r.dir.display()))?;
                 let sm = read_json(&r.dir.join("summary.json")).unwrap_or(Value::Null);
                 for m in &metrics {
                     let v = match m.key.strip_prefix("summary.") {
@@ -130,7 +131,13 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
                     };
                     let Some(v) = v else {
                         let file = if m.key.starts_with("summary.") { "summary.json" } else { "eval.json" };
-                        bail!("metric `{}` is not in {}/{file} (arm `{}`, method {})", m.key, r.dir.display(), arm.label, arm.method);
+                        bail!(
+                            "metric `{}` is not in {}/{file} (arm `{}`, method {})",
+                            m.key,
+                            r.dir.display(),
+                            arm.label,
+                            arm.method
+                        );
                     };
                     values.push(v);
                 }
@@ -165,7 +172,8 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
         });
     }
     let ref_json = spec.eval.reference.then(|| read_json(&exp.dir.join("reference.json"))).flatten();
-    let reference = ref_json.as_ref().map(|r| metrics.iter().map(|m| evaluate::lookup(r, &m.key).unwrap_or(f64::NAN)).collect());
+    let reference =
+        ref_json.as_ref().map(|r| metrics.iter().map(|m| evaluate::lookup(r, &m.key).unwrap_or(f64::NAN)).collect());
     Ok(Report {
         reference,
         reference_label: ref_json.as_ref().and_then(|r| r["reference"].as_str().map(String::from)),
@@ -321,7 +329,11 @@ impl Report {
             self.eval_samples, self.eval_seed, e.manifold_points, e.local_points
         );
         let commits = if self.commits.is_empty() { "none recorded".to_string() } else { self.commits.join(", ") };
-        let _ = writeln!(s, "Runs recorded by commit {commits}. Regenerate this page from the run directories: `ganfold experiment report {}`.", self.file);
+        let _ = writeln!(
+            s,
+            "Runs recorded by commit {commits}. Regenerate this page from the run directories: `ganfold experiment report {}`.",
+            self.file
+        );
         s
     }
 }
@@ -350,6 +362,9 @@ mod tests {
         assert_eq!(fmt_mean_std(0.0012, 0.0003, 2), "1.20e-3 ± 3.0e-4");
         assert_eq!(fmt_mean_std(f64::NAN, 0.0, 0), "—");
         assert_eq!(fmt_mean_std(0.0, 0.0, 3), "0 ± 0");
-        assert_eq!((fmt_seconds(42.0), fmt_seconds(612.0), fmt_seconds(7200.0)), ("42 s".into(), "10.2 min".into(), "2.0 h".into()));
+        assert_eq!(
+            (fmt_seconds(42.0), fmt_seconds(612.0), fmt_seconds(7200.0)),
+            ("42 s".into(), "10.2 min".into(), "2.0 h".into())
+        );
     }
 }

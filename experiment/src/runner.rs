@@ -148,7 +148,8 @@ impl Experiment {
     /// Checks what needs the registry and the data before anything trains: every arm's method
     /// builds with its configuration, and every `eval.json` metric is one the data gets.
     pub fn check(&self, plan: &[PlannedRun]) -> Result<()> {
-        let data = ganfold_core::data::load(&self.spec.data, 0).with_context(|| format!("{}: data", self.file.display()))?;
+        let data =
+            ganfold_core::data::load(&self.spec.data, 0).with_context(|| format!("{}: data", self.file.display()))?;
         let keys = evaluate::metric_keys(&data, true);
         for m in self.spec.metrics() {
             if m.key.starts_with("summary.") {
@@ -181,10 +182,20 @@ impl Experiment {
             };
             let method = (entry.build)(&cx).with_context(|| format!("{}: arm `{}`", self.file.display(), arm.label))?;
             if self.eval_options().manifold_points > 0 && method.generator().is_none() {
-                bail!("{}: arm `{}`: method `{}` exposes no generator, so it has no manifold metrics", self.file.display(), arm.label, arm.method);
+                bail!(
+                    "{}: arm `{}`: method `{}` exposes no generator, so it has no manifold metrics",
+                    self.file.display(),
+                    arm.label,
+                    arm.method
+                );
             }
             if self.eval_options().local_points > 0 && method.local_generator().is_none() {
-                bail!("{}: arm `{}`: method `{}` has no local generator, so it has no `local.*` metrics", self.file.display(), arm.label, arm.method);
+                bail!(
+                    "{}: arm `{}`: method `{}` has no local generator, so it has no `local.*` metrics",
+                    self.file.display(),
+                    arm.label,
+                    arm.method
+                );
             }
         }
         Ok(())
@@ -227,7 +238,11 @@ impl Experiment {
             return self.run_quick(opts);
         }
         for label in &opts.only {
-            ensure!(self.spec.arms.iter().any(|a| &a.label == label), "{}: no arm is labelled `{label}`", self.file.display());
+            ensure!(
+                self.spec.arms.iter().any(|a| &a.label == label),
+                "{}: no arm is labelled `{label}`",
+                self.file.display()
+            );
         }
         let plan = self.plan()?;
         let states = self.states(&plan)?;
@@ -280,7 +295,11 @@ impl Experiment {
             quick.spec.data = stand_in.to_string();
         }
         if let Some(stand_in) = self.spec.eval.local_data.as_deref().and_then(quick_stand_in) {
-            eprintln!("{}: `{}` is not installed; --quick measures the charts on `{stand_in}`", self.name, self.spec.eval.local_data.as_deref().unwrap_or_default());
+            eprintln!(
+                "{}: `{}` is not installed; --quick measures the charts on `{stand_in}`",
+                self.name,
+                self.spec.eval.local_data.as_deref().unwrap_or_default()
+            );
             quick.spec.eval.local_data = Some(stand_in.to_string());
         }
         let opts = RunOptions { quick: false, ..opts.clone() };
@@ -323,25 +342,28 @@ impl Experiment {
             let workers: Vec<_> = (0..jobs)
                 .map(|_| {
                     scope.spawn(|| {
-                    let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-                        Ok(p) => p,
-                        Err(e) => return errors.lock().unwrap_or_else(|p| p.into_inner()).push(e.into()),
-                    };
-                    loop {
-                        if failed.load(Ordering::SeqCst) {
-                            return;
+                        let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+                            Ok(p) => p,
+                            Err(e) => return errors.lock().unwrap_or_else(|p| p.into_inner()).push(e.into()),
+                        };
+                        loop {
+                            if failed.load(Ordering::SeqCst) {
+                                return;
+                            }
+                            let Some(i) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
+                            let r = &plan[i];
+                            let label = format!("{} seed {}", self.spec.arms[r.arm].label, r.seed);
+                            progress.started(&label);
+                            let out = pool.install(|| self.finish_run(r, states[i], &eval, &progress));
+                            progress.finished(&label);
+                            if let Err(e) = out {
+                                failed.store(true, Ordering::SeqCst);
+                                errors
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push(e.context(format!("run {}", r.dir.display())));
+                            }
                         }
-                        let Some(i) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { return };
-                        let r = &plan[i];
-                        let label = format!("{} seed {}", self.spec.arms[r.arm].label, r.seed);
-                        progress.started(&label);
-                        let out = pool.install(|| self.finish_run(r, states[i], &eval, &progress));
-                        progress.finished(&label);
-                        if let Err(e) = out {
-                            failed.store(true, Ordering::SeqCst);
-                            errors.lock().unwrap_or_else(|p| p.into_inner()).push(e.context(format!("run {}", r.dir.display())));
-                        }
-                    }
                     })
                 })
                 .collect();
@@ -409,7 +431,10 @@ pub fn run_state(r: &PlannedRun, eval: &EvalOptions, keys: &[String]) -> Result<
     let cfg_path = r.dir.join("config.toml");
     if !cfg_path.exists() {
         if r.dir.exists() && !only_empty_dirs(&r.dir) {
-            bail!("{} holds files but no config.toml: it is not a run of this experiment; move it away", r.dir.display());
+            bail!(
+                "{} holds files but no config.toml: it is not a run of this experiment; move it away",
+                r.dir.display()
+            );
         }
         return Ok(RunState::New);
     }
@@ -484,7 +509,9 @@ pub(crate) fn read_summary(dir: &Path) -> Option<Summary> {
 }
 
 fn only_empty_dirs(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|rd| rd.flatten().all(|e| e.path().is_dir() && only_empty_dirs(&e.path()))).unwrap_or(false)
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().all(|e| e.path().is_dir() && only_empty_dirs(&e.path())))
+        .unwrap_or(false)
 }
 
 /// A run killed before it wrote its config leaves only empty folders; the trainer wants none.
@@ -499,7 +526,8 @@ fn clear_empty_dirs(dir: &Path) -> Result<()> {
 fn checkpointed_steps(r: &PlannedRun) -> usize {
     let every = r.config.train.checkpoint_every.max(1);
     let text = std::fs::read_to_string(r.dir.join("metrics.jsonl")).unwrap_or_default();
-    let last = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()?["step"].as_u64()).next_back().unwrap_or(0);
+    let last =
+        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()?["step"].as_u64()).next_back().unwrap_or(0);
     last as usize / every * every
 }
 
@@ -543,9 +571,11 @@ impl Progress {
         let bar = (show && terminal).then(|| {
             let pb = ProgressBar::new(total_steps.max(1));
             pb.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:28.cyan/blue}] {percent}% {elapsed_precise}<{eta_precise} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:28.cyan/blue}] {percent}% {elapsed_precise}<{eta_precise} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             pb.set_prefix(name.to_string());
             pb
@@ -606,7 +636,11 @@ impl Progress {
         if self.plain {
             let done = self.steps_done.load(Ordering::Relaxed) as f64;
             let el = self.started.elapsed().as_secs_f64();
-            let eta = if done > 0.0 { format!("{:.0} min", el / done * (self.total_steps as f64 - done) / 60.0) } else { "?".into() };
+            let eta = if done > 0.0 {
+                format!("{:.0} min", el / done * (self.total_steps as f64 - done) / 60.0)
+            } else {
+                "?".into()
+            };
             eprintln!("{}: {:.0}/{} steps, ETA {eta}, {}", self.name, done, self.total_steps, self.message());
         }
     }

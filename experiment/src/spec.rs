@@ -245,7 +245,8 @@ impl Spec {
     }
 
     pub fn read(path: &Path) -> Result<Spec> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read experiment file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read experiment file {}", path.display()))?;
         Spec::parse(&text, &path.display().to_string())
     }
 
@@ -263,7 +264,11 @@ impl Spec {
         ensure!(!self.eval.metrics.is_empty(), "`eval.metrics` is empty: name the metrics that form the table");
         let metrics: Vec<Metric> = self.eval.metrics.iter().map(MetricSpec::resolve).collect();
         for (i, m) in metrics.iter().enumerate() {
-            ensure!(!m.key.is_empty() && !m.key.split('.').any(str::is_empty), "metric key `{}` is not a dotted path", m.key);
+            ensure!(
+                !m.key.is_empty() && !m.key.split('.').any(str::is_empty),
+                "metric key `{}` is not a dotted path",
+                m.key
+            );
             ensure!(!metrics[..i].iter().any(|o| o.key == m.key), "metric `{}` is listed twice", m.key);
         }
         ensure!(!self.arms.is_empty(), "the file has no [[arm]]");
@@ -280,7 +285,11 @@ impl Spec {
                 (Some(ax), None) => bail!("arm `{}` has no `x`, but the file has an x-axis ({})", a.label, ax.label),
                 (None, Some(_)) => bail!("arm `{}` has an `x`, but the file has no [x_axis]", a.label),
                 (Some(ax), Some(x)) => {
-                    ensure!(x.is_finite() && (!ax.log || x > 0.0), "arm `{}`: x = {x} cannot be drawn on this axis", a.label)
+                    ensure!(
+                        x.is_finite() && (!ax.log || x > 0.0),
+                        "arm `{}`: x = {x} cannot be drawn on this axis",
+                        a.label
+                    )
                 }
                 (None, None) => {}
             }

@@ -33,13 +33,18 @@ fn embedded_tables_match_the_committed_results() {
         let mut rest = text.as_str();
         while let Some(start) = rest.find("<!-- experiment: ") {
             let after = &rest[start + "<!-- experiment: ".len()..];
-            let name_end = after.find(" -->").unwrap_or_else(|| panic!("{}: unclosed experiment marker", readme.display()));
+            let name_end =
+                after.find(" -->").unwrap_or_else(|| panic!("{}: unclosed experiment marker", readme.display()));
             let name = after[..name_end].trim();
             let body_start = name_end + " -->".len();
-            let end = after.find("<!-- /experiment -->").unwrap_or_else(|| panic!("{}: no <!-- /experiment --> after {name}", readme.display()));
+            let end = after
+                .find("<!-- /experiment -->")
+                .unwrap_or_else(|| panic!("{}: no <!-- /experiment --> after {name}", readme.display()));
             let body = after[body_start..end].trim();
-            let table = std::fs::read_to_string(repo().join("results").join(name).join("table.md"))
-                .unwrap_or_else(|e| panic!("{}: experiment `{name}` has no results/{name}/table.md: {e}", readme.display()));
+            let table =
+                std::fs::read_to_string(repo().join("results").join(name).join("table.md")).unwrap_or_else(|e| {
+                    panic!("{}: experiment `{name}` has no results/{name}/table.md: {e}", readme.display())
+                });
             assert_eq!(
                 table_of(body),
                 table_of(&table),

@@ -62,10 +62,14 @@ impl ModelId {
                 bail!("model id {id:?}: the {what} is longer than 96 characters");
             }
             if let Some(c) = p.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-                bail!("model id {id:?}: the {what} {p:?} contains {c:?}; use ASCII letters, digits, '-', '_' and '.' only");
+                bail!(
+                    "model id {id:?}: the {what} {p:?} contains {c:?}; use ASCII letters, digits, '-', '_' and '.' only"
+                );
             }
             if p.starts_with(['-', '.']) || p.ends_with(['-', '.']) || p.contains("--") || p.contains("..") {
-                bail!("model id {id:?}: the {what} {p:?} may not start or end with '-' or '.', nor contain \"--\" or \"..\"");
+                bail!(
+                    "model id {id:?}: the {what} {p:?} may not start or end with '-' or '.', nor contain \"--\" or \"..\""
+                );
             }
         }
         Ok(ModelId { org: org.into(), name: name.into() })
@@ -176,7 +180,8 @@ fn verify(bytes: &[u8], expected: &str, file: &str, id: &str) -> anyhow::Result<
 
 /// True if `HF_HUB_OFFLINE` is set to 1, true, yes or on (any case), as huggingface_hub reads it.
 pub fn offline_from_env() -> bool {
-    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }
 
 /// How to reach models.
@@ -228,7 +233,8 @@ impl Hub {
     /// [`Hub::fetch`] / [`Hub::file`] for verified contents.
     pub fn resolve_file(&self, id: &ModelId, file: &str) -> anyhow::Result<PathBuf> {
         check_file_name(file)?;
-        let res = self.client.model(&id.org, &id.name).download_file().filename(file).local_files_only(self.offline).send();
+        let res =
+            self.client.model(&id.org, &id.name).download_file().filename(file).local_files_only(self.offline).send();
         let path = match res {
             Ok(p) => p,
             Err(HFError::LocalEntryNotFound { .. }) => bail!(
@@ -248,8 +254,11 @@ impl Hub {
             }
         };
         // The cache may hold symlinks: whatever they point at must still be inside the cache.
-        let root = self.cache.canonicalize().with_context(|| format!("cannot open the cache {}", self.cache.display()))?;
-        let real = path.canonicalize().with_context(|| format!("model `{id}`: `{file}` resolved to {}, which cannot be opened", path.display()))?;
+        let root =
+            self.cache.canonicalize().with_context(|| format!("cannot open the cache {}", self.cache.display()))?;
+        let real = path.canonicalize().with_context(|| {
+            format!("model `{id}`: `{file}` resolved to {}, which cannot be opened", path.display())
+        })?;
         if !real.starts_with(&root) {
             bail!("model `{id}`: `{file}` resolves to {}, outside the cache {}", real.display(), root.display());
         }
@@ -282,7 +291,11 @@ impl Hub {
         let text = String::from_utf8(cfg_bytes).with_context(|| format!("model `{id}`: {CONFIG} is not UTF-8"))?;
         let config = RunConfig::from_toml(&text, None).with_context(|| format!("model `{id}`: invalid {CONFIG}"))?;
         if config.train.method != manifest.method {
-            bail!("model `{id}`: the manifest says method `{}`, {CONFIG} says `{}`", manifest.method, config.train.method);
+            bail!(
+                "model `{id}`: the manifest says method `{}`, {CONFIG} says `{}`",
+                manifest.method,
+                config.train.method
+            );
         }
         let weights = self.file(&id, &manifest, WEIGHTS)?;
         Ok(ResolvedModel { id, manifest, snapshot, config, weights })
@@ -314,7 +327,8 @@ impl ResolvedModel {
             cfg.train.device = d.to_string();
         }
         let dev = train::parse_device(&cfg.train.device)?;
-        let ck = checkpoint::from_bytes(&self.weights, &dev).with_context(|| format!("model `{}`: {WEIGHTS}", self.id))?;
+        let ck =
+            checkpoint::from_bytes(&self.weights, &dev).with_context(|| format!("model `{}`: {WEIGHTS}", self.id))?;
         train::load_checkpoint(&self.snapshot, cfg, ck).with_context(|| format!("model `{}`", self.id))
     }
 }
@@ -326,7 +340,8 @@ fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
 /// Checks a model repository folder against its manifest (every listed file present with the
 /// right sha256, no file name that escapes the folder). Returns the manifest and its bytes.
 pub fn verify_dir(dir: &Path) -> anyhow::Result<(Manifest, Vec<u8>)> {
-    let mbytes = read(&dir.join(MANIFEST)).with_context(|| format!("{} is not a ganfold model folder", dir.display()))?;
+    let mbytes =
+        read(&dir.join(MANIFEST)).with_context(|| format!("{} is not a ganfold model folder", dir.display()))?;
     let m = Manifest::parse(&mbytes).with_context(|| format!("{}", dir.join(MANIFEST).display()))?;
     for (f, h) in &m.files {
         let p = dir.join(f);
@@ -367,7 +382,8 @@ pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
     let mid = ModelId::parse(id)?;
     let text = std::fs::read_to_string(run_dir.join(CONFIG))
         .with_context(|| format!("{} is not a ganfold run directory (cannot read {CONFIG})", run_dir.display()))?;
-    let mut cfg = RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", run_dir.join(CONFIG).display()))?;
+    let mut cfg =
+        RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", run_dir.join(CONFIG).display()))?;
     cfg.train.device = "cpu".into();
     let ck_path = run_dir.join("checkpoint").join("state.safetensors");
     let ck_bytes = read(&ck_path)?;
@@ -383,19 +399,30 @@ pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
     if let Some(s) = &summary
         && s.get("status").and_then(|v| v.as_str()) != Some("completed")
     {
-        bail!("the run in {} did not complete (summary.json status {:?}); only finished runs are packed", run_dir.display(), s.get("status"));
+        bail!(
+            "the run in {} did not complete (summary.json status {:?}); only finished runs are packed",
+            run_dir.display(),
+            s.get("status")
+        );
     }
     if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
         bail!("{} already exists and is not empty", out.display());
     }
-    let mut files: Vec<(String, Vec<u8>)> = vec![(CONFIG.into(), cfg.to_toml()?.into_bytes()), (WEIGHTS.into(), ck_bytes)];
-    for (src, dst) in [("summary.json", "summary.json"), ("metrics.jsonl", "metrics.jsonl"), ("loss.png", "loss.png"), ("samples/final.png", "samples.png")] {
+    let mut files: Vec<(String, Vec<u8>)> =
+        vec![(CONFIG.into(), cfg.to_toml()?.into_bytes()), (WEIGHTS.into(), ck_bytes)];
+    for (src, dst) in [
+        ("summary.json", "summary.json"),
+        ("metrics.jsonl", "metrics.jsonl"),
+        ("loss.png", "loss.png"),
+        ("samples/final.png", "samples.png"),
+    ] {
         if let Ok(b) = std::fs::read(run_dir.join(src)) {
             files.push((dst.into(), b));
         }
     }
     if let Ok(rd) = std::fs::read_dir(run_dir.join("figures")) {
-        let mut figs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "png")).collect();
+        let mut figs: Vec<PathBuf> =
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "png")).collect();
         figs.sort();
         for p in figs {
             let name = format!("figures/{}", p.file_name().unwrap_or_default().to_string_lossy());
@@ -415,7 +442,8 @@ pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
     };
     for (f, b) in &files {
         let p = out.join(f);
-        std::fs::create_dir_all(p.parent().unwrap_or(out)).with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::create_dir_all(p.parent().unwrap_or(out))
+            .with_context(|| format!("cannot create {}", out.display()))?;
         atomic_write(&p, b)?;
     }
     atomic_write(&out.join(MANIFEST), format!("{}\n", serde_json::to_string_pretty(&manifest)?).as_bytes())?;

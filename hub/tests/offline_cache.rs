@@ -116,7 +116,23 @@ fn tampered_or_missing_files_are_clear_errors() -> anyhow::Result<()> {
 
 #[test]
 fn ids_and_file_names_cannot_escape_the_cache() -> anyhow::Result<()> {
-    for bad in ["", "noslash", "/name", "org/", "../x", "org/..", "org/.", "a/b/c", "a\\b/c", "org/na me", "org/-x", "a--b/c", "org/x..y", "..", "org/name\0"] {
+    for bad in [
+        "",
+        "noslash",
+        "/name",
+        "org/",
+        "../x",
+        "org/..",
+        "org/.",
+        "a/b/c",
+        "a\\b/c",
+        "org/na me",
+        "org/-x",
+        "a--b/c",
+        "org/x..y",
+        "..",
+        "org/name\0",
+    ] {
         assert!(ModelId::parse(bad).is_err(), "model id {bad:?} was accepted");
     }
     for good in ["ganfold/lgan-ring8", "Org_1/name.v2"] {
@@ -129,7 +145,9 @@ fn ids_and_file_names_cannot_escape_the_cache() -> anyhow::Result<()> {
 
     // A manifest naming an escaping file is rejected before anything is resolved.
     let sha = "0".repeat(64);
-    let m = |files: &str| format!(r#"{{"format":1,"id":"o/n","method":"dcgan","data":"ring8","steps":1,"files":{{{files}}}}}"#);
+    let m = |files: &str| {
+        format!(r#"{{"format":1,"id":"o/n","method":"dcgan","data":"ring8","steps":1,"files":{{{files}}}}}"#)
+    };
     let ok = m(&format!(r#""config.toml":"{sha}","model.safetensors":"{sha}""#));
     Manifest::parse(ok.as_bytes())?;
     for files in [

@@ -14,8 +14,8 @@
 //! (with `CANDLE_GRAD_DO_NOT_DETACH=1`). F32 and F64 run here; other dtypes and CUDA use Candle's
 //! kernels. Shapes: image x (B, C, H, W), kernel w (O, C, k, k), grid y (B, O, Ho, Wo).
 
-use crate::ConvCfg;
 use super::{gemm_into, slice, uninit};
+use crate::ConvCfg;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
@@ -89,7 +89,9 @@ fn transpose_geom(x: &Tensor, w: &Tensor, cfg: ConvCfg) -> Result<Geom> {
     if wi != ci || k != k2 {
         bail!("conv_transpose2d: input {:?} and weight {:?} do not match", x.dims(), w.dims());
     }
-    let img = |n: usize| (n as isize - 1) * cfg.stride as isize - 2 * cfg.padding as isize + (k + cfg.output_padding) as isize;
+    let img = |n: usize| {
+        (n as isize - 1) * cfg.stride as isize - 2 * cfg.padding as isize + (k + cfg.output_padding) as isize
+    };
     let (hi, wi_) = (img(h), img(wd));
     if hi <= 0 || wi_ <= 0 || cfg.output_padding >= cfg.stride.max(1) {
         bail!("conv_transpose2d: impossible output for input {:?}, weight {:?}, {cfg:?}", x.dims(), w.dims());
@@ -115,11 +117,26 @@ impl candle_core::CustomOp3 for Biased {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         self.op.fwd(s1, l1, s2, l2, Some((s3, l3, self.act)))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let masked;
         let grad = match self.act {
             Some(slope) => {
@@ -225,13 +242,18 @@ impl CustomOp2 for ConvOp {
             // y = conv(x, w):  dx = conv_t(dy, w),  dw = wgrad(x, dy)
             Kind::Conv => (
                 want(a, &|| op(grad, b, g, Kind::ConvT))?,
-                want(b, &|| a.contiguous()?.apply_op2(&grad.contiguous()?, ConvOp { g, kind: Kind::WGrad, cols: self.cols.clone() }))?,
+                want(b, &|| {
+                    a.contiguous()?
+                        .apply_op2(&grad.contiguous()?, ConvOp { g, kind: Kind::WGrad, cols: self.cols.clone() })
+                })?,
             ),
             // x = conv_t(y, w):  dy = conv(dx, w),  dw = wgrad(dx, y); both need the columns of
             // dx, so the first leaves them for the second.
             Kind::ConvT => {
                 let cols: Option<Shared> = Some(Default::default());
-                let with = |x: &Tensor, y: &Tensor, kind| x.contiguous()?.apply_op2(&y.contiguous()?, ConvOp { g, kind, cols: cols.clone() });
+                let with = |x: &Tensor, y: &Tensor, kind| {
+                    x.contiguous()?.apply_op2(&y.contiguous()?, ConvOp { g, kind, cols: cols.clone() })
+                };
                 (want(a, &|| with(grad, b, Kind::Conv))?, want(b, &|| with(grad, a, Kind::WGrad))?)
             }
             // w = wgrad(x, y):  dx = conv_t(y, dw),  dy = conv(x, dw)
@@ -243,7 +265,14 @@ impl CustomOp2 for ConvOp {
 impl ConvOp {
     /// The forward pass, with the output's per-channel bias and activation (`Biased`) applied
     /// while the result is written, not in a pass of their own.
-    fn fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, epi: Option<(&CpuStorage, &Layout, Option<f64>)>) -> Result<(CpuStorage, Shape)> {
+    fn fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        epi: Option<(&CpuStorage, &Layout, Option<f64>)>,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.g;
         let (sa, sb) = match self.kind {
             Kind::Conv => (g.image_shape(), g.kernel_shape()),
@@ -349,7 +378,9 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
                     }
                 }
             };
-            super::profile::timed("  conv per item", || y.par_chunks_mut(g.o * p).enumerate().for_each_init(|| uninit(kk * p), item));
+            super::profile::timed("  conv per item", || {
+                y.par_chunks_mut(g.o * p).enumerate().for_each_init(|| uninit(kk * p), item)
+            });
             Ok((y, g.grid_shape()))
         }
         Kind::ConvT if g.per_item() => {
@@ -363,7 +394,9 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             let mut x = uninit(g.b * g.c * g.h * g.w);
             let item = |(cols, acc): &mut (Vec<T>, Vec<T>), (bi, xb): (usize, &mut [T])| {
                 cols.resize(kk * p, T::zero());
-                super::serial_gemm(|| gemm_into(cols, p, kk, p, g.o, b, (1, kk), &a[bi * g.o * p..][..g.o * p], (p, 1), false));
+                super::serial_gemm(|| {
+                    gemm_into(cols, p, kk, p, g.o, b, (1, kk), &a[bi * g.o * p..][..g.o * p], (p, 1), false)
+                });
                 acc.clear();
                 acc.resize(g.c * hp * wp, T::zero());
                 for (r, row) in cols.chunks_exact(p).enumerate() {
@@ -375,7 +408,9 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
                     Epilogue::write(epi, c, dst, &acc[c * hp * wp + (r + g.p) * wp + g.p..][..g.w]);
                 }
             };
-            super::profile::timed("  convT per item", || x.par_chunks_mut(g.c * g.h * g.w).enumerate().for_each_init(Default::default, item));
+            super::profile::timed("  convT per item", || {
+                x.par_chunks_mut(g.c * g.h * g.w).enumerate().for_each_init(Default::default, item)
+            });
             Ok((x, g.image_shape()))
         }
         Kind::WGrad if g.per_item() => {
@@ -394,11 +429,15 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
                         let (c, kh, kw) = (r / (g.k * g.k), r / g.k % g.k, r % g.k);
                         window(g, &xp[(bi * g.c + c) * hp * wp..][..hp * wp], kh, kw, row);
                     }
-                    super::serial_gemm(|| gemm_into(&mut w, kk, g.o, kk, p, &b[bi * g.o * p..][..g.o * p], (p, 1), cols, (1, p), bi > c0));
+                    super::serial_gemm(|| {
+                        gemm_into(&mut w, kk, g.o, kk, p, &b[bi * g.o * p..][..g.o * p], (p, 1), cols, (1, p), bi > c0)
+                    });
                 }
                 w
             };
-            let parts: Vec<Vec<T>> = super::profile::timed("  wgrad per item", || (0..g.b).into_par_iter().step_by(CHUNK).map_init(Vec::new, chunk).collect());
+            let parts: Vec<Vec<T>> = super::profile::timed("  wgrad per item", || {
+                (0..g.b).into_par_iter().step_by(CHUNK).map_init(Vec::new, chunk).collect()
+            });
             let mut parts = parts.into_iter();
             let mut w = parts.next().expect("a batch has at least one item");
             for part in parts {
@@ -418,11 +457,19 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             // Yt (O, N) = W (O, K) · cols (K, N), then back to the grid (B, O, P).
             let cols = super::profile::timed("  im2col", || if pm { im2col_pm(g, a) } else { im2col(g, a) });
             let mut yt = uninit(g.o * n);
-            super::profile::timed("  gemm conv", || gemm_into(&mut yt, n, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false));
+            super::profile::timed("  gemm conv", || {
+                gemm_into(&mut yt, n, g.o, n, kk, b, (kk, 1), &cols, (n, 1), false)
+            });
             if let Some(c) = &op.cols {
                 *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(Kept::Columns(Cols::from(cols)));
             }
-            let y = super::profile::timed("  to grid", || if pm { from_pixel_major(&yt, (g.o, p), (p * g.b, g.b), epi) } else { swap_outer(&yt, g.o, g.b, p, epi) });
+            let y = super::profile::timed("  to grid", || {
+                if pm {
+                    from_pixel_major(&yt, (g.o, p), (p * g.b, g.b), epi)
+                } else {
+                    swap_outer(&yt, g.o, g.b, p, epi)
+                }
+            });
             Ok((y, g.grid_shape()))
         }
         Kind::ConvT => {
@@ -432,21 +479,32 @@ fn run<T: WithDType>(op: &ConvOp, a: &[T], b: &[T], epi: Option<Epilogue<T>>) ->
             // cols (K, N) = Wᵀ (K, O) · Yt (O, N), then scatter-add the patches into the image.
             let yt = super::profile::timed("  from grid", || grid_rows(g, a));
             let mut cols = uninit(kk * n);
-            super::profile::timed("  gemm convT", || gemm_into(&mut cols, n, kk, n, g.o, b, (1, kk), &yt, (n, 1), false));
-            Ok((super::profile::timed("  col2im", || if pm { col2im_pm(g, &cols, epi) } else { col2im(g, &cols, epi) }), g.image_shape()))
+            super::profile::timed("  gemm convT", || {
+                gemm_into(&mut cols, n, kk, n, g.o, b, (1, kk), &yt, (n, 1), false)
+            });
+            Ok((
+                super::profile::timed("  col2im", || if pm { col2im_pm(g, &cols, epi) } else { col2im(g, &cols, epi) }),
+                g.image_shape(),
+            ))
         }
         Kind::WGrad => {
             // W (O, K) = Yt (O, N) · colsᵀ (N, K).
             let cached = op.cols.as_ref().and_then(|c| c.lock().unwrap_or_else(|e| e.into_inner()).take());
             let cols = match cached {
                 Some(Kept::Columns(c)) => c.into_vec::<T>(),
-                Some(Kept::Image(xt)) => xt.into_vec::<T>().map(|xt| super::profile::timed("  im2col", || im2col_pm_from(g, &xt))),
+                Some(Kept::Image(xt)) => {
+                    xt.into_vec::<T>().map(|xt| super::profile::timed("  im2col", || im2col_pm_from(g, &xt)))
+                }
                 None => None,
             };
-            let cols = cols.unwrap_or_else(|| super::profile::timed("  im2col wg", || if pm { im2col_pm(g, a) } else { im2col(g, a) }));
+            let cols = cols.unwrap_or_else(|| {
+                super::profile::timed("  im2col wg", || if pm { im2col_pm(g, a) } else { im2col(g, a) })
+            });
             let yt = super::profile::timed("  from grid", || grid_rows(g, b));
             let mut w = uninit(g.o * kk);
-            super::profile::timed("  gemm wgrad", || gemm_into(&mut w, kk, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false));
+            super::profile::timed("  gemm wgrad", || {
+                gemm_into(&mut w, kk, g.o, kk, n, &yt, (n, 1), &cols, (1, n), false)
+            });
             Ok((w, g.kernel_shape()))
         }
     }
@@ -505,7 +563,6 @@ impl Cols {
         any.downcast::<Vec<T>>().ok().map(|v| *v)
     }
 }
-
 
 impl Geom {
     /// Large planes from few taps (K·P columns fit in L1, P ≥ 64): the three products run per
@@ -679,7 +736,12 @@ unsafe fn transpose4_f32(src: *const f32, ss: usize, dst: *mut f32, ds: usize, r
             // SAFETY: rows i..i+4, columns j..j+4 are inside both matrices (caller's extents).
             unsafe {
                 let p = src.add(i * ss + j);
-                let (r0, r1, r2, r3) = (_mm_loadu_ps(p), _mm_loadu_ps(p.add(ss)), _mm_loadu_ps(p.add(2 * ss)), _mm_loadu_ps(p.add(3 * ss)));
+                let (r0, r1, r2, r3) = (
+                    _mm_loadu_ps(p),
+                    _mm_loadu_ps(p.add(ss)),
+                    _mm_loadu_ps(p.add(2 * ss)),
+                    _mm_loadu_ps(p.add(3 * ss)),
+                );
                 let (t0, t1) = (_mm_unpacklo_ps(r0, r1), _mm_unpackhi_ps(r0, r1));
                 let (t2, t3) = (_mm_unpacklo_ps(r2, r3), _mm_unpackhi_ps(r2, r3));
                 let q = dst.add(j * ds + i);
@@ -712,7 +774,12 @@ fn to_pixel_major_padded<T: WithDType>(x: &[T], b: usize, o: usize, p: usize, ex
 
 /// (O, P, B) or (P, O, B) -> (B, O, P), element (o, q, b) of `yt` at o·so + q·sq + b (strides
 /// `(so, sq)`); the epilogue applied per output channel o; items in blocks of 16.
-fn from_pixel_major<T: WithDType>(yt: &[T], (o, p): (usize, usize), (so, sq): (usize, usize), epi: Option<Epilogue<T>>) -> Vec<T> {
+fn from_pixel_major<T: WithDType>(
+    yt: &[T],
+    (o, p): (usize, usize),
+    (so, sq): (usize, usize),
+    epi: Option<Epilogue<T>>,
+) -> Vec<T> {
     const BLOCK: usize = 16;
     let mut out = uninit(yt.len());
     let block = |(blk, items): (usize, &mut [T])| {
@@ -803,7 +870,12 @@ fn col2im_pm<T: WithDType>(g: &Geom, cols: &[T], epi: Option<Epilogue<T>>) -> Ve
 /// `fill(c0, cn, acc, scratch)` adds the contributions to channels c0 .. c0 + cn into their
 /// zeroed accumulators, which are then transposed into each channel's B planes with the
 /// epilogue applied. Groups run in parallel.
-fn accumulate_pm<T: WithDType>(g: &Geom, group: usize, epi: Option<Epilogue<T>>, fill: impl Fn(usize, usize, &mut [T], &mut Vec<f32>) + Sync) -> Vec<T> {
+fn accumulate_pm<T: WithDType>(
+    g: &Geom,
+    group: usize,
+    epi: Option<Epilogue<T>>,
+    fill: impl Fn(usize, usize, &mut [T], &mut Vec<f32>) + Sync,
+) -> Vec<T> {
     let (bsz, hw) = (g.b, g.h * g.w);
     let mut x = uninit(g.b * g.c * hw);
     let dst = SyncPtr(x.as_mut_ptr());
@@ -854,7 +926,16 @@ fn conv_t_implicit<T: WithDType>(g: &Geom, y: &[T], w: &[T], epi: Option<Epilogu
     Some(accumulate_pm(g, group, epi, |c0, cn, acc: &mut [T], taps| {
         let acc = as_f32_mut(acc).expect("T is f32 here");
         let source = |q: usize, tap: usize| source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k);
-        super::implicit::fill_channels((c0, cn), (g.o, g.kk(), kk2, g.h * g.w), (g.b, p), w, &packed, source, acc, taps);
+        super::implicit::fill_channels(
+            (c0, cn),
+            (g.o, g.kk(), kk2, g.h * g.w),
+            (g.b, p),
+            w,
+            &packed,
+            source,
+            acc,
+            taps,
+        );
     }))
 }
 
@@ -875,24 +956,30 @@ fn conv_implicit<T: WithDType>(g: &Geom, x: &[T], w: &[T], epi: Option<Epilogue<
     let (p, hw, zero) = (g.ho * g.wo, g.h * g.w, g.b * g.c * g.h * g.w);
     let xt = super::profile::timed("  from grid", || to_pixel_major_padded(x, g.b, g.c, hw, g.b));
     let source = |q: usize, tap: usize| source_pixel(g, q / g.wo, q % g.wo, tap / g.k, tap % g.k);
-    let yt = super::implicit::conv_forward(as_f32(&xt)?, zero, as_f32(w)?, (g.o, g.kk(), g.k * g.k, hw), (g.b, p), source);
-    let y = super::profile::timed("  to grid", || from_pixel_major(retype::<f32, T>(&yt).expect("T is f32 here"), (g.o, p), (g.b, g.o * g.b), epi));
+    let yt =
+        super::implicit::conv_forward(as_f32(&xt)?, zero, as_f32(w)?, (g.o, g.kk(), g.k * g.k, hw), (g.b, p), source);
+    let y = super::profile::timed("  to grid", || {
+        from_pixel_major(retype::<f32, T>(&yt).expect("T is f32 here"), (g.o, p), (g.b, g.o * g.b), epi)
+    });
     Some((y, xt))
 }
 
 fn retype<A: 'static, B: 'static>(x: &[A]) -> Option<&[B]> {
     // SAFETY: A and B are the same type (same type id), so the slice is reinterpreted as itself.
-    (std::any::TypeId::of::<A>() == std::any::TypeId::of::<B>()).then(|| unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) })
+    (std::any::TypeId::of::<A>() == std::any::TypeId::of::<B>())
+        .then(|| unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) })
 }
 
 fn as_f32<T: WithDType>(x: &[T]) -> Option<&[f32]> {
     // SAFETY: T is f32 (same type id), so the slice is reinterpreted as itself.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) })
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) })
 }
 
 fn as_f32_mut<T: WithDType>(x: &mut [T]) -> Option<&mut [f32]> {
     // SAFETY: as `as_f32`.
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) })
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) })
 }
 
 /// A raw pointer that threads writing disjoint elements may share.
@@ -972,7 +1059,9 @@ mod tests {
                 let wt = rng.randn((6, 8, k, k), 0.0, 1.0, &dev)?;
                 let bias = rng.randn(8, 0.0, 1.0, &dev)?;
                 let ours = conv_transpose2d_bias(&x, &wt, &bias, cfg)?;
-                let theirs = x.conv_transpose2d(&wt, cfg.padding, cfg.output_padding, cfg.stride, 1)?.broadcast_add(&bias.reshape((1, 8, 1, 1))?)?;
+                let theirs = x
+                    .conv_transpose2d(&wt, cfg.padding, cfg.output_padding, cfg.stride, 1)?
+                    .broadcast_add(&bias.reshape((1, 8, 1, 1))?)?;
                 close(&ours, &theirs, 1e-4)?;
                 if cfg.output_padding == 0 {
                     // conv2d's input gradient is the transposed convolution of the output's (on the
@@ -1059,13 +1148,18 @@ mod tests {
         let eps = 1e-5;
         for (cfg, k, hw, nb) in cfgs_batches() {
             for transpose in [false, true] {
-                let x = candle_core::Var::from_tensor(&rng.randn((nb, 2, hw, hw), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
+                let x =
+                    candle_core::Var::from_tensor(&rng.randn((nb, 2, hw, hw), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
                 let w = candle_core::Var::from_tensor(&rng.randn((2, 3, k, k), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)?;
                 if !transpose && cfg.output_padding > 0 {
                     continue;
                 }
                 let f = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
-                    if transpose { conv_transpose2d(x, w, cfg) } else { conv2d(x, &w.transpose(0, 1)?.contiguous()?, cfg) }
+                    if transpose {
+                        conv_transpose2d(x, w, cfg)
+                    } else {
+                        conv2d(x, &w.transpose(0, 1)?.contiguous()?, cfg)
+                    }
                 };
                 let r = rng.randn(f(x.as_tensor(), w.as_tensor())?.dims(), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
                 let loss = |x: &Tensor, w: &Tensor| -> Result<f64> { (f(x, w)? * &r)?.sum_all()?.to_scalar::<f64>() };
@@ -1078,13 +1172,18 @@ mod tests {
                         plus[i] += eps;
                         let mut minus = base.clone();
                         minus[i] -= eps;
-                        let (tp, tm) = (Tensor::from_vec(plus, v.dims(), &dev)?, Tensor::from_vec(minus, v.dims(), &dev)?);
+                        let (tp, tm) =
+                            (Tensor::from_vec(plus, v.dims(), &dev)?, Tensor::from_vec(minus, v.dims(), &dev)?);
                         let fd = if std::ptr::eq(v, &x) {
                             (loss(&tp, w.as_tensor())? - loss(&tm, w.as_tensor())?) / (2.0 * eps)
                         } else {
                             (loss(x.as_tensor(), &tp)? - loss(x.as_tensor(), &tm)?) / (2.0 * eps)
                         };
-                        assert!((fd - an[i]).abs() < 1e-6 * (1.0 + fd.abs()), "{cfg:?} transpose={transpose}: fd {fd} vs {}", an[i]);
+                        assert!(
+                            (fd - an[i]).abs() < 1e-6 * (1.0 + fd.abs()),
+                            "{cfg:?} transpose={transpose}: fd {fd} vs {}",
+                            an[i]
+                        );
                     }
                 }
             }
@@ -1134,10 +1233,16 @@ mod tests {
                 if !transpose && cfg.output_padding > 0 {
                     continue;
                 }
-                let v = |rng: &mut Rng, s: &[usize]| -> Result<candle_core::Var> { candle_core::Var::from_tensor(&rng.randn(s, 0.0, 1.0, &dev)?.to_dtype(DType::F64)?) };
+                let v = |rng: &mut Rng, s: &[usize]| -> Result<candle_core::Var> {
+                    candle_core::Var::from_tensor(&rng.randn(s, 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)
+                };
                 let (x, w, b) = (v(&mut rng, &[nb, 3, hw, hw])?, v(&mut rng, &[3, 4, k, k])?, v(&mut rng, &[4])?);
                 let ours = |x: &Tensor, w: &Tensor, b: &Tensor| -> Result<Tensor> {
-                    if transpose { conv_transpose2d_bias(x, w, b, cfg) } else { conv2d_bias_act(x, &w.transpose(0, 1)?.contiguous()?, b, cfg, act) }
+                    if transpose {
+                        conv_transpose2d_bias(x, w, b, cfg)
+                    } else {
+                        conv2d_bias_act(x, &w.transpose(0, 1)?.contiguous()?, b, cfg, act)
+                    }
                 };
                 let theirs = |x: &Tensor, w: &Tensor, b: &Tensor| -> Result<Tensor> {
                     let y = if transpose {

@@ -40,21 +40,11 @@ pub(super) fn pack_grid(y: &[f32], b: usize, o: usize, p: usize) -> Vec<f32> {
     use rayon::prelude::*;
     debug_assert!(b.is_multiple_of(NR) && y.len() == b * o * p);
     let mut packed = super::uninit(y.len());
-    packed
-        .par_chunks_mut(p * o * NR)
-        .enumerate()
-        .for_each(|(bh, chunk)| {
-            for oi in 0..o {
-                super::conv::transpose(
-                    &y[(bh * NR * o + oi) * p..],
-                    o * p,
-                    &mut chunk[oi * NR..],
-                    o * NR,
-                    NR,
-                    p,
-                );
-            }
-        });
+    packed.par_chunks_mut(p * o * NR).enumerate().for_each(|(bh, chunk)| {
+        for oi in 0..o {
+            super::conv::transpose(&y[(bh * NR * o + oi) * p..], o * p, &mut chunk[oi * NR..], o * NR, NR, p);
+        }
+    });
     packed
 }
 
@@ -89,12 +79,7 @@ pub(super) fn fill_channels(
     taps: &mut Vec<f32>,
 ) {
     let rows = cn * kk2;
-    assert!(
-        available()
-            && b.is_multiple_of(NR)
-            && packed.len() == b * o * p
-            && acc.len() == cn * hw * b
-    );
+    assert!(available() && b.is_multiple_of(NR) && packed.len() == b * o * p && acc.len() == cn * hw * b);
     pack_taps(w, o, kk, c0 * kk2, rows, taps);
     // Row r of the group is tap r % kk2 of channel r / kk2; the divisions are done once here,
     // the input pixels once per output pixel (not per tile row).
@@ -170,7 +155,15 @@ pub(super) fn conv_forward(
                 // values and the tile's MR rows of NR values lie inside `out` (o·b values).
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    gather_tile(kk, panel.as_ptr(), xt.as_ptr(), offs.as_ptr(), bh * NR, out.as_mut_ptr().add(t * MR * b + bh * NR), b)
+                    gather_tile(
+                        kk,
+                        panel.as_ptr(),
+                        xt.as_ptr(),
+                        offs.as_ptr(),
+                        bh * NR,
+                        out.as_mut_ptr().add(t * MR * b + bh * NR),
+                        b,
+                    )
                 };
             }
         }
@@ -181,7 +174,15 @@ pub(super) fn conv_forward(
 /// dst[r·ds ..][..32] = Σ_j a[j][r] · src[offs[j] + col ..][..32], r < 8.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn gather_tile(k: usize, a: *const f32, src: *const f32, offs: *const usize, col: usize, dst: *mut f32, ds: usize) {
+unsafe fn gather_tile(
+    k: usize,
+    a: *const f32,
+    src: *const f32,
+    offs: *const usize,
+    col: usize,
+    dst: *mut f32,
+    ds: usize,
+) {
     let mut lo = [_mm512_setzero_ps(); MR];
     let mut hi = [_mm512_setzero_ps(); MR];
     for j in 0..k {
@@ -215,10 +216,7 @@ unsafe fn tile(o: usize, a: *const f32, b: *const f32, acc: *mut f32, offs: &[us
         // SAFETY (whole function): the caller guarantees o·MR values at a, o·NR at b, and NR
         // at acc + offs[r] for every offset other than usize::MAX.
         unsafe {
-            let (b0, b1) = (
-                _mm512_loadu_ps(b.add(j * NR)),
-                _mm512_loadu_ps(b.add(j * NR + 16)),
-            );
+            let (b0, b1) = (_mm512_loadu_ps(b.add(j * NR)), _mm512_loadu_ps(b.add(j * NR + 16)));
             for r in 0..MR {
                 let av = _mm512_set1_ps(*a.add(j * MR + r));
                 lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);

@@ -118,7 +118,8 @@ fn bcs(dims: &[usize]) -> Result<(usize, usize, usize)> {
 /// same run).
 fn sum_rows(b: usize, numel: usize, c: usize, f: impl Fn(usize) -> Vec<f64> + Sync + Send) -> Vec<f64> {
     use rayon::prelude::*;
-    let rows: Vec<Vec<f64>> = if numel < PAR_MIN { (0..b).map(f).collect() } else { (0..b).into_par_iter().map(f).collect() };
+    let rows: Vec<Vec<f64>> =
+        if numel < PAR_MIN { (0..b).map(f).collect() } else { (0..b).into_par_iter().map(f).collect() };
     let mut acc = vec![0.0; c];
     for r in rows {
         acc.iter_mut().zip(r).for_each(|(a, v)| *a += v);
@@ -164,7 +165,11 @@ fn channel_dot<T: WithDType>(x: &[T], y: &[T], mx: &[f64], my: &[f64], (b, c, s)
         if s == 1 {
             (0..c).map(|i| (xr[i].to_f64() - mx[i]) * (yr[i].to_f64() - my[i])).collect()
         } else {
-            (0..c).map(|i| lane_sum2(&xr[i * s..][..s], &yr[i * s..][..s], |a, b| (a.to_f64() - mx[i]) * (b.to_f64() - my[i]))).collect()
+            (0..c)
+                .map(|i| {
+                    lane_sum2(&xr[i * s..][..s], &yr[i * s..][..s], |a, b| (a.to_f64() - mx[i]) * (b.to_f64() - my[i]))
+                })
+                .collect()
         }
     };
     sum_rows(b, x.len(), c, row)
@@ -174,37 +179,57 @@ fn channel_dot<T: WithDType>(x: &[T], y: &[T], mx: &[f64], my: &[f64], (b, c, s)
 fn channel_sum<T: WithDType>(x: &[T], (b, c, s): (usize, usize, usize)) -> Vec<f64> {
     let row = |bi: usize| -> Vec<f64> {
         let xr = &x[bi * c * s..][..c * s];
-        if s == 1 { xr.iter().map(|v| v.to_f64()).collect() } else { (0..c).map(|i| lane_sum(&xr[i * s..][..s], |v| v.to_f64())).collect() }
+        if s == 1 {
+            xr.iter().map(|v| v.to_f64()).collect()
+        } else {
+            (0..c).map(|i| lane_sum(&xr[i * s..][..s], |v| v.to_f64())).collect()
+        }
     };
     sum_rows(b, x.len(), c, row)
 }
 
 /// out = x·a[c] + y·k[c] + o[c] per channel (y and k optional), over (B, C, S) arrays; with
 /// `act` (only without y), a leaky ReLU of that slope in the same pass (after batch norm).
-fn channel_affine<T: WithDType>(x: &[T], a: &[T], y: Option<(&[T], &[T])>, o: &[T], (_, c, s): (usize, usize, usize), act: Option<f64>) -> Vec<T> {
+fn channel_affine<T: WithDType>(
+    x: &[T],
+    a: &[T],
+    y: Option<(&[T], &[T])>,
+    o: &[T],
+    (_, c, s): (usize, usize, usize),
+    act: Option<f64>,
+) -> Vec<T> {
     let mut out = uninit(x.len());
     let slope = T::from_f64(act.unwrap_or(1.0));
     let leaky = move |t: T| t * if t > T::zero() { T::one() } else { slope };
     let row = |(bi, out): (usize, &mut [T])| {
         let xr = &x[bi * c * s..][..c * s];
         match (y, s) {
-            (None, 1) if act.is_some() => out.iter_mut().zip(xr).zip(a.iter().zip(o)).for_each(|((d, &x), (&a, &o))| *d = leaky(x * a + o)),
-            (None, _) if act.is_some() => out.chunks_mut(s).zip(xr.chunks(s)).zip(a.iter().zip(o)).for_each(|((d, x), (&a, &o))| {
-                d.iter_mut().zip(x).for_each(|(d, &x)| *d = leaky(x * a + o));
-            }),
+            (None, 1) if act.is_some() => {
+                out.iter_mut().zip(xr).zip(a.iter().zip(o)).for_each(|((d, &x), (&a, &o))| *d = leaky(x * a + o))
+            }
+            (None, _) if act.is_some() => {
+                out.chunks_mut(s).zip(xr.chunks(s)).zip(a.iter().zip(o)).for_each(|((d, x), (&a, &o))| {
+                    d.iter_mut().zip(x).for_each(|(d, &x)| *d = leaky(x * a + o));
+                })
+            }
             (None, 1) => out.iter_mut().zip(xr).zip(a.iter().zip(o)).for_each(|((d, &x), (&a, &o))| *d = x * a + o),
             (Some((y, k)), 1) => {
                 let yr = &y[bi * c..][..c];
-                out.iter_mut().zip(xr.iter().zip(yr)).zip(a.iter().zip(k).zip(o)).for_each(|((d, (&x, &y)), ((&a, &k), &o))| *d = x * a + y * k + o)
+                out.iter_mut()
+                    .zip(xr.iter().zip(yr))
+                    .zip(a.iter().zip(k).zip(o))
+                    .for_each(|((d, (&x, &y)), ((&a, &k), &o))| *d = x * a + y * k + o)
             }
             (None, _) => out.chunks_mut(s).zip(xr.chunks(s)).zip(a.iter().zip(o)).for_each(|((d, x), (&a, &o))| {
                 d.iter_mut().zip(x).for_each(|(d, &x)| *d = x * a + o);
             }),
             (Some((y, k)), _) => {
                 let yr = &y[bi * c * s..][..c * s];
-                out.chunks_mut(s).zip(xr.chunks(s).zip(yr.chunks(s))).zip(a.iter().zip(k).zip(o)).for_each(|((d, (x, y)), ((&a, &k), &o))| {
-                    d.iter_mut().zip(x.iter().zip(y)).for_each(|(d, (&x, &y))| *d = x * a + y * k + o);
-                })
+                out.chunks_mut(s).zip(xr.chunks(s).zip(yr.chunks(s))).zip(a.iter().zip(k).zip(o)).for_each(
+                    |((d, (x, y)), ((&a, &k), &o))| {
+                        d.iter_mut().zip(x.iter().zip(y)).for_each(|(d, (&x, &y))| *d = x * a + y * k + o);
+                    },
+                )
             }
         }
     };
@@ -233,10 +258,15 @@ fn gemm_into<T: WithDType>(
     accumulate: bool,
 ) {
     assert!(m > 0 && n > 0 && k > 0 && ds >= n);
-    assert!(dst.len() >= (m - 1) * ds + n && lhs.len() > (m - 1) * ls.0 + (k - 1) * ls.1 && rhs.len() > (k - 1) * rs.0 + (n - 1) * rs.1);
+    assert!(
+        dst.len() >= (m - 1) * ds + n
+            && lhs.len() > (m - 1) * ls.0 + (k - 1) * ls.1
+            && rhs.len() > (k - 1) * rs.0 + (n - 1) * rs.1
+    );
     // Inside a parallel loop over batch items (`SERIAL_GEMM`) each GEMM stays on its thread.
     let threads = if SERIAL_GEMM.with(|c| c.get()) { 1 } else { rayon::current_num_threads() };
-    let par = if threads > 1 && m * n * k > 1 << 15 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par =
+        if threads > 1 && m * n * k > 1 << 15 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the asserted extents put every element the GEMM touches inside the three slices.
     unsafe {
         gemm::gemm(
@@ -356,7 +386,18 @@ mod tests {
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         assert_eq!(a.dims(), b.dims());
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
     }
 
     /// Checks d<r, f(args)>/d args against central differences at a few coordinates of each arg.
@@ -368,7 +409,8 @@ mod tests {
         let loss = |ts: &[Tensor]| -> Result<f64> { (f(ts)? * &r)?.sum_all()?.to_scalar::<f64>() };
         let grads = (out * &r)?.sum_all()?.backward()?;
         for (i, v) in args.iter().enumerate() {
-            let an = grads.get(v.as_tensor()).expect("gradient reaches every argument").flatten_all()?.to_vec1::<f64>()?;
+            let an =
+                grads.get(v.as_tensor()).expect("gradient reaches every argument").flatten_all()?.to_vec1::<f64>()?;
             let base = v.as_tensor().flatten_all()?.to_vec1::<f64>()?;
             for j in (0..base.len()).step_by(base.len() / 11 + 1) {
                 let at = |d: f64| -> Result<f64> {
@@ -379,7 +421,11 @@ mod tests {
                     loss(&ts2)
                 };
                 let fd = (at(eps)? - at(-eps)?) / (2.0 * eps);
-                assert!((fd - an[j]).abs() < 1e-6 * (1.0 + fd.abs()), "arg {i} element {j}: fd {fd} vs analytic {}", an[j]);
+                assert!(
+                    (fd - an[j]).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "arg {i} element {j}: fd {fd} vs analytic {}",
+                    an[j]
+                );
             }
         }
         Ok(())
@@ -419,7 +465,9 @@ mod tests {
             let gamma = var(&mut rng, &[c], 1.0)?;
             let beta = var(&mut rng, &[c], 0.0)?;
             for act in [None, Some(0.0), Some(0.2)] {
-                let fused = |t: &[Tensor]| -> Result<Tensor> { Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-5, act)?.expect("CPU f64 takes the fused path").0) };
+                let fused = |t: &[Tensor]| -> Result<Tensor> {
+                    Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-5, act)?.expect("CPU f64 takes the fused path").0)
+                };
                 // Composed reference: statistics over all dims but 1, in the graph, then Candle's
                 // leaky ReLU.
                 let composed = |t: &[Tensor]| -> Result<Tensor> {
@@ -436,7 +484,10 @@ mod tests {
                     for &d in &dims {
                         var = var.mean_keepdim(d)?;
                     }
-                    let y = cen.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(&t[1].reshape(s.clone())?)?.broadcast_add(&t[2].reshape(s)?)?;
+                    let y = cen
+                        .broadcast_div(&(var + 1e-5)?.sqrt()?)?
+                        .broadcast_mul(&t[1].reshape(s.clone())?)?
+                        .broadcast_add(&t[2].reshape(s)?)?;
                     match act {
                         Some(a) => y.maximum(&(&y * a)?),
                         None => Ok(y),
@@ -449,7 +500,10 @@ mod tests {
                 let r = rng.randn(shape.as_slice(), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
                 let (gf, gc) = ((yf * &r)?.sum_all()?.backward()?, (yc * &r)?.sum_all()?.backward()?);
                 for v in &args {
-                    assert!(max_diff(gf.get(v.as_tensor()).unwrap(), gc.get(v.as_tensor()).unwrap()) < 1e-9, "{shape:?} act {act:?}");
+                    assert!(
+                        max_diff(gf.get(v.as_tensor()).unwrap(), gc.get(v.as_tensor()).unwrap()) < 1e-9,
+                        "{shape:?} act {act:?}"
+                    );
                 }
                 if shape[0] < 64 {
                     fd_check(&args, &fused)?;

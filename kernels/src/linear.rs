@@ -29,7 +29,15 @@ impl CustomOp3 for Linear {
         "ganfold-linear"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let _t = super::profile::enabled().then(|| super::Timer::new("ganfold-linear"));
         fn run<T: WithDType>(op: &Linear, x: &[T], w: &[T], b: &[T]) -> Vec<T> {
             let mut y = uninit(op.bsz * op.o);
@@ -47,15 +55,26 @@ impl CustomOp3 for Linear {
             y
         }
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => CpuStorage::F32(run(self, slice(x, l1)?, slice(w, l2)?, slice(b, l3)?)),
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => CpuStorage::F64(run(self, slice(x, l1)?, slice(w, l2)?, slice(b, l3)?)),
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                CpuStorage::F32(run(self, slice(x, l1)?, slice(w, l2)?, slice(b, l3)?))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                CpuStorage::F64(run(self, slice(x, l1)?, slice(w, l2)?, slice(b, l3)?))
+            }
             _ => bail!("ganfold-linear: only f32 and f64, alike"),
         };
         Ok((out, Shape::from((self.bsz, self.o))))
     }
 
     /// Differentiable again: the products are Candle matmuls and the bias gradient a channel sum.
-    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dx = if x.track_op() { Some(grad.matmul(w)?) } else { None };
         let dw = if w.track_op() { Some(grad.t()?.matmul(x)?) } else { None };
         let db = if b.track_op() { Some(super::pointwise::channel_sum_of(grad)?) } else { None };
@@ -75,11 +94,14 @@ mod tests {
     fn matches_candle_and_differences() -> Result<()> {
         let dev = Device::Cpu;
         let mut rng = Rng::new(7);
-        let v = |rng: &mut Rng, s: &[usize]| -> Result<Var> { Var::from_tensor(&rng.randn(s, 0.0, 1.0, &dev)?.to_dtype(DType::F64)?) };
+        let v = |rng: &mut Rng, s: &[usize]| -> Result<Var> {
+            Var::from_tensor(&rng.randn(s, 0.0, 1.0, &dev)?.to_dtype(DType::F64)?)
+        };
         let (x, w, b) = (v(&mut rng, &[5, 7])?, v(&mut rng, &[3, 7])?, v(&mut rng, &[3])?);
         let ours = linear(&x, &w, &b)?;
         let theirs = x.matmul(&w.t()?)?.broadcast_add(&b.reshape((1, 3))?)?;
-        let diff = |a: &Tensor, b: &Tensor| -> Result<f64> { (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>() };
+        let diff =
+            |a: &Tensor, b: &Tensor| -> Result<f64> { (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>() };
         assert!(diff(&ours, &theirs)? < 1e-12);
         let r = rng.randn((5, 3), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
         let (go, gt) = ((&ours * &r)?.sum_all()?.backward()?, (&theirs * &r)?.sum_all()?.backward()?);

@@ -30,16 +30,31 @@ fn moments<T: WithDType>(x: &[T], b: usize, c: usize, s: usize) -> (Vec<f64>, Ve
 /// when given (0: ReLU) in the same pass; also returns (mean, var) as constants. `None` when the
 /// fused CPU kernel does not apply (another device or dtype, or second-order gradients
 /// requested): compose Candle's ops.
-pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, act: Option<f64>) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    act: Option<f64>,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
     if !fast(&[x, gamma, beta]) || second_order() {
         return Ok(None);
     }
     let c = x.dim(1)?;
     if gamma.dims() != [c] || beta.dims() != [c] || eps <= 0.0 || act.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
-        bail!("batch_norm: gamma {:?}, beta {:?}, eps {eps}, activation slope {act:?} for input {:?}", gamma.dims(), beta.dims(), x.dims());
+        bail!(
+            "batch_norm: gamma {:?}, beta {:?}, eps {eps}, activation slope {act:?} for input {:?}",
+            gamma.dims(),
+            beta.dims(),
+            x.dims()
+        );
     }
     let moments = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BatchNorm { eps, act, moments: moments.clone() })?;
+    let y = x.contiguous()?.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        BatchNorm { eps, act, moments: moments.clone() },
+    )?;
     let Some((mean, var)) = moments.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
         bail!("batch_norm: the fused kernel left no statistics");
     };
@@ -59,7 +74,14 @@ struct BatchNorm {
 type Moments = (Vec<f64>, Vec<f64>);
 
 /// Per channel: scale = gamma / sqrt(var + eps), shift = beta − mean · scale, so y = x·scale + shift.
-fn normalise<T: WithDType>(x: &[T], gamma: &[T], beta: &[T], eps: f64, act: Option<f64>, (b, c, s): (usize, usize, usize)) -> (Vec<T>, Moments) {
+fn normalise<T: WithDType>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    eps: f64,
+    act: Option<f64>,
+    (b, c, s): (usize, usize, usize),
+) -> (Vec<T>, Moments) {
     let (mean, var) = moments(x, b, c, s);
     let scale: Vec<f64> = (0..c).map(|i| gamma[i].to_f64() / (var[i] + eps).sqrt()).collect();
     let shift: Vec<T> = (0..c).map(|i| T::from_f64(beta[i].to_f64() - mean[i] * scale[i])).collect();
@@ -97,7 +119,13 @@ fn backward<T: WithDType>(
 
 /// dy = grad through the activation (a copy of grad without one), and per channel Σdy and
 /// Σ(x − mean)·dy, in one pass; sums in f64, added in batch order (same result on every run).
-fn grad_sums<T: WithDType>(x: &[T], grad: &[T], act: Option<(&[T], f64)>, mean: &[f64], (_, c, s): (usize, usize, usize)) -> (Vec<T>, Vec<f64>, Vec<f64>) {
+fn grad_sums<T: WithDType>(
+    x: &[T],
+    grad: &[T],
+    act: Option<(&[T], f64)>,
+    mean: &[f64],
+    (_, c, s): (usize, usize, usize),
+) -> (Vec<T>, Vec<f64>, Vec<f64>) {
     use rayon::prelude::*;
     let mut dy = super::uninit(grad.len());
     let row = |(bi, dy): (usize, &mut [T])| -> Vec<f64> {
@@ -106,7 +134,9 @@ fn grad_sums<T: WithDType>(x: &[T], grad: &[T], act: Option<(&[T], f64)>, mean: 
         match act {
             Some((res, slope)) => {
                 let (rr, a) = (&res[o..o + c * s], T::from_f64(slope));
-                dy.iter_mut().zip(gr.iter().zip(rr)).for_each(|(d, (&g, &r))| *d = g * if r > T::zero() { T::one() } else { a });
+                dy.iter_mut()
+                    .zip(gr.iter().zip(rr))
+                    .for_each(|(d, (&g, &r))| *d = g * if r > T::zero() { T::one() } else { a });
             }
             None => dy.copy_from_slice(gr),
         }
@@ -115,7 +145,9 @@ fn grad_sums<T: WithDType>(x: &[T], grad: &[T], act: Option<(&[T], f64)>, mean: 
             // (B, C) rows (after a linear layer): one element per channel, summed across the row.
             let (sd, sx) = sums.split_at_mut(c);
             sd.iter_mut().zip(dy.iter()).for_each(|(a, d)| *a = d.to_f64());
-            sx.iter_mut().zip(xr.iter().zip(dy.iter()).zip(mean)).for_each(|(a, ((x, d), m))| *a = (x.to_f64() - m) * d.to_f64());
+            sx.iter_mut()
+                .zip(xr.iter().zip(dy.iter()).zip(mean))
+                .for_each(|(a, ((x, d), m))| *a = (x.to_f64() - m) * d.to_f64());
             return sums;
         }
         for ci in 0..c {
@@ -143,7 +175,15 @@ impl CustomOp3 for BatchNorm {
     fn name(&self) -> &'static str {
         "ganfold-batch-norm"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let d = bcs(l1.dims())?;
         let _t = super::profile::enabled().then(|| Timer::new("ganfold-batch-norm"));
         let (out, m) = match (s1, s2, s3) {
@@ -160,7 +200,14 @@ impl CustomOp3 for BatchNorm {
         *self.moments.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
         Ok((out, l1.shape().clone()))
     }
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = bcs(x.dims())?;
         let _t = super::profile::enabled().then(|| Timer::new("ganfold-batch-norm-backward"));
         let grad = grad.contiguous()?;
@@ -179,13 +226,22 @@ impl CustomOp3 for BatchNorm {
                     Some(slope) => Some((slice($r, rl)?, slope)),
                     None => None,
                 };
-                let (dx, dg, db) = backward(slice($x, xl)?, slice($g, gl)?, slice($dy, dl)?, act, self.eps, d, cached.clone());
-                (Tensor::from_vec(dx, grad.shape(), &dev)?, Tensor::from_vec(dg, d.1, &dev)?, Tensor::from_vec(db, d.1, &dev)?)
+                let (dx, dg, db) =
+                    backward(slice($x, xl)?, slice($g, gl)?, slice($dy, dl)?, act, self.eps, d, cached.clone());
+                (
+                    Tensor::from_vec(dx, grad.shape(), &dev)?,
+                    Tensor::from_vec(dg, d.1, &dev)?,
+                    Tensor::from_vec(db, d.1, &dev)?,
+                )
             }};
         }
         let (dx, dg, db) = match (&*xs, &*gs, &*ds, &*rs) {
-            (Cpu(CpuStorage::F32(x)), Cpu(CpuStorage::F32(g)), Cpu(CpuStorage::F32(dy)), Cpu(CpuStorage::F32(r))) => go!(x, g, dy, r),
-            (Cpu(CpuStorage::F64(x)), Cpu(CpuStorage::F64(g)), Cpu(CpuStorage::F64(dy)), Cpu(CpuStorage::F64(r))) => go!(x, g, dy, r),
+            (Cpu(CpuStorage::F32(x)), Cpu(CpuStorage::F32(g)), Cpu(CpuStorage::F32(dy)), Cpu(CpuStorage::F32(r))) => {
+                go!(x, g, dy, r)
+            }
+            (Cpu(CpuStorage::F64(x)), Cpu(CpuStorage::F64(g)), Cpu(CpuStorage::F64(dy)), Cpu(CpuStorage::F64(r))) => {
+                go!(x, g, dy, r)
+            }
             _ => bail!("ganfold-batch-norm: backward needs CPU f32 or f64 tensors, alike"),
         };
         Ok((Some(dx), Some(dg), Some(db)))

@@ -42,7 +42,9 @@ fn par_map<T: WithDType>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
     if x.len() < super::PAR_MIN {
         out.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
     } else {
-        out.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14)).for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)));
+        out.par_chunks_mut(1 << 14)
+            .zip(x.par_chunks(1 << 14))
+            .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v)));
     }
     out
 }
@@ -53,7 +55,9 @@ fn par_zip<T: WithDType>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<
     if a.len() < PAR_MIN {
         run(&mut out, a, b);
     } else {
-        out.par_chunks_mut(1 << 14).zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14))).for_each(|(o, (a, b))| run(o, a, b));
+        out.par_chunks_mut(1 << 14)
+            .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
+            .for_each(|(o, (a, b))| run(o, a, b));
     }
     out
 }
@@ -114,7 +118,10 @@ impl CustomOp1 for ChannelSum {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let _t = super::profile::enabled().then(|| Timer::new("ganfold-channel-sum"));
         let d = bcs(l.dims())?;
-        let out = float_dispatch!(self.name(), s, l, |x| super::channel_sum(x, d).into_iter().map(WithDType::from_f64).collect());
+        let out = float_dispatch!(self.name(), s, l, |x| super::channel_sum(x, d)
+            .into_iter()
+            .map(WithDType::from_f64)
+            .collect());
         Ok((out, Shape::from(d.1)))
     }
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {

@@ -62,7 +62,10 @@ impl Png {
     /// evcxr's display hook: one `image/png` output.
     pub fn evcxr_display(&self) {
         use base64::Engine;
-        println!("EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT", base64::engine::general_purpose::STANDARD.encode(&self.0));
+        println!(
+            "EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT",
+            base64::engine::general_purpose::STANDARD.encode(&self.0)
+        );
     }
 }
 
@@ -86,7 +89,11 @@ impl Table {
         let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
         let mut html = String::from("<table>");
         for (k, v) in &self.0 {
-            html.push_str(&format!("<tr><td style=\"text-align:left\"><code>{}</code></td><td style=\"text-align:left\">{}</td></tr>", esc(k), esc(v)));
+            html.push_str(&format!(
+                "<tr><td style=\"text-align:left\"><code>{}</code></td><td style=\"text-align:left\">{}</td></tr>",
+                esc(k),
+                esc(v)
+            ));
         }
         html.push_str("</table>");
         let text: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}: {v}")).collect();
@@ -112,7 +119,8 @@ pub fn repo_dir() -> PathBuf {
 
 fn committed_experiment(name: &str) -> anyhow::Result<(experiment::Experiment, experiment::Report)> {
     let root = repo_dir();
-    let exp = experiment::Experiment::load(&root.join("experiments").join(format!("{name}.toml")), &root.join("results"))?;
+    let exp =
+        experiment::Experiment::load(&root.join("experiments").join(format!("{name}.toml")), &root.join("results"))?;
     let report = exp.report()?;
     Ok((exp, report))
 }
@@ -141,7 +149,9 @@ pub fn steps(default: usize) -> usize {
 
 /// Where notebook runs are written: `GANFOLD_NB_RUNS`, else `<tmp>/ganfold-notebooks`.
 pub fn runs_dir() -> PathBuf {
-    std::env::var_os("GANFOLD_NB_RUNS").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("ganfold-notebooks"))
+    std::env::var_os("GANFOLD_NB_RUNS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("ganfold-notebooks"))
 }
 
 /// The registered methods as a table (name, paper).
@@ -192,10 +202,12 @@ pub fn read_metrics(path: &Path) -> anyhow::Result<Metrics> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = vec![];
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("bad line in {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("bad line in {}", path.display()))?;
         let Some(obj) = v.as_object() else { continue };
         let Some(step) = obj.get("step").and_then(|s| s.as_u64()) else { continue };
-        let vals = obj.iter().filter(|(k, _)| *k != "step").filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect();
+        let vals =
+            obj.iter().filter(|(k, _)| *k != "step").filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect();
         out.push((step as usize, vals));
     }
     Ok(out)
@@ -213,7 +225,15 @@ pub fn metrics_plot(title: &str, metrics: &[(usize, Vec<(String, f64)>)], names:
     }
     let series: Vec<(String, Vec<(f64, f64)>)> = keys
         .iter()
-        .map(|k| (k.clone(), metrics.iter().filter_map(|(s, v)| v.iter().find(|(n, _)| n == k).map(|(_, x)| (*s as f64, *x))).collect()))
+        .map(|k| {
+            (
+                k.clone(),
+                metrics
+                    .iter()
+                    .filter_map(|(s, v)| v.iter().find(|(n, _)| n == k).map(|(_, x)| (*s as f64, *x)))
+                    .collect(),
+            )
+        })
         .collect();
     lines(title, "step", &series)
 }
@@ -226,7 +246,8 @@ pub fn lines(title: &str, x_label: &str, series: &[(String, Vec<(f64, f64)>)]) -
 
 /// A scatter plot of named point layers, colours picked from a fixed palette.
 pub fn scatter(title: &str, layers: &[(&str, Vec<(f64, f64)>)]) -> anyhow::Result<Png> {
-    const PALETTE: [(u8, u8, u8); 6] = [(80, 120, 230), (230, 60, 50), (40, 160, 80), (150, 80, 200), (240, 150, 30), (60, 60, 60)];
+    const PALETTE: [(u8, u8, u8); 6] =
+        [(80, 120, 230), (230, 60, 50), (40, 160, 80), (150, 80, 200), (240, 150, 30), (60, 60, 60)];
     let l: Vec<_> = layers
         .iter()
         .enumerate()
@@ -274,7 +295,12 @@ impl Run {
     /// The names of the figures the method drew at the end of training.
     pub fn figures(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.dir.join("figures"))
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".png")).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".png"))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v

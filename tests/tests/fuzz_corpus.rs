@@ -19,10 +19,12 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect())
         .unwrap_or_default();
     out.sort();
-    out.into_iter().map(|p| {
-        let b = std::fs::read(&p).unwrap();
-        (p, b)
-    }).collect()
+    out.into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect()
 }
 
 /// Byte-level mutations like libFuzzer's: flip, overwrite, insert, delete, truncate, splice.
@@ -31,11 +33,26 @@ fn mutate(base: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
     for _ in 0..1 + rng.below(4) {
         let n = b.len().max(1);
         match rng.below(6) {
-            0 if !b.is_empty() => { let i = rng.below(n); b[i] ^= 1 << rng.below(8); }
-            1 if !b.is_empty() => { let i = rng.below(n); b[i] = [0, 0xff, 0x7f, 0x80, b'9', b'"'][rng.below(6)]; }
-            2 => { let i = rng.below(n + 1).min(b.len()); b.insert(i, rng.below(256) as u8); }
-            3 if !b.is_empty() => { let i = rng.below(n); b.remove(i); }
-            4 => { let i = rng.below(n + 1).min(b.len()); b.truncate(i); }
+            0 if !b.is_empty() => {
+                let i = rng.below(n);
+                b[i] ^= 1 << rng.below(8);
+            }
+            1 if !b.is_empty() => {
+                let i = rng.below(n);
+                b[i] = [0, 0xff, 0x7f, 0x80, b'9', b'"'][rng.below(6)];
+            }
+            2 => {
+                let i = rng.below(n + 1).min(b.len());
+                b.insert(i, rng.below(256) as u8);
+            }
+            3 if !b.is_empty() => {
+                let i = rng.below(n);
+                b.remove(i);
+            }
+            4 => {
+                let i = rng.below(n + 1).min(b.len());
+                b.truncate(i);
+            }
             _ if !other.is_empty() => {
                 let (i, j) = (rng.below(b.len() + 1), rng.below(other.len()));
                 let k = (j + 1 + rng.below(64)).min(other.len());

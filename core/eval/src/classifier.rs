@@ -86,9 +86,12 @@ impl MnistClassifier {
 
     fn from_buffer(bytes: &[u8], device: &Device) -> Result<Self> {
         if matches!(bytes, [0x80, 2..=5, ..] | [b'P', b'K', 3, 4, ..]) {
-            bail!("not a safetensors file: this is a Python pickle or a PyTorch zip archive; weights are loaded only from safetensors (never unpickled)");
+            bail!(
+                "not a safetensors file: this is a Python pickle or a PyTorch zip archive; weights are loaded only from safetensors (never unpickled)"
+            );
         }
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("not a valid safetensors file: {e}"))?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| anyhow::anyhow!("not a valid safetensors file: {e}"))?;
         for (name, shape) in LAYOUT {
             match st.tensor(name) {
                 Err(_) => bail!("MNIST classifier weights lack tensor {name}"),
@@ -105,7 +108,10 @@ impl MnistClassifier {
             .iter()
             .map(|(name, _)| {
                 let view = st.tensor(name)?;
-                Ok((name.to_string(), candle_core::safetensors::Load::load(&view, device).with_context(|| format!("tensor {name}"))?))
+                Ok((
+                    name.to_string(),
+                    candle_core::safetensors::Load::load(&view, device).with_context(|| format!("tensor {name}"))?,
+                ))
             })
             .collect::<Result<_>>()?;
         let mut take = |name: &str| -> Result<Tensor> { Ok(t.remove(name).unwrap().to_dtype(DType::F32)?) };

@@ -48,12 +48,7 @@ pub struct FidResult {
 
 /// FID between two feature sets (rows are samples).
 pub fn fid(real: &Matrix, fake: &Matrix) -> Result<FidResult> {
-    ensure!(
-        real.cols == fake.cols,
-        "FID: feature dimensions differ ({} real vs {} fake)",
-        real.cols,
-        fake.cols
-    );
+    ensure!(real.cols == fake.cols, "FID: feature dimensions differ ({} real vs {} fake)", real.cols, fake.cols);
     let (a, b) = (GaussianStats::of(real)?, GaussianStats::of(fake)?);
     Ok(FidResult { fid: fid_from_stats(&a, &b)?, n_real: a.n, n_fake: b.n, dim: real.cols })
 }
@@ -61,10 +56,7 @@ pub fn fid(real: &Matrix, fake: &Matrix) -> Result<FidResult> {
 /// The Fréchet distance between two Gaussians given by their statistics.
 pub fn fid_from_stats(a: &GaussianStats, b: &GaussianStats) -> Result<f64> {
     let d = a.mean.len();
-    ensure!(
-        b.mean.len() == d && a.cov.rows == d && b.cov.rows == d,
-        "FID: statistics have mismatched dimensions"
-    );
+    ensure!(b.mean.len() == d && a.cov.rows == d && b.cov.rows == d, "FID: statistics have mismatched dimensions");
     let mean_term: f64 = a.mean.iter().zip(&b.mean).map(|(x, y)| (x - y) * (x - y)).sum();
     let s = sqrtm_psd(&a.cov)?;
     let mut middle = s.matmul(&b.cov)?.matmul(&s)?;

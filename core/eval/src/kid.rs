@@ -89,12 +89,5 @@ pub fn kid(real: &Matrix, fake: &Matrix, opts: &KidOptions) -> Result<KidResult>
         values.push(mmd2_unbiased(real, &xs, fake, &ys)?);
     }
     let (mean, std) = mean_std(&values);
-    Ok(KidResult {
-        mean,
-        std,
-        subsets: opts.subsets,
-        subset_size: size,
-        n_real: real.rows,
-        n_fake: fake.rows,
-    })
+    Ok(KidResult { mean, std, subsets: opts.subsets, subset_size: size, n_real: real.rows, n_fake: fake.rows })
 }

@@ -43,7 +43,7 @@ pub mod precision_recall;
 pub mod rng;
 
 pub use classifier::MnistClassifier;
-pub use features::{FeatureNet, Extracted, extract};
+pub use features::{Extracted, FeatureNet, extract};
 pub use fid::{FidResult, fid};
 pub use inception_score::{IsResult, inception_score};
 pub use kid::{KidOptions, KidResult, kid};

@@ -143,7 +143,13 @@ where
 }
 
 /// The report at the real points `x` (B, ...); `g(x, z)` is the local generator in eval mode.
-pub fn local_report<G>(g: &G, n: usize, x: &Tensor, classifier: Option<&MnistClassifier>, opts: &LocalOptions) -> Result<LocalReport>
+pub fn local_report<G>(
+    g: &G,
+    n: usize,
+    x: &Tensor,
+    classifier: Option<&MnistClassifier>,
+    opts: &LocalOptions,
+) -> Result<LocalReport>
 where
     G: Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
 {
@@ -157,7 +163,8 @@ where
         centres.push(g(&xb, &z0)?);
     }
     let c = Tensor::cat(&centres, 0)?;
-    let locality_rmse = (c.to_dtype(DType::F64)? - x.to_dtype(DType::F64)?)?.sqr()?.mean_all()?.sqrt()?.to_scalar::<f64>()?;
+    let locality_rmse =
+        (c.to_dtype(DType::F64)? - x.to_dtype(DType::F64)?)?.sqr()?.mean_all()?.sqrt()?.to_scalar::<f64>()?;
     let class_agreement = match classifier {
         Some(net) => {
             let (mut same, mut total) = (0usize, 0usize);
@@ -232,7 +239,11 @@ mod tests {
         let x = Tensor::new(&[[5f64, 0., 0.], [0., 5., 0.], [0., 0., 5.], [6., 0., 0.]], &dev)?;
         let g = |x: &Tensor, z: &Tensor| {
             let k = x.argmax_keepdim(1)?;
-            let onehot = Tensor::arange(0u32, 3, x.device())?.unsqueeze(0)?.broadcast_as(x.shape())?.broadcast_eq(&k)?.to_dtype(DType::F64)?;
+            let onehot = Tensor::arange(0u32, 3, x.device())?
+                .unsqueeze(0)?
+                .broadcast_as(x.shape())?
+                .broadcast_eq(&k)?
+                .to_dtype(DType::F64)?;
             x + onehot.broadcast_mul(&z.narrow(1, 0, 1)?)?
         };
         let r = local_report(&g, 1, &x, None, &LocalOptions { spectrum_points: 4, delta: 1e-3 })?;

@@ -51,10 +51,7 @@ impl ModeSet {
 
     /// 25 modes on the grid {−4, −2, 0, 2, 4}², std 0.05 (row-major: x outer, y inner).
     pub fn grid25() -> Self {
-        let centres = GRID25_COORDS
-            .iter()
-            .flat_map(|&x| GRID25_COORDS.iter().map(move |&y| vec![x, y]))
-            .collect();
+        let centres = GRID25_COORDS.iter().flat_map(|&x| GRID25_COORDS.iter().map(move |&y| vec![x, y])).collect();
         Self { centres, std: GRID25_STD }
     }
 
@@ -104,11 +101,7 @@ pub struct ModeReport {
 pub fn mode_coverage(samples: &Matrix, modes: &ModeSet, opts: &ModeOptions) -> Result<ModeReport> {
     ensure!(!modes.centres.is_empty(), "mode set has no centres");
     let dim = modes.centres[0].len();
-    ensure!(
-        samples.cols == dim,
-        "samples have {} coordinates but the modes have {dim}",
-        samples.cols
-    );
+    ensure!(samples.cols == dim, "samples have {} coordinates but the modes have {dim}", samples.cols);
     ensure!(samples.rows >= 1, "no samples to count modes of");
     ensure!(modes.std > 0.0 && opts.sigmas > 0.0, "mode std and sigmas must be positive");
     let radius2 = (opts.sigmas * modes.std).powi(2);

@@ -1,12 +1,12 @@
 //! Known-answer tests of the metrics (all in f64, no network involved).
 
+use candle_core::{Device, Tensor};
 use ganfold_eval::fid::{GaussianStats, fid_from_stats};
 use ganfold_eval::kid::mmd2_unbiased;
 use ganfold_eval::manifold::{jacobian_fd, singular_values};
 use ganfold_eval::modes::{build_stacked_mnist, kl_to_uniform, mode_coverage, stacked_mnist_report};
 use ganfold_eval::rng::SplitMix64;
 use ganfold_eval::*;
-use candle_core::{Device, Tensor};
 
 fn gaussian(n: usize, d: usize, seed: u64) -> Matrix {
     let mut rng = SplitMix64::new(seed);
@@ -216,12 +216,12 @@ fn ring8_mode_counter_counts_hand_placed_samples_exactly() {
     let s = ring.std;
     let at = |k: usize, dx: f64, dy: f64| vec![ring.centres[k][0] + dx, ring.centres[k][1] + dy];
     let samples = Matrix::from_rows(&[
-        at(0, 0.0, 0.0),           // mode 0, exactly on the centre
-        at(0, 2.0 * s, 0.0),       // mode 0, 2σ away
-        at(0, 0.0, -2.9 * s),      // mode 0, 2.9σ away
-        at(3, 2.0 * s, 2.0 * s),   // mode 3, 2.83σ away
-        at(5, 3.1 * s, 0.0),       // near mode 5 but outside 3σ: not counted
-        vec![0.0, 0.0],            // the origin: far from every mode
+        at(0, 0.0, 0.0),         // mode 0, exactly on the centre
+        at(0, 2.0 * s, 0.0),     // mode 0, 2σ away
+        at(0, 0.0, -2.9 * s),    // mode 0, 2.9σ away
+        at(3, 2.0 * s, 2.0 * s), // mode 3, 2.83σ away
+        at(5, 3.1 * s, 0.0),     // near mode 5 but outside 3σ: not counted
+        vec![0.0, 0.0],          // the origin: far from every mode
     ])
     .unwrap();
     let r = mode_coverage(&samples, &ring, &ModeOptions::default()).unwrap();
@@ -246,8 +246,7 @@ fn grid25_every_centre_once_is_full_coverage_and_uniform() {
 #[test]
 fn stacked_mnist_kl_known_cases() {
     // Every one of the 1000 digit triples once: uniform histogram, KL = 0.
-    let all: Vec<[u8; 3]> =
-        (0..1000).map(|m| [(m / 100) as u8, (m / 10 % 10) as u8, (m % 10) as u8]).collect();
+    let all: Vec<[u8; 3]> = (0..1000).map(|m| [(m / 100) as u8, (m / 10 % 10) as u8, (m % 10) as u8]).collect();
     let r = stacked_mnist_report(&all).unwrap();
     assert_eq!((r.modes_covered, r.n_samples), (1000, 1000));
     assert!(r.kl_to_uniform.abs() < 1e-12);
@@ -267,7 +266,8 @@ fn build_stacked_mnist_puts_the_chosen_digits_in_the_channels() {
     let imgs = Tensor::from_vec(data, (4, 1, 2, 2), &Device::Cpu).unwrap();
     let stacked = build_stacked_mnist(&imgs, &[[0, 1, 2], [3, 3, 1]]).unwrap();
     assert_eq!(stacked.dims(), &[2, 3, 2, 2]);
-    let firsts: Vec<f32> = stacked.flatten_from(2).unwrap().narrow(2, 0, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let firsts: Vec<f32> =
+        stacked.flatten_from(2).unwrap().narrow(2, 0, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(firsts, vec![0.0, 1.0, 2.0, 3.0, 3.0, 1.0]);
     assert!(build_stacked_mnist(&imgs, &[[0, 1, 4]]).is_err(), "index out of range");
 }
@@ -291,7 +291,8 @@ fn known_linear_map() -> Matrix {
         r.set(q, p, s);
         r
     };
-    let r_out = rotation(big, 0, 3, 0.7).matmul(&rotation(big, 1, 4, -1.1)).unwrap().matmul(&rotation(big, 2, 0, 0.3)).unwrap();
+    let r_out =
+        rotation(big, 0, 3, 0.7).matmul(&rotation(big, 1, 4, -1.1)).unwrap().matmul(&rotation(big, 2, 0, 0.3)).unwrap();
     let r_in = rotation(d, 0, 1, 0.4).matmul(&rotation(d, 1, 2, 1.3)).unwrap();
     r_out.matmul(&core).unwrap().matmul(&r_in).unwrap()
 }

@@ -72,7 +72,8 @@ impl Method for Dcgan {
         let mut stats = StepStats::default();
         let mut reg_stats = vec![];
         for (w, r) in &self.regs {
-            let mut cx = RegContext { real: &batch.x, fake: Some(&fake), fake_features: feats.as_ref(), local: None, rng };
+            let mut cx =
+                RegContext { real: &batch.x, fake: Some(&fake), fake_features: feats.as_ref(), local: None, rng };
             let p = r.penalty(&mut cx).with_context(|| format!("regularizer {}", r.name()))?;
             reg_stats.push((r.name().to_string(), p.to_dtype(DType::F64)?.to_scalar::<f64>()?));
             g_loss = (g_loss + (p * *w)?)?;
@@ -149,7 +150,12 @@ mod tests {
         assert_eq!(Discriminator::features_t(&m, &x, false)?.dims(), &[5, 2 * 4 * 49]);
         let p = tiny(SampleShape::Points { dim: 2 });
         assert_eq!(p.sample(7, &mut Rng::new(0))?.dims(), &[7, 2]);
-        let err = Dcgan::new(DcganConfig { arch: ArchChoice::Conv, ..Default::default() }, SampleShape::Points { dim: 2 }, &Device::Cpu, 0);
+        let err = Dcgan::new(
+            DcganConfig { arch: ArchChoice::Conv, ..Default::default() },
+            SampleShape::Points { dim: 2 },
+            &Device::Cpu,
+            0,
+        );
         assert!(err.is_err_and(|e| e.to_string().contains("28x28")));
         Ok(())
     }
@@ -161,7 +167,8 @@ mod tests {
         let mut rng = Rng::new(3);
         let x = rng.randn((4, 1, 28, 28), 0.0, 0.5, &Device::Cpu)?;
         let fake = m.g.forward_t(&m.noise(4, &mut rng)?, true)?;
-        let d_loss = (bce_const(&m.d.forward_t(&x, true)?, true)? + bce_const(&m.d.forward_t(&fake.detach(), true)?, false)?)?;
+        let d_loss =
+            (bce_const(&m.d.forward_t(&x, true)?, true)? + bce_const(&m.d.forward_t(&fake.detach(), true)?, false)?)?;
         let grads = d_loss.backward()?;
         assert!(m.players[1].vs().trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_some()));
         assert!(m.players[0].vs().trainable_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_none()));
@@ -176,13 +183,17 @@ mod tests {
     fn a_step_trains_both_players_and_save_load_round_trips() -> anyhow::Result<()> {
         let data = ganfold_core::data::load("ring8", 0)?;
         let mut m = tiny(data.shape);
-        let before_g = m.players[0].vs().tensors().values().map(|t| t.copy()).collect::<candle_core::Result<Vec<_>>>()?;
+        let before_g =
+            m.players[0].vs().tensors().values().map(|t| t.copy()).collect::<candle_core::Result<Vec<_>>>()?;
         let batch = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu)?;
         let st = m.step(&batch, 0, &mut Rng::new(0))?;
         assert!(st.non_finite().is_none() && st.get("d_loss").is_some() && st.get("g_loss").is_some());
-        let moved = m.players[0].vs().tensors().values().zip(&before_g).any(|(a, b)| {
-            (a - b).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0
-        });
+        let moved = m.players[0]
+            .vs()
+            .tensors()
+            .values()
+            .zip(&before_g)
+            .any(|(a, b)| (a - b).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
         assert!(moved, "the generator was updated");
         let saved = m.save()?;
         let mut other = tiny(data.shape);

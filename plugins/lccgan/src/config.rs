@@ -121,10 +121,18 @@ impl LccganConfig {
                 bail!("lccgan: bases (M) must be at least 2, got {}", self.bases);
             }
             if self.latent_dim > self.bases {
-                bail!("lccgan: latent_dim = {} local bases cannot exceed the number of bases M = {}", self.latent_dim, self.bases);
+                bail!(
+                    "lccgan: latent_dim = {} local bases cannot exceed the number of bases M = {}",
+                    self.latent_dim,
+                    self.bases
+                );
             }
             if self.lcc_points < self.bases {
-                bail!("lccgan: lcc_points ({}) must be at least the number of bases M ({})", self.lcc_points, self.bases);
+                bail!(
+                    "lccgan: lcc_points ({}) must be at least the number of bases M ({})",
+                    self.lcc_points,
+                    self.bases
+                );
             }
             if self.knn_k == 0 || self.lcc_rounds == 0 || self.admm_iters == 0 {
                 bail!("lccgan: knn_k, lcc_rounds and admm_iters must be at least 1");

@@ -6,7 +6,7 @@
 use super::Lccgan;
 use crate::sampler::{self, SamplerMode};
 use candle_core::{DType, Tensor};
-use ganfold_core::{viz, Dataset, Method, Rng};
+use ganfold_core::{Dataset, Method, Rng, viz};
 use plotters::style::RGBColor;
 use std::path::{Path, PathBuf};
 
@@ -87,15 +87,26 @@ impl Lccgan {
         };
         let emb: Vec<(f64, f64)> = self.h.chunks(dim).take(2000).map(proj).collect();
         let bases: Vec<(f64, f64)> = self.v.chunks(dim).map(proj).collect();
-        let s = sampler::sample(&self.v, dim, &self.knn, self.cfg.latent_dim, 500, self.mode.unwrap_or(SamplerMode::Paper), None, rng);
-        let samp: Vec<(f64, f64)> = s.h.chunks(dim).map(|r| proj(&r.iter().map(|&x| x as f64).collect::<Vec<_>>())).collect();
+        let s = sampler::sample(
+            &self.v,
+            dim,
+            &self.knn,
+            self.cfg.latent_dim,
+            500,
+            self.mode.unwrap_or(SamplerMode::Paper),
+            None,
+            rng,
+        );
+        let samp: Vec<(f64, f64)> =
+            s.h.chunks(dim).map(|r| proj(&r.iter().map(|&x| x as f64).collect::<Vec<_>>())).collect();
         // Paper-mode samples are unnormalised (|h| grows with |z|): keep the view on the data by
         // dropping samples beyond 3x the embeddings' extent, and say how many were dropped.
         let ext = emb.iter().chain(&bases).fold(1e-12f64, |m, p| m.max(p.0.abs()).max(p.1.abs())) * 3.0;
         let n_all = samp.len();
         let samp: Vec<(f64, f64)> = samp.into_iter().filter(|p| p.0.abs() <= ext && p.1.abs() <= ext).collect();
         let dropped = n_all - samp.len();
-        let title = if dim == 2 { "LCC: latent space".to_string() } else { format!("LCC: PCA of the {dim}-d latent space") };
+        let title =
+            if dim == 2 { "LCC: latent space".to_string() } else { format!("LCC: PCA of the {dim}-d latent space") };
         let png = viz::scatter(
             &format!("{title}, M={}, d={} ({dropped}/{n_all} samples off view)", self.cfg.bases, self.cfg.latent_dim),
             &[
@@ -138,7 +149,8 @@ pub fn nn_dist(a: &Tensor, b: &Tensor) -> anyhow::Result<(Vec<f64>, Vec<usize>)>
         let d2 = (ac.matmul(&b.t()?)? * -2.0)?.broadcast_add(&an)?.broadcast_add(&bn.unsqueeze(0)?)?;
         let rows = d2.to_vec2::<f32>()?;
         for r in rows {
-            let (j, m) = r.iter().enumerate().fold((0, f32::INFINITY), |acc, (j, &x)| if x < acc.1 { (j, x) } else { acc });
+            let (j, m) =
+                r.iter().enumerate().fold((0, f32::INFINITY), |acc, (j, &x)| if x < acc.1 { (j, x) } else { acc });
             dist.push((m.max(0.0) as f64).sqrt());
             idx.push(j);
         }

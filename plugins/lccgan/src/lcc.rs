@@ -220,13 +220,14 @@ pub fn code_point(v: &[f64], dim: usize, h: &[f64], p: &LccParams) -> Code {
     };
     // Keep the polished sparse code unless ADMM's own (exactly affine) iterate is better.
     let all: Vec<usize> = (0..k).collect();
-    let (sup, g) = if point_obj(&polished, &support) <= point_obj(&gamma, &all) + 1e-12 * (1.0 + point_obj(&gamma, &all).abs()) {
-        (support, polished)
-    } else {
-        let nz: Vec<usize> = (0..k).filter(|&i| gamma[i] != 0.0).collect();
-        let g = nz.iter().map(|&i| gamma[i]).collect();
-        (nz, g)
-    };
+    let (sup, g) =
+        if point_obj(&polished, &support) <= point_obj(&gamma, &all) + 1e-12 * (1.0 + point_obj(&gamma, &all).abs()) {
+            (support, polished)
+        } else {
+            let nz: Vec<usize> = (0..k).filter(|&i| gamma[i] != 0.0).collect();
+            let g = nz.iter().map(|&i| gamma[i]).collect();
+            (nz, g)
+        };
     let mut pairs: Vec<(usize, f64)> = sup.iter().zip(&g).map(|(&i, &x)| (nb[i], x)).collect();
     pairs.sort_by_key(|p| p.0);
     Code { idx: pairs.iter().map(|p| p.0).collect(), val: pairs.iter().map(|p| p.1).collect() }
@@ -413,7 +414,14 @@ pub fn round(h: &[f64], v: &[f64], dim: usize, p: &LccParams) -> Round {
 
 /// Fits `V` from an initial `V` for at most `rounds` alternations (stops when the relative
 /// decrease of J is below `tol`). Returns the final V, the final codes and the J history.
-pub fn fit(h: &[f64], v0: &[f64], dim: usize, p: &LccParams, rounds: usize, tol: f64) -> (Vec<f64>, Vec<Code>, Vec<f64>) {
+pub fn fit(
+    h: &[f64],
+    v0: &[f64],
+    dim: usize,
+    p: &LccParams,
+    rounds: usize,
+    tol: f64,
+) -> (Vec<f64>, Vec<Code>, Vec<f64>) {
     let mut v = v0.to_vec();
     let mut hist = vec![];
     let mut prev = f64::INFINITY;

@@ -175,7 +175,16 @@ impl Lccgan {
                 if self.knn.is_empty() {
                     anyhow::bail!("lccgan: the LCC bases are not fitted yet (stage {})", self.stage());
                 }
-                let s = sampler::sample(&self.v, self.cfg.ae_latent_dim, &self.knn, self.cfg.latent_dim, n, mode, anchor, rng);
+                let s = sampler::sample(
+                    &self.v,
+                    self.cfg.ae_latent_dim,
+                    &self.knn,
+                    self.cfg.latent_dim,
+                    n,
+                    mode,
+                    anchor,
+                    rng,
+                );
                 Ok(Tensor::from_vec(s.h, (n, self.cfg.ae_latent_dim), &self.device)?)
             }
         }
@@ -217,7 +226,11 @@ impl Lccgan {
             self.j_hist.clear();
             self.converged = false;
             let n = self.h.len() / dim;
-            let q: f64 = self.h.chunks(dim).map(|hi| lcc::sqdist(hi, &self.v[lcc::nearest(&self.v, dim, hi, 1)[0] * dim..][..dim])).sum();
+            let q: f64 = self
+                .h
+                .chunks(dim)
+                .map(|hi| lcc::sqdist(hi, &self.v[lcc::nearest(&self.v, dim, hi, 1)[0] * dim..][..dim]))
+                .sum();
             st.push("lcc_kmeans_mse", q / n as f64);
         } else if !self.converged {
             let r = lcc::round(&self.h, &self.v, dim, &self.params);
@@ -255,7 +268,8 @@ impl Lccgan {
         let d_loss = (bce_const(&l_real, true)? + bce_const(&l_fake, false)?)?;
         self.gan[1].backward_step(&d_loss)?;
         // Alg. 1 lines 7-8: a fresh LCC sample (or the code's reuse) and the G step.
-        let fake2 = if self.cfg.reuse_fake_for_g { fake } else { self.g.forward_t(&self.latent(n, None, rng)?, true)? };
+        let fake2 =
+            if self.cfg.reuse_fake_for_g { fake } else { self.g.forward_t(&self.latent(n, None, rng)?, true)? };
         // D's parameters are constants in G's loss (`nn::frozen`): their gradients would be discarded.
         let l = nn::frozen(|| self.d.forward_t(&fake2, true))?;
         let g_loss = if self.cfg.g_loss == "saturating" {
@@ -321,11 +335,7 @@ impl Method for Lccgan {
     }
 
     fn sample(&self, n: usize, rng: &mut Rng) -> anyhow::Result<Tensor> {
-        if self.ready() {
-            Ok(self.g.forward_t(&self.latent(n, None, rng)?, false)?)
-        } else {
-            self.reconstructions(n)
-        }
+        if self.ready() { Ok(self.g.forward_t(&self.latent(n, None, rng)?, false)?) } else { self.reconstructions(n) }
     }
 
     fn players(&self) -> Vec<&Player> {
@@ -349,7 +359,10 @@ impl Method for Lccgan {
             tensors.insert("lcc.j_hist".into(), Tensor::new(self.j_hist.as_slice(), &cpu)?);
         }
         if !self.knn.is_empty() {
-            tensors.insert("lcc.knn".into(), Tensor::from_vec(self.knn.clone(), (self.knn.len() / self.cfg.latent_dim, self.cfg.latent_dim), &cpu)?);
+            tensors.insert(
+                "lcc.knn".into(),
+                Tensor::from_vec(self.knn.clone(), (self.knn.len() / self.cfg.latent_dim, self.cfg.latent_dim), &cpu)?,
+            );
         }
         let meta = serde_json::json!({
             "steps_done": self.steps_done,
@@ -365,7 +378,9 @@ impl Method for Lccgan {
     fn load_extra_state(&mut self, state: &MethodState) -> anyhow::Result<()> {
         let t = &state.tensors;
         let meta = &state.meta;
-        let u = |k: &str| meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("lccgan checkpoint: meta `{k}` is missing"));
+        let u = |k: &str| {
+            meta.get(k).and_then(|v| v.as_u64()).with_context(|| format!("lccgan checkpoint: meta `{k}` is missing"))
+        };
         self.steps_done = u("steps_done")? as usize;
         self.converged = meta.get("converged").and_then(|v| v.as_bool()).unwrap_or(false);
         let dim = self.cfg.ae_latent_dim;
@@ -375,12 +390,17 @@ impl Method for Lccgan {
             anyhow::bail!("lccgan checkpoint: lcc.h / lcc.v do not have latent = {dim} columns");
         }
         if !self.v.is_empty() && self.v.len() / dim != self.cfg.bases {
-            anyhow::bail!("lccgan checkpoint: lcc.v has {} bases, the config says M = {}", self.v.len() / dim, self.cfg.bases);
+            anyhow::bail!(
+                "lccgan checkpoint: lcc.v has {} bases, the config says M = {}",
+                self.v.len() / dim,
+                self.cfg.bases
+            );
         }
         self.j_hist = t.get("lcc.j_hist").map(tensor_f64).transpose()?.unwrap_or_default();
         self.knn = match t.get("lcc.knn") {
             Some(k) if k.dim(1)? == self.cfg.latent_dim => {
-                let knn = k.flatten_all()?.to_vec1::<u32>().context("lccgan checkpoint: tensor `lcc.knn` must be u32")?;
+                let knn =
+                    k.flatten_all()?.to_vec1::<u32>().context("lccgan checkpoint: tensor `lcc.knn` must be u32")?;
                 // The sampler indexes V with these; a corrupt table must not reach it.
                 let m = self.v.len() / dim;
                 if knn.len() != m * self.cfg.latent_dim || knn.iter().any(|&i| i as usize >= m) {

@@ -11,15 +11,30 @@
 //! init is DCGAN's N(0, 0.02).
 
 use candle_core::{Module, Result, Tensor};
-use ganfold_core::nn::{self, BatchNorm, ConvCfg, Init, VsPath};
 use ganfold_core::nets::Arch;
+use ganfold_core::nn::{self, BatchNorm, ConvCfg, Init, VsPath};
 
 /// Generator / decoder: (B, nz) -> (B, C, 28, 28) in [-1, 1] (tanh), or (B, dim) for points.
 pub enum GenNet {
     /// The foundation's DCGAN generator (stage 3 on images: the same G as `ganfold train dcgan`).
-    Dcgan { nz: usize, net: ganfold_core::nets::ConvGenerator },
-    Conv { nz: usize, ct1: nn::ConvTranspose2d, bn1: BatchNorm, ct2: nn::ConvTranspose2d, bn2: BatchNorm, ct3: nn::ConvTranspose2d },
-    Mlp { nz: usize, l1: nn::Linear, l2: nn::Linear, l3: nn::Linear },
+    Dcgan {
+        nz: usize,
+        net: ganfold_core::nets::ConvGenerator,
+    },
+    Conv {
+        nz: usize,
+        ct1: nn::ConvTranspose2d,
+        bn1: BatchNorm,
+        ct2: nn::ConvTranspose2d,
+        bn2: BatchNorm,
+        ct3: nn::ConvTranspose2d,
+    },
+    Mlp {
+        nz: usize,
+        l1: nn::Linear,
+        l2: nn::Linear,
+        l3: nn::Linear,
+    },
 }
 
 impl GenNet {
@@ -31,7 +46,15 @@ impl GenNet {
                 // (nz,1,1) -> (4ngf,7,7) -> (2ngf,14,14) -> (c,28,28)
                 ct1: nn::conv_transpose2d(nz, 4 * width, 7, ConvCfg::new(1, 0), false, Init::DCGAN, vs.pp("ct1"))?,
                 bn1: nn::batch_norm(4 * width, vs.pp("bn1"))?,
-                ct2: nn::conv_transpose2d(4 * width, 2 * width, 4, ConvCfg::new(2, 1), false, Init::DCGAN, vs.pp("ct2"))?,
+                ct2: nn::conv_transpose2d(
+                    4 * width,
+                    2 * width,
+                    4,
+                    ConvCfg::new(2, 1),
+                    false,
+                    Init::DCGAN,
+                    vs.pp("ct2"),
+                )?,
                 bn2: nn::batch_norm(2 * width, vs.pp("bn2"))?,
                 ct3: nn::conv_transpose2d(2 * width, c, 4, ConvCfg::new(2, 1), false, Init::DCGAN, vs.pp("ct3"))?,
             },
@@ -47,7 +70,9 @@ impl GenNet {
     /// The GAN's generator: the DCGAN baseline's network on images, the MLP on points.
     pub fn gan(arch: Arch, nz: usize, width: usize, vs: VsPath) -> Result<Self> {
         match arch {
-            Arch::Conv { c, .. } => Ok(GenNet::Dcgan { nz, net: ganfold_core::nets::conv_generator(nz, width, c, vs)? }),
+            Arch::Conv { c, .. } => {
+                Ok(GenNet::Dcgan { nz, net: ganfold_core::nets::conv_generator(nz, width, c, vs)? })
+            }
             Arch::Mlp { .. } => Self::new(arch, nz, width, vs),
         }
     }
@@ -85,8 +110,17 @@ impl ganfold_core::Generator for GenNet {
 pub enum DiscNet {
     /// The foundation's DCGAN discriminator (stage 3 on images).
     Dcgan(ganfold_core::nets::ConvDiscriminator),
-    Conv { c1: nn::Conv2d, c2: nn::Conv2d, bn2: BatchNorm, c3: nn::Conv2d },
-    Mlp { l1: nn::Linear, l2: nn::Linear, l3: nn::Linear },
+    Conv {
+        c1: nn::Conv2d,
+        c2: nn::Conv2d,
+        bn2: BatchNorm,
+        c3: nn::Conv2d,
+    },
+    Mlp {
+        l1: nn::Linear,
+        l2: nn::Linear,
+        l3: nn::Linear,
+    },
 }
 
 impl DiscNet {
@@ -153,8 +187,8 @@ impl ganfold_core::Discriminator for DiscNet {
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
-    use ganfold_core::nn::VarStore;
     use ganfold_core::Rng;
+    use ganfold_core::nn::VarStore;
 
     /// Shapes and output range of the networks.
     #[test]

@@ -50,7 +50,16 @@ pub fn coefficients(z: &[f64], mode: SamplerMode) -> Vec<f64> {
 /// Draws `n` LCC samples. `v` is `M x dim` (row per basis), `knn` the flat `M x d` table from
 /// [`crate::lcc::knn_table`]. Randomness: the `n` anchors first, then the `n x d` normals.
 /// `anchor = Some(a)` fixes the anchor (the Table-3 visualisation).
-pub fn sample(v: &[f64], dim: usize, knn: &[u32], d: usize, n: usize, mode: SamplerMode, anchor: Option<usize>, rng: &mut Rng) -> LccSample {
+pub fn sample(
+    v: &[f64],
+    dim: usize,
+    knn: &[u32],
+    d: usize,
+    n: usize,
+    mode: SamplerMode,
+    anchor: Option<usize>,
+    rng: &mut Rng,
+) -> LccSample {
     let m = v.len() / dim;
     let anchors: Vec<usize> = (0..n).map(|_| anchor.unwrap_or_else(|| rng.below(m))).collect();
     let mut idx = Vec::with_capacity(n * d);

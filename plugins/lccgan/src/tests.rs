@@ -1,10 +1,10 @@
 //! Method-level tests: stages, checkpoints, frozen bases, both network families.
 
-use crate::method::Lccgan;
 use crate::LccganConfig;
+use crate::method::Lccgan;
 use candle_core::{DType, Device, Tensor};
-use ganfold_core::data::{toy, EpochSampler, Toy};
-use ganfold_core::{checkpoint, BuildContext, Dataset, Method, MethodState, Rng, StepStats};
+use ganfold_core::data::{EpochSampler, Toy, toy};
+use ganfold_core::{BuildContext, Dataset, Method, MethodState, Rng, StepStats, checkpoint};
 use std::collections::BTreeMap;
 
 fn table(over: &[(&str, toml::Value)]) -> toml::Table {
@@ -43,7 +43,14 @@ fn build(cfg: &toml::Table, data: &Dataset, total: usize, batch: usize) -> anyho
 }
 
 /// Runs steps `[from, to)` the way the trainer does (batches from the seeded epoch sampler).
-fn run(m: &mut Lccgan, data: &Dataset, batch: usize, from: usize, to: usize, rng: &mut Rng) -> anyhow::Result<Vec<StepStats>> {
+fn run(
+    m: &mut Lccgan,
+    data: &Dataset,
+    batch: usize,
+    from: usize,
+    to: usize,
+    rng: &mut Rng,
+) -> anyhow::Result<Vec<StepStats>> {
     let mut s = EpochSampler::new(data.len(), batch, 7)?;
     let mut out = vec![];
     for step in from..to {
@@ -136,8 +143,15 @@ fn stages_touch_only_their_own_state() -> anyhow::Result<()> {
     let before = snapshot(&m.save()?.tensors);
     run(&mut m, &data, 16, 0, 8, &mut rng)?;
     let after_pre = snapshot(&m.save()?.tensors);
-    let gd = |t: &BTreeMap<String, Tensor>| t.iter().filter(|(k, _)| k.starts_with("g.") || k.starts_with("d.")).map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>();
-    let ae = |t: &BTreeMap<String, Tensor>| t.iter().filter(|(k, _)| k.starts_with("ae.")).map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>();
+    let gd = |t: &BTreeMap<String, Tensor>| {
+        t.iter()
+            .filter(|(k, _)| k.starts_with("g.") || k.starts_with("d."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let ae = |t: &BTreeMap<String, Tensor>| {
+        t.iter().filter(|(k, _)| k.starts_with("ae.")).map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>()
+    };
     assert_same(&gd(&before), &gd(&after_pre), "G/D during stages 1-2")?;
     assert!(bits(&before["ae.enc.l1.weight"])? != bits(&after_pre["ae.enc.l1.weight"])?, "AE did not train");
     let (v, knn) = (m.bases().to_vec(), m.knn().to_vec());
@@ -202,7 +216,12 @@ fn conv_networks_run_all_stages_on_mnist() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let files = m.figures(dir.path(), &data, &mut rng)?;
     let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for want in ["lcc_embedding.png", "samples_lccgan_paper_d3.png", "fixed_anchor_lccgan_paper_d3.png", "lcc_bases_decoded.png"] {
+    for want in [
+        "lcc_embedding.png",
+        "samples_lccgan_paper_d3.png",
+        "fixed_anchor_lccgan_paper_d3.png",
+        "lcc_bases_decoded.png",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     let ev = m.evaluate(&data)?;
@@ -219,7 +238,8 @@ fn nn_dist_matches_brute_force() -> anyhow::Result<()> {
     let (d, i) = crate::method::nn_dist(&a, &b)?;
     let (av, bv) = (a.to_vec2::<f32>()?, b.to_vec2::<f32>()?);
     for (k, row) in av.iter().enumerate() {
-        let ds: Vec<f64> = bv.iter().map(|q| row.iter().zip(q).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt()).collect();
+        let ds: Vec<f64> =
+            bv.iter().map(|q| row.iter().zip(q).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt()).collect();
         let j = (0..11).min_by(|&x, &y| ds[x].total_cmp(&ds[y])).unwrap();
         assert_eq!(i[k], j);
         assert!((d[k] - ds[j]).abs() < 1e-4);

@@ -9,7 +9,13 @@ fn main() -> anyhow::Result<()> {
     let data = ganfold_core::data::mnist_5k()?;
     let dev = Device::Cpu;
     let vs = VarStore::new(DType::F32, &dev, Rng::new(0));
-    let g = LocalGen::new(data.shape, 10, 8, ganfold_lgan::model::GenOptions { code_gain: None, exact_locality: false }, &vs)?;
+    let g = LocalGen::new(
+        data.shape,
+        10,
+        8,
+        ganfold_lgan::model::GenOptions { code_gain: None, exact_locality: false },
+        &vs,
+    )?;
     let mut opt = Adam::new(vs.trainable_vars(), AdamConfig::dcgan(1e-3))?;
     let mut rng = Rng::new(1);
     for step in 0..300 {
@@ -18,7 +24,9 @@ fn main() -> anyhow::Result<()> {
         let z0 = Tensor::zeros((16, 10), DType::F32, &dev)?;
         let loss = (g.forward_local(&x, &z0, true)? - &x)?.sqr()?.mean_all()?;
         opt.backward_step(&loss)?;
-        if step % 25 == 0 { println!("{step} {}", loss.to_scalar::<f32>()?); }
+        if step % 25 == 0 {
+            println!("{step} {}", loss.to_scalar::<f32>()?);
+        }
     }
     Ok(())
 }

@@ -171,9 +171,13 @@ impl Lgan {
         for i in 0..npts {
             let xi = x.narrow(0, i, 1)?;
             let xr = xi.broadcast_as((n * steps, xi.dim(1)?))?.contiguous()?;
-            curves.extend(viz::points(&self.g.forward_local(&xr, &z, false)?.narrow(1, 0, 2.min(xi.dim(1)?))?.to_device(&Device::Cpu)?)?);
+            curves.extend(viz::points(
+                &self.g.forward_local(&xr, &z, false)?.narrow(1, 0, 2.min(xi.dim(1)?))?.to_device(&Device::Cpu)?,
+            )?);
             let z0 = Tensor::zeros((1, n), DType::F32, &self.device)?;
-            centres.extend(viz::points(&self.g.forward_local(&xi, &z0, false)?.narrow(1, 0, 2.min(xi.dim(1)?))?.to_device(&Device::Cpu)?)?);
+            centres.extend(viz::points(
+                &self.g.forward_local(&xi, &z0, false)?.narrow(1, 0, 2.min(xi.dim(1)?))?.to_device(&Device::Cpu)?,
+            )?);
         }
         let real = viz::points(&data.head(2000, &Device::Cpu)?.narrow(1, 0, 2.min(data.shape.numel()))?)?;
         use plotters::style::RGBColor;

@@ -72,14 +72,18 @@ impl Lgan {
 
         let classes = cx.data.num_classes;
         if mode == Mode::Ssl && classes < 2 {
-            anyhow::bail!("lgan ssl: dataset `{}` has {classes} classes; the (K+1)-class classifier needs K >= 2", cx.data.name);
+            anyhow::bail!(
+                "lgan ssl: dataset `{}` has {classes} classes; the (K+1)-class classifier needs K >= 2",
+                cx.data.name
+            );
         }
         let labelled = match mode {
             Mode::Gen => None,
             Mode::Ssl => Some(pick_labelled(cx.data, cfg.labels, cx.seed, cx.device)?),
         };
         let g_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("g"));
-        let gopts = GenOptions { code_gain: cfg.code_affine.then_some(cfg.code_gain), exact_locality: cfg.exact_locality };
+        let gopts =
+            GenOptions { code_gain: cfg.code_affine.then_some(cfg.code_gain), exact_locality: cfg.exact_locality };
         let g = LocalGen::new(shape, n, cfg.ngf, gopts, &g_vs)?;
         let d_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("d"));
         let d_out = if mode == Mode::Ssl { classes } else { 1 };
@@ -125,7 +129,8 @@ impl Lgan {
         // D step: max E log D(x) + E log(1 - D(G(x, z))).
         let z = self.sample_z(b, rng)?;
         let fake = self.g.forward_local(x, &z, true)?.detach();
-        let d_loss = (bce_const(&self.d.forward_t(x, true)?, true)? + bce_const(&self.d.forward_t(&fake, true)?, false)?)?;
+        let d_loss =
+            (bce_const(&self.d.forward_t(x, true)?, true)? + bce_const(&self.d.forward_t(&fake, true)?, false)?)?;
         self.players[1].backward_step(&d_loss)?;
         // G step: min -E log D(G(x, z)) + E Omega_G(x)   (Sec. 3.4, non-saturating).
         let z = self.sample_z(b, rng)?;

@@ -9,9 +9,9 @@ use ganfold_core::{LocalGenerator, SampleShape};
 pub fn check_shape(shape: SampleShape) -> anyhow::Result<()> {
     match shape {
         SampleShape::Image { c, h, w } if h == 28 && w == 28 && c >= 1 => Ok(()),
-        SampleShape::Image { c, h, w } => anyhow::bail!(
-            "lgan: the conv networks are sized for 28x28 images (MNIST-like), got {c}x{h}x{w}"
-        ),
+        SampleShape::Image { c, h, w } => {
+            anyhow::bail!("lgan: the conv networks are sized for 28x28 images (MNIST-like), got {c}x{h}x{w}")
+        }
         SampleShape::Points { dim } if dim >= 1 => Ok(()),
         SampleShape::Points { .. } => anyhow::bail!("lgan: points must have at least one dimension"),
     }
@@ -72,8 +72,12 @@ impl LocalGen {
                 let f = 2 * ngf * 49;
                 // No BN, so PyTorch's default init (not DCGAN's N(0, 0.02), which needs BN to keep
                 // activations from vanishing).
-                let conv = |i, o, name: &str| nn::conv2d(i, o, 4, ConvCfg::new(2, 1), true, Init::torch_default(i * 16), vs.pp(name));
-                let convt = |i, o, name: &str| nn::conv_transpose2d(i, o, 4, ConvCfg::new(2, 1), true, Init::torch_default(o * 16), vs.pp(name));
+                let conv = |i, o, name: &str| {
+                    nn::conv2d(i, o, 4, ConvCfg::new(2, 1), true, Init::torch_default(i * 16), vs.pp(name))
+                };
+                let convt = |i, o, name: &str| {
+                    nn::conv_transpose2d(i, o, 4, ConvCfg::new(2, 1), true, Init::torch_default(o * 16), vs.pp(name))
+                };
                 GenNet::Conv {
                     e1: conv(c, ngf, "enc1")?,
                     e2: conv(ngf, 2 * ngf, "enc2")?,
@@ -84,7 +88,10 @@ impl LocalGen {
                     ngf,
                     // Created after every layer, so the layers' initial weights do not depend on it.
                     affine: match opts.code_gain {
-                        Some(g) => Some((vs.pp("code").var("gain", n, Init::Const(g))?, vs.pp("code").var("shift", n, Init::Const(0.0))?)),
+                        Some(g) => Some((
+                            vs.pp("code").var("gain", n, Init::Const(g))?,
+                            vs.pp("code").var("shift", n, Init::Const(0.0))?,
+                        )),
                         None => None,
                     },
                 }
@@ -204,17 +211,20 @@ impl Critic {
                 bn2: if bn { Some(nn::batch_norm(2 * ndf, vs.pp("bn2"))?) } else { None },
                 bn3: if bn { Some(nn::batch_norm(4 * ndf, vs.pp("bn3"))?) } else { None },
             },
-            SampleShape::Points { dim } => CriticNet::Mlp {
-                l1: nn::linear(dim, ndf, vs.pp("l1"))?,
-                l2: nn::linear(ndf, ndf, vs.pp("l2"))?,
-            },
+            SampleShape::Points { dim } => {
+                CriticNet::Mlp { l1: nn::linear(dim, ndf, vs.pp("l1"))?, l2: nn::linear(ndf, ndf, vs.pp("l2"))? }
+            }
         };
         let feat = match (&net, pool) {
             (CriticNet::Conv { .. }, true) => 4 * ndf,
             (CriticNet::Conv { .. }, false) => 4 * ndf * 16,
             (CriticNet::Mlp { .. }, _) => ndf,
         };
-        let head = if ssl { nn::linear(feat, out, vs.pp("head"))? } else { nn::linear_with(feat, out, true, Init::DCGAN, vs.pp("head"))? };
+        let head = if ssl {
+            nn::linear(feat, out, vs.pp("head"))?
+        } else {
+            nn::linear_with(feat, out, true, Init::DCGAN, vs.pp("head"))?
+        };
         Ok(Self { net, head, pool })
     }
 

@@ -53,7 +53,9 @@ impl Distance {
         match s {
             "squared" => Ok(Self::Squared),
             "abs" => Ok(Self::Abs),
-            _ => anyhow::bail!("lgan: `distance` must be `squared` (the paper's eq. 3) or `abs` (the authors' code), got `{s}`"),
+            _ => anyhow::bail!(
+                "lgan: `distance` must be `squared` (the paper's eq. 3) or `abs` (the authors' code), got `{s}`"
+            ),
         }
     }
 }
@@ -61,7 +63,13 @@ impl Distance {
 /// Central finite-difference Jacobian rows of the chart at z = 0 for the coordinates `coords`:
 /// `J[b, i, :] = (G(x_b, +delta e_j) - G(x_b, -delta e_j)) / (2 delta)`, j = coords[i]; shape
 /// (B, s, D). Both signs go through G in one batch of 2*B*s rows (G must be batch-independent).
-pub fn fd_jacobian(g: &dyn LocalGenerator, x: &Tensor, coords: &[usize], delta: f64, train: bool) -> anyhow::Result<Tensor> {
+pub fn fd_jacobian(
+    g: &dyn LocalGenerator,
+    x: &Tensor,
+    coords: &[usize],
+    delta: f64,
+    train: bool,
+) -> anyhow::Result<Tensor> {
     let n = g.coord_dim();
     let b = x.dim(0)?;
     let s = coords.len();

@@ -44,7 +44,13 @@ fn fd_jacobian_matches_autodiff_f64() -> R {
 
     // Point MLP, N = 2, D = 2: the whole Jacobian from two VJPs.
     let vs = VarStore::new(DType::F64, &dev, Rng::new(2));
-    let g = LocalGen::new(SampleShape::Points { dim: 2 }, 2, 16, GenOptions { code_gain: None, exact_locality: false }, &vs)?;
+    let g = LocalGen::new(
+        SampleShape::Points { dim: 2 },
+        2,
+        16,
+        GenOptions { code_gain: None, exact_locality: false },
+        &vs,
+    )?;
     let x = rng.randn((3, 2), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
     let j = fd_jacobian(&g, &x, &[0, 1], 1e-5, false)?; // (3, N=2, D=2)
     for d in 0..2 {
@@ -119,7 +125,10 @@ fn feature_matching_matches_hand_values() -> R {
 fn regularizer_matches_hand_values() -> R {
     let dev = Device::Cpu;
     // A = [[2,0,0],[1,1,0]], c = (1,2,0): |c|^2 = 5; A A^T - I = [[3,2],[2,1]], |.|_F^2 = 18.
-    let g = Affine { a: Tensor::new(&[[2.0f64, 0.0, 0.0], [1.0, 1.0, 0.0]], &dev)?, c: Tensor::new(&[1.0f64, 2.0, 0.0], &dev)? };
+    let g = Affine {
+        a: Tensor::new(&[[2.0f64, 0.0, 0.0], [1.0, 1.0, 0.0]], &dev)?,
+        c: Tensor::new(&[1.0f64, 2.0, 0.0], &dev)?,
+    };
     let x = Rng::new(0).randn((5, 3), 0.0, 1.0, &dev)?.to_dtype(DType::F64)?;
     let p = penalty(reg_from(2.0, 3.0, 2, "sum")?.as_ref(), &g, &x, 1)?;
     assert!((p - (2.0 * 5.0 + 3.0 * 18.0)).abs() < 1e-6, "sum: {p}");
@@ -176,7 +185,8 @@ fn run(m: &mut lgan::Lgan, data: &Dataset, from: usize, to: usize, b: usize, rng
 #[test]
 fn ssl_steps_lower_the_labelled_loss() -> R {
     let data = data::toy(Toy::Ring8, 0, 2000);
-    let mut m = build(&data, &[("mode", "\"ssl\""), ("labels", "16"), ("opt_d.lr", "0.01"), ("ngf", "16"), ("ndf", "16")], 0)?;
+    let mut m =
+        build(&data, &[("mode", "\"ssl\""), ("labels", "16"), ("opt_d.lr", "0.01"), ("ngf", "16"), ("ndf", "16")], 0)?;
     let before = m.labelled_loss()?;
     let mut rng = Rng::new(5);
     run(&mut m, &data, 0, 15, 16, &mut rng)?;
@@ -236,7 +246,10 @@ fn image_steps_figures_and_evaluation() -> R {
             assert_eq!(&std::fs::read(f)?[1..4], b"PNG", "{}", f.display());
         }
         let ev: std::collections::BTreeMap<_, _> = m.evaluate(&data)?.into_iter().collect();
-        assert!(ev["local_median_min_eig"] >= -1e-3 && ev["local_median_min_eig"] <= ev["local_median_max_eig"], "{ev:?}");
+        assert!(
+            ev["local_median_min_eig"] >= -1e-3 && ev["local_median_min_eig"] <= ev["local_median_max_eig"],
+            "{ev:?}"
+        );
         // The default charts are exact (footnote 3): G(x, 0) is x to the bit.
         assert!(ev["local_class_agreement"] == 1.0 && ev["local_locality_rmse"] == 0.0, "{ev:?}");
         if mode == "\"ssl\"" {
@@ -310,7 +323,8 @@ fn exact_locality_keeps_the_centre_and_the_tangents() -> R {
     let z0 = Tensor::zeros((2, 3), DType::F64, &dev)?;
     let d = (exact.forward_local(&x, &z0, false)? - &x)?.abs()?.max_all()?.to_scalar::<f64>()?;
     assert!(d < 1e-12, "G(x, 0) - x = {d}");
-    let (jp, je) = (fd_jacobian(&plain, &x, &[0, 1, 2], 1e-5, false)?, fd_jacobian(&exact, &x, &[0, 1, 2], 1e-5, false)?);
+    let (jp, je) =
+        (fd_jacobian(&plain, &x, &[0, 1, 2], 1e-5, false)?, fd_jacobian(&exact, &x, &[0, 1, 2], 1e-5, false)?);
     assert!(max_rel(&je, &jp)? < 1e-8);
     Ok(())
 }

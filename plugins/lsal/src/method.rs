@@ -6,8 +6,8 @@ use crate::model::{self, Arch, Enc, Gen, LossNet};
 use crate::objective::{self, SslActs};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use ganfold_core::optim::AdamConfig;
 use ganfold_core::nn::VarStore;
+use ganfold_core::optim::AdamConfig;
 use ganfold_core::{Batch, BuildContext, Dataset, Generator, Method, Player, Rng, StepStats};
 use std::path::{Path, PathBuf};
 

@@ -144,7 +144,16 @@ pub enum Gen {
     /// fc -> (2w, H/4, W/4), BN, ReLU, convT s2 -> (w, H/2, W/2), BN, ReLU, convT s2 -> (C, H, W), tanh.
     /// Deviation: tanh instead of the sigmoid of the authors' `lsal-blocks` scripts, because
     /// ganfold's images are in [-1, 1].
-    Conv { fc: nn::Linear, bn0: BatchNorm, up1: nn::ConvTranspose2d, bn1: BatchNorm, up2: nn::ConvTranspose2d, c0: usize, h4: usize, w4: usize },
+    Conv {
+        fc: nn::Linear,
+        bn0: BatchNorm,
+        up1: nn::ConvTranspose2d,
+        bn1: BatchNorm,
+        up2: nn::ConvTranspose2d,
+        c0: usize,
+        h4: usize,
+        w4: usize,
+    },
     /// z -> h -> h -> dim with BN before ReLU, linear output.
     Mlp { l1: nn::Linear, bn1: BatchNorm, l2: nn::Linear, bn2: BatchNorm, out: nn::Linear },
 }
@@ -197,8 +206,20 @@ impl Gen {
 /// Q: X -> Z, deterministic, as the paper writes Q(x) (the authors' code uses a Gaussian encoder).
 pub enum Enc {
     /// conv s2 -> (w, H/2, W/2), BN, ReLU, conv s2 -> (2w, H/4, W/4), BN, ReLU, fc -> d_z.
-    Conv { c1: nn::Conv2d, bn1: BatchNorm, c2: nn::Conv2d, bn2: BatchNorm, fc: nn::Linear },
-    Mlp { l1: nn::Linear, bn1: BatchNorm, l2: nn::Linear, bn2: BatchNorm, out: nn::Linear },
+    Conv {
+        c1: nn::Conv2d,
+        bn1: BatchNorm,
+        c2: nn::Conv2d,
+        bn2: BatchNorm,
+        fc: nn::Linear,
+    },
+    Mlp {
+        l1: nn::Linear,
+        bn1: BatchNorm,
+        l2: nn::Linear,
+        bn2: BatchNorm,
+        out: nn::Linear,
+    },
 }
 
 pub fn encoder(arch: Arch, dz: usize, cfg: &LsalConfig, vs: VsPath) -> Result<Enc> {

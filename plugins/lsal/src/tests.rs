@@ -3,13 +3,13 @@
 //! finite-difference gradients, shapes, resume equality and the figures.
 
 use crate::config::{LsalConfig, Mode, Schedule};
-use ganfold_core::optim::AdamConfig;
 use crate::method::{Lsal, balanced_labels};
 use crate::model::{self, Arch, WnLinear};
 use crate::objective::{self, SslActs};
 use candle_core::{DType, Device, Tensor, Var};
 use ganfold_core::data::{self, Dataset, Toy};
 use ganfold_core::nn::VarStore;
+use ganfold_core::optim::AdamConfig;
 use ganfold_core::{BuildContext, Method, Rng};
 
 type R = anyhow::Result<()>;
@@ -185,7 +185,8 @@ fn slope_one_is_wgan_and_the_margin_drops_out_of_every_gradient() -> R {
     let mut gl = vec![];
     let mut ggq = vec![];
     for (mu, nu) in [(0.0, 0.0), (0.004, 0.018), (0.5, 0.9)] {
-        let cfg = LsalConfig { cost_slope: 1.0, weight_clip: 10.0, ambient_weight: mu, manifold_weight: nu, ..no_dropout() };
+        let cfg =
+            LsalConfig { cost_slope: 1.0, weight_clip: 10.0, ambient_weight: mu, manifold_weight: nu, ..no_dropout() };
         let m = build(cfg, &d, DType::F64, 8)?;
         let mut rng = Rng::new(4);
         let z = rng.randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
@@ -233,14 +234,19 @@ fn assert_isolated(loss_l: &Tensor, loss_gq: &Tensor, m: &Lsal) -> R {
             assert!(gl.get(v.as_tensor()).is_none(), "loss_L reaches {name} parameter {k}");
         }
         let any = vs.trainable_vars().iter().any(|(_, v)| {
-            ggq.get(v.as_tensor()).is_some_and(|t| t.abs().unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap() > 0.0)
+            ggq.get(v.as_tensor()).is_some_and(|t| {
+                t.abs().unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap() > 0.0
+            })
         });
         assert!(any, "loss_GQ does not reach {name}");
     }
     for (k, v) in m.player_l.vs().trainable_vars() {
         assert!(ggq.get(v.as_tensor()).is_none(), "loss_GQ reaches L parameter {k}");
     }
-    assert!(m.player_l.vs().trainable_vars().iter().any(|(_, v)| gl.get(v.as_tensor()).is_some()), "loss_L does not reach L");
+    assert!(
+        m.player_l.vs().trainable_vars().iter().any(|(_, v)| gl.get(v.as_tensor()).is_some()),
+        "loss_L does not reach L"
+    );
     Ok(())
 }
 
@@ -262,7 +268,12 @@ fn each_players_loss_reaches_only_its_parameters_mlp_conv_and_ssl() -> R {
     let f = mc.forward_unsup(&x, &z, &mut rng)?;
     assert_isolated(&f.loss_l, &f.loss_gq, &mc)?;
 
-    let ms = build(LsalConfig { mode: Mode::SemiSupervised, labels: 16, hidden: 16, ..Default::default() }, &d, DType::F32, 8)?;
+    let ms = build(
+        LsalConfig { mode: Mode::SemiSupervised, labels: 16, hidden: 16, ..Default::default() },
+        &d,
+        DType::F32,
+        8,
+    )?;
     let f = ms.forward_step_for_tests(&b, 0, &mut rng)?;
     assert_isolated(&f.loss_l, &f.loss_gq, &ms)?;
     Ok(())
@@ -302,10 +313,12 @@ fn loss_gradients_match_finite_differences_in_f64() -> R {
     let m = build(no_dropout(), &d, DType::F64, 8)?;
     let x = d.head(8, &Device::Cpu)?.to_dtype(DType::F64)?;
     let z = Rng::new(11).randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
-    let eval = |m: &Lsal, which: usize| s(&{
-        let f = m.forward_unsup(&x, &z, &mut Rng::new(0)).unwrap();
-        if which == 0 { f.loss_l } else { f.loss_gq }
-    });
+    let eval = |m: &Lsal, which: usize| {
+        s(&{
+            let f = m.forward_unsup(&x, &z, &mut Rng::new(0)).unwrap();
+            if which == 0 { f.loss_l } else { f.loss_gq }
+        })
+    };
     for (which, vs) in [(0, m.player_l.vs()), (1, m.player_g.vs()), (1, m.player_q.vs())] {
         let f = m.forward_unsup(&x, &z, &mut Rng::new(0))?;
         let loss = if which == 0 { f.loss_l } else { f.loss_gq };
@@ -442,7 +455,12 @@ fn network_shapes_for_images_and_points() -> R {
     assert_eq!(m.q.forward(&x, true)?.dims(), &[3, 64]);
     assert_eq!(m.l.forward(&x, &z, None, false)?.dims(), &[3, 1]);
     let r = ring();
-    let m = build(LsalConfig { mode: Mode::SemiSupervised, labels: 16, hidden: 8, ..Default::default() }, &r, DType::F32, 4)?;
+    let m = build(
+        LsalConfig { mode: Mode::SemiSupervised, labels: 16, hidden: 8, ..Default::default() },
+        &r,
+        DType::F32,
+        4,
+    )?;
     let z = Rng::new(1).randn((3, 2), 0.0, 1.0, &Device::Cpu)?;
     let x = m.g.forward(&z, true)?;
     assert_eq!(x.dims(), &[3, 2]);
@@ -460,12 +478,17 @@ fn config_rejects_impossible_values_with_clear_messages() {
     bad(LsalConfig { cost_slope: 1.5, ..Default::default() }, "cost_slope");
     bad(LsalConfig { cost_slope: 0.5, ..Default::default() }, "weight_clip");
     bad(LsalConfig { ambient_weight: -1.0, ..Default::default() }, "ambient_weight");
-    bad(LsalConfig { adam: AdamConfig { lr: -1.0, ..LsalConfig::default().adam }, ..Default::default() }, "lsal `adam`");
+    bad(
+        LsalConfig { adam: AdamConfig { lr: -1.0, ..LsalConfig::default().adam }, ..Default::default() },
+        "lsal `adam`",
+    );
     bad(LsalConfig { dropout: 1.0, ..Default::default() }, "dropout");
     assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
     // SSL on unlabelled or wrongly sized subsets is a clear error.
     let d = ring();
-    let e = build(LsalConfig { mode: Mode::SemiSupervised, labels: 10, ..Default::default() }, &d, DType::F32, 4).err().unwrap();
+    let e = build(LsalConfig { mode: Mode::SemiSupervised, labels: 10, ..Default::default() }, &d, DType::F32, 4)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("multiple"), "{e}");
 }
 
@@ -532,7 +555,12 @@ fn resume_equals_continuing_and_same_seed_same_result() -> R {
 #[test]
 fn figures_and_evaluation_on_a_tiny_run() -> R {
     let mnist = data::mnist_5k()?;
-    let mut m = build(LsalConfig { width: 4, mode: Mode::SemiSupervised, labels: 20, ..Default::default() }, &mnist, DType::F32, 8)?;
+    let mut m = build(
+        LsalConfig { width: 4, mode: Mode::SemiSupervised, labels: 20, ..Default::default() },
+        &mnist,
+        DType::F32,
+        8,
+    )?;
     let run = tempfile::tempdir()?;
     let mut rng = Rng::new(2);
     let mut log = String::new();
@@ -555,12 +583,18 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
     }
     let ev = m.evaluate(&mnist)?;
     let keys: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["recon_mse_train", "recon_l2_ratio_train", "q_std_train", "q_mean_rms_train", "ssl_error_unlabelled_train"]);
+    assert_eq!(
+        keys,
+        ["recon_mse_train", "recon_l2_ratio_train", "q_std_train", "q_mean_rms_train", "ssl_error_unlabelled_train"]
+    );
     assert!(ev.iter().all(|(_, v)| v.is_finite()));
     assert!(ev[4].1 > 0.0 && ev[4].1 <= 1.0);
     // The code statistics against a host computation over the same rows.
     let rows: Vec<usize> = (0..mnist.len().min(2000)).collect();
-    let codes = m.q.forward(&mnist.batch(&rows, &Device::Cpu)?.x.to_dtype(m.dtype)?, false)?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    let codes =
+        m.q.forward(&mnist.batch(&rows, &Device::Cpu)?.x.to_dtype(m.dtype)?, false)?
+            .to_dtype(DType::F64)?
+            .to_vec2::<f64>()?;
     let (n, d) = (codes.len() as f64, codes[0].len());
     let (mut std, mut ms) = (0.0, 0.0);
     for k in 0..d {
@@ -568,7 +602,11 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
         std += (codes.iter().map(|r| (r[k] - mean).powi(2)).sum::<f64>() / n).sqrt() / d as f64;
         ms += mean * mean / d as f64;
     }
-    assert!((ev[2].1 - std).abs() < 1e-5 * (1.0 + std) && (ev[3].1 - ms.sqrt()).abs() < 1e-5, "{ev:?} vs {std} {}", ms.sqrt());
+    assert!(
+        (ev[2].1 - std).abs() < 1e-5 * (1.0 + std) && (ev[3].1 - ms.sqrt()).abs() < 1e-5,
+        "{ev:?} vs {std} {}",
+        ms.sqrt()
+    );
     let _ = model::loss_net; // the constructor is public API for notebooks
     Ok(())
 }

@@ -24,7 +24,8 @@ use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut data, mut steps, mut seed, mut out, mut sets, mut method) = ("ring8".to_string(), 5000, 0u64, None, vec![], "mmgan".to_string());
+    let (mut data, mut steps, mut seed, mut out, mut sets, mut method) =
+        ("ring8".to_string(), 5000, 0u64, None, vec![], "mmgan".to_string());
     let mut batch = 64;
     let mut i = 0;
     while i < args.len() {
@@ -118,8 +119,11 @@ fn kl_uniform(h: &[usize]) -> f64 {
     if tot == 0 {
         return k.ln();
     }
-    h.iter().filter(|&&c| c > 0).map(|&c| {
-        let p = c as f64 / tot as f64;
-        p * (p * k).ln()
-    }).sum()
+    h.iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / tot as f64;
+            p * (p * k).ln()
+        })
+        .sum()
 }

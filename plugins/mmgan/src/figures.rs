@@ -42,9 +42,11 @@ pub(crate) fn read_manifold_history(path: &Path) -> anyhow::Result<Vec<(f64, [f6
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = vec![];
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("bad line in {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("bad line in {}", path.display()))?;
         let f = |k: &str| v.get(k).and_then(|x| x.as_f64());
-        if let (Some(s), Some(a), Some(b), Some(c)) = (f("step"), f("center_dist"), f("radius_real"), f("radius_fake")) {
+        if let (Some(s), Some(a), Some(b), Some(c)) = (f("step"), f("center_dist"), f("radius_real"), f("radius_fake"))
+        {
             out.push((s, [a, b, c]));
         }
     }

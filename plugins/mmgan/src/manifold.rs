@@ -114,7 +114,15 @@ pub fn center_term(space: Space, c_y: &Tensor, c_x: &Tensor, eps: f64) -> Result
 /// The manifold-matching loss L_G (Eq. 5) or L_G^K (Eq. 8) from centres and radii.
 /// Plain mode has no alpha (Eq. 5). The |.| on Eq. (8)'s radius term is not legible in
 /// our copy of the paper; we use it, as Eq. (5) and Def. 1 do (without it G could inflate its radius).
-pub fn manifold_loss(space: Space, alpha: f64, c_y: &Tensor, l_y: &Tensor, c_x: &Tensor, l_x: &Tensor, eps: f64) -> Result<Tensor> {
+pub fn manifold_loss(
+    space: Space,
+    alpha: f64,
+    c_y: &Tensor,
+    l_y: &Tensor,
+    c_x: &Tensor,
+    l_x: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
     let ct = center_term(space, c_y, c_x, eps)?;
     let rd = (l_y - l_x)?.abs()?;
     match space {

@@ -75,7 +75,8 @@ impl Mmgan {
 
     /// The manifold space of this iteration (kernel bandwidth fixed or from `ema.den`).
     pub fn space(&self) -> Space {
-        let den = if self.cfg.sigma > 0.0 { 2.0 * self.cfg.sigma * self.cfg.sigma } else { self.ema.den.unwrap_or(1.0) };
+        let den =
+            if self.cfg.sigma > 0.0 { 2.0 * self.cfg.sigma * self.cfg.sigma } else { self.ema.den.unwrap_or(1.0) };
         match self.cfg.kernel {
             KernelKind::Plain => Space::Plain,
             KernelKind::Linear => Space::Kernel(Kernel::Linear),
@@ -178,7 +179,8 @@ impl Method for Mmgan {
         // ---- Alg. 1 line 6: D step on L_D^final = L_orig - L_G^final (Eq. 6, 10).
         let ((logit_r, y), (logit_f, x)) = self.embed(real, &x_img.detach())?;
         // L_orig is D's BCE loss (-V of Eq. 1): only then is L_D = L_orig - L_G adversarial (Eq. 6).
-        let l_orig = (ganfold_core::loss::bce_const(&logit_r, true)? + ganfold_core::loss::bce_const(&logit_f, false)?)?;
+        let l_orig =
+            (ganfold_core::loss::bce_const(&logit_r, true)? + ganfold_core::loss::bce_const(&logit_f, false)?)?;
         self.update_bandwidth(&y, &x)?;
         let space = self.space();
         let (c_ym, l_ym) = manifold::batch_stats(space, &y, eps)?;
@@ -270,7 +272,12 @@ impl Method for Mmgan {
     fn extra_state(&self) -> anyhow::Result<MethodState> {
         let mut tensors = std::collections::BTreeMap::new();
         // Radii are scalars; stored as (1,) tensors.
-        for (k, v) in [("ema.c_y", &self.ema.c_y), ("ema.l_y", &self.ema.l_y), ("ema.c_x", &self.ema.c_x), ("ema.l_x", &self.ema.l_x)] {
+        for (k, v) in [
+            ("ema.c_y", &self.ema.c_y),
+            ("ema.l_y", &self.ema.l_y),
+            ("ema.c_x", &self.ema.c_x),
+            ("ema.l_x", &self.ema.l_x),
+        ] {
             if let Some(t) = v {
                 let t = if t.rank() == 0 { t.reshape(1)? } else { t.copy()? };
                 tensors.insert(k.to_string(), t);

@@ -16,7 +16,17 @@ enum GNet {
     /// z -> hidden -> hidden -> dim, ReLU.
     Mlp { l1: Linear, l2: Linear, l3: Linear },
     /// z -> 1024 -> BN ReLU -> 128 (h/4)(w/4) -> BN ReLU -> ConvT5 s2 128 -> BN ReLU -> ConvT5 s2 c -> tanh.
-    Conv { fc1: Linear, bn1: BatchNorm, fc2: Linear, bn2: BatchNorm, ct1: ConvTranspose2d, bn3: BatchNorm, ct2: ConvTranspose2d, h4: usize, w4: usize },
+    Conv {
+        fc1: Linear,
+        bn1: BatchNorm,
+        fc2: Linear,
+        bn2: BatchNorm,
+        ct1: ConvTranspose2d,
+        bn3: BatchNorm,
+        ct2: ConvTranspose2d,
+        h4: usize,
+        w4: usize,
+    },
 }
 
 pub struct MmGenerator {

@@ -37,7 +37,8 @@ impl Correlation {
 
     /// R_G of an (n, d) feature matrix.
     pub fn of(&self, features: &Tensor) -> anyhow::Result<Tensor> {
-        let (n, _d) = features.dims2().context("mmgan-correlation: fake_features must be a (batch, features) matrix")?;
+        let (n, _d) =
+            features.dims2().context("mmgan-correlation: fake_features must be a (batch, features) matrix")?;
         if n < 2 {
             bail!("mmgan-correlation: needs at least 2 generated samples (got {n})");
         }

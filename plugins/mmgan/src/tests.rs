@@ -142,7 +142,8 @@ fn u5_kernel_trick_equals_explicit_feature_map() {
             close(s(&radius(sp, m, &c, 0.0).unwrap()), explicit, 1e-10);
             if matches!(kernel, Kernel::Poly { .. }) {
                 // Guard: phi(c) is not the RKHS mean (Eq. 7 uses the input-space centroid).
-                let mean_phi: Vec<f64> = (0..phi(&cv).len()).map(|j| rows(m).iter().map(|r| phi(r)[j]).sum::<f64>() / 6.0).collect();
+                let mean_phi: Vec<f64> =
+                    (0..phi(&cv).len()).map(|j| rows(m).iter().map(|r| phi(r)[j]).sum::<f64>() / 6.0).collect();
                 assert!(sqd(&mean_phi, &phi(&cv)) > 1e-3);
             }
         }
@@ -280,21 +281,28 @@ fn regularizer_needs_fake_features() {
 mod method_tests {
     use crate::config::{KernelKind, MmganConfig, Objective};
     use crate::method::Mmgan;
-    use ganfold_core::{BuildContext, Method, Rng, checkpoint, data};
     use candle_core::Device;
+    use ganfold_core::{BuildContext, Method, Rng, checkpoint, data};
 
     fn toy() -> ganfold_core::Dataset {
         data::toy(data::Toy::Ring8, 0, 256)
     }
     fn make(cfg: MmganConfig, ds: &ganfold_core::Dataset, bs: usize) -> Mmgan {
         let table = toml::Table::new();
-        let cx = BuildContext { config: &table, data: ds, device: &Device::Cpu, seed: 7, batch_size: bs, total_steps: 10 };
+        let cx =
+            BuildContext { config: &table, data: ds, device: &Device::Cpu, seed: 7, batch_size: bs, total_steps: 10 };
         Mmgan::new(cfg, &cx).unwrap()
     }
     fn small() -> MmganConfig {
         MmganConfig { hidden: 16, ..Default::default() }
     }
-    fn run(m: &mut Mmgan, ds: &ganfold_core::Dataset, rng: &mut Rng, from: usize, to: usize) -> Vec<Vec<(String, f64)>> {
+    fn run(
+        m: &mut Mmgan,
+        ds: &ganfold_core::Dataset,
+        rng: &mut Rng,
+        from: usize,
+        to: usize,
+    ) -> Vec<Vec<(String, f64)>> {
         (from..to)
             .map(|i| {
                 let idx: Vec<usize> = (0..8).map(|k| (i * 8 + k) % ds.len()).collect();
@@ -386,7 +394,10 @@ mod method_tests {
             let (ta, tc) = (a.save().unwrap().tensors, c.save().unwrap().tensors);
             assert_eq!(ta.keys().collect::<Vec<_>>(), tc.keys().collect::<Vec<_>>());
             for (k, t) in &ta {
-                let (x, y) = (t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), tc[k].flatten_all().unwrap().to_vec1::<f32>().unwrap());
+                let (x, y) = (
+                    t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    tc[k].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                );
                 assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "{k} differs");
             }
             assert_eq!(a.ema.den.map(f64::to_bits), c.ema.den.map(f64::to_bits));
@@ -427,7 +438,10 @@ mod method_tests {
         sgd(&m.g.vs, &manifold(&m), 1e-3);
         let after_g = val(&manifold(&m));
         assert!(after_g < after_d, "G step: {after_d} -> {after_g}");
-        let rg = |m: &Mmgan| correlation_penalty(&m.d.forward_feat(&m.g.forward_t(&z, true).unwrap(), true).unwrap().1, true, 1e-6).unwrap();
+        let rg = |m: &Mmgan| {
+            correlation_penalty(&m.d.forward_feat(&m.g.forward_t(&z, true).unwrap(), true).unwrap().1, true, 1e-6)
+                .unwrap()
+        };
         let r0 = val(&rg(&m));
         sgd(&m.g.vs, &rg(&m), 1e-3);
         let r1 = val(&rg(&m));
@@ -486,7 +500,9 @@ mod method_tests {
         assert_eq!(x.dims(), [3, 1, 28, 28]);
         let (l, f) = d.forward_feat(&x, true).unwrap();
         assert_eq!((l.dims(), f.dims()), (&[3usize, 1][..], &[3usize, 1024][..]));
-        let err = MmGenerator::new(SampleShape::Image { c: 1, h: 30, w: 30 }, 100, 128, &Device::Cpu, Rng::new(0)).err().unwrap();
+        let err = MmGenerator::new(SampleShape::Image { c: 1, h: 30, w: 30 }, 100, 128, &Device::Cpu, Rng::new(0))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("divisible by 4"));
     }
 }

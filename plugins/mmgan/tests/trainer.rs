@@ -50,5 +50,8 @@ fn trains_end_to_end_writes_plot_and_resumes_exactly() {
         let y = cb.state.tensors[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "{k} differs after resume");
     }
-    assert_eq!(std::fs::read_to_string(a.join("metrics.jsonl")).unwrap(), std::fs::read_to_string(b.join("metrics.jsonl")).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(a.join("metrics.jsonl")).unwrap(),
+        std::fs::read_to_string(b.join("metrics.jsonl")).unwrap()
+    );
 }
