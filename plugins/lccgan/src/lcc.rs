@@ -480,8 +480,8 @@ mod tests {
         assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
     }
 
-    /// Issue: "LCC codes sum to one and reconstruct points on a known manifold (a circle) to a
-    /// small error"; codes are zero outside the K nearest bases.
+    /// LCC codes sum to one (paper Def. 2) and reconstruct points on a known manifold (a circle)
+    /// to a small error; codes are zero outside the K nearest bases.
     #[test]
     fn codes_sum_to_one_and_reconstruct_a_circle() {
         let mut rng = Rng::new(1);

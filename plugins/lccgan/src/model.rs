@@ -1,7 +1,8 @@
 //! Networks: the autoencoder (stage 1) and the GAN players (stage 3).
 //!
 //! Images (1x28x28 or Cx28x28) use DCGAN-style conv nets; 2-D point data uses MLPs (chosen
-//! automatically, see [`Arch::choose`]). Following the authors' code, the encoder is the
+//! automatically, see [`Arch::choose`]). The paper gives no AE architecture; following the
+//! authors' code (guoyongcs/LCCGAN), the encoder is the
 //! discriminator's body with a dB-dim head and the decoder has the generator's architecture;
 //! the decoder is not reused as the generator (G is trained from scratch).
 //!

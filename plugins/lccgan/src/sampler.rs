@@ -10,9 +10,11 @@ pub enum SamplerMode {
     /// The paper (and the authors' code): `gamma_B = z`, raw, not normalised. Samples lie in the
     /// linear span of the `d` bases (a subspace through the origin), not in their convex hull.
     Paper,
-    /// Deviation (ablation, our choice: affine codes that sum to one): `gamma_B = 1/d + s (z - mean z)`, sums to one.
+    /// Deviation (our ablation, not in the paper): `gamma_B = 1/d + s (z - mean z)`, which sums to
+    /// one like the learned codes of Def. 2 (the paper's samples do not).
     Affine { scale: f64 },
-    /// Deviation (ablation, our choice: samples inside the convex hull): `gamma_B = softmax(z / tau)`, inside the convex hull.
+    /// Deviation (our ablation, not in the paper): `gamma_B = softmax(z / tau)`, so samples lie
+    /// inside the convex hull of the `d` bases.
     Convex { tau: f64 },
 }
 

@@ -81,7 +81,7 @@ fn assert_same(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>, what:
     Ok(())
 }
 
-/// Issue: "a stage checkpoint resumes". A checkpoint written (through the on-disk format) in
+/// A checkpoint of any stage resumes: one written (through the on-disk format) in
 /// the autoencoder stage, in the middle of the LCC alternations, and in the GAN stage resumes
 /// to exactly the state of an uninterrupted run (weights, Adam moments, H, V, J, kNN table).
 #[test]

@@ -66,7 +66,8 @@ pub struct LganConfig {
     /// SSL: number of labelled images (balanced over the classes).
     pub labels: usize,
     /// SSL: weight of the manifold (Laplace-Beltrami) penalty R on the unlabelled batch (eq. 8
-    /// has weight 1 and puts it on the unlabelled term only). 0 switches it off (the "no
+    /// has weight 1 and takes it over all x ~ P_X; the unlabelled batch already holds the
+    /// labelled images, so no separate labelled term). 0 switches it off (the "no
     /// manifold penalty" baseline).
     pub lambda: f64,
     /// SSL: weight of the unlabelled/fake GAN terms of eq. (8): paper 1.

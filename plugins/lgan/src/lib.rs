@@ -19,7 +19,8 @@
 //!   feature matching L_G and Omega_G.
 //!
 //! Every derivative in z is a central finite difference over a random subset S of the
-//! coordinates (the paper does not say how; both authors' codes do this, and Candle has no
+//! coordinates (the paper does not say how; both authors' codes, Localized-GAN and SSL_LGAN,
+//! do this, and Candle has no
 //! double backward), so parameter gradients need one ordinary
 //! backward pass. The regularizer is registered on its own as `lgan-local` (see [`reg`]).
 //!

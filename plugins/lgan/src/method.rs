@@ -125,7 +125,7 @@ impl Lgan {
         let x = &batch.x;
         let b = x.dim(0)?;
         // The same minibatch feeds D's real term and G's chart centres, as in the authors'
-        // generation code (Localized-GAN); the paper does not say.
+        // generation code (Localized-GAN, train.py); the paper does not say.
         // D step: max E log D(x) + E log(1 - D(G(x, z))).
         let z = self.sample_z(b, rng)?;
         let fake = self.g.forward_local(x, &z, true)?.detach();
@@ -193,7 +193,8 @@ impl Lgan {
         let b = xu.dim(0)?;
         // Labelled minibatch: B draws with replacement from the labelled subset (the unlabelled
         // batch is the trainer's batch over all training images, labelled ones included, as in
-        // the authors' SSL code). Our choice: the unlabelled batch also serves as G's chart centres.
+        // the authors' SSL code, SSL_LGAN train_cifar10.py). Our choice: the unlabelled batch also
+        // serves as G's chart centres (eq. 9 draws them from P_X, so no extra batch is needed).
         let pick: Vec<u32> = (0..b).map(|_| rng.below(lab.index.len()) as u32).collect();
         let pick = Tensor::from_vec(pick, b, &self.device)?;
         let xl = lab.x.index_select(&pick, 0)?;
