@@ -72,6 +72,10 @@ pub struct LganConfig {
     pub lambda: f64,
     /// SSL: weight of the unlabelled/fake GAN terms of eq. (8): paper 1.
     pub w_unl: f64,
+    /// Registered penalties added to G's loss, e.g. `[{ name = "mmgan-correlation", weight = 1.0 }]`
+    /// or a second `lgan-local` with other weights; they see G's chart (`RegContext.local`), the
+    /// real batch, the generated batch and D's features of it.
+    pub regularizers: Vec<toml::Table>,
 }
 
 impl Default for LganConfig {
@@ -98,6 +102,7 @@ impl Default for LganConfig {
             labels: 100,
             lambda: 1.0,
             w_unl: 1.0,
+            regularizers: vec![],
         }
     }
 }

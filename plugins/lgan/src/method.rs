@@ -7,7 +7,9 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use ganfold_core::loss::{bce_const, log_sum_exp, softplus};
 use ganfold_core::nn::{self, VarStore};
-use ganfold_core::{Batch, BuildContext, Dataset, LocalGenerator, Method, Player, Rng, SampleShape, StepStats};
+use ganfold_core::{
+    Batch, BuildContext, Dataset, LocalGenerator, Method, Player, RegContext, Regularizer, Rng, SampleShape, StepStats,
+};
 use std::path::{Path, PathBuf};
 
 // A child module, so that it reads the method's private fields.
@@ -32,6 +34,8 @@ pub struct Lgan {
     /// G's and D's weights with their optimizers.
     players: [Player; 2],
     reg: LganLocal,
+    /// Registered penalties attached to G's loss (`regularizers`), with their weights.
+    attached: Vec<(f64, Box<dyn Regularizer>)>,
     /// Real points that `sample()` centres its charts at (up to `cfg.pool`, seeded draw).
     pool: Tensor,
     labelled: Option<Labelled>,
@@ -89,12 +93,13 @@ impl Lgan {
         let d_out = if mode == Mode::Ssl { classes } else { 1 };
         let d = Critic::new(shape, cfg.ndf, d_out, mode == Mode::Ssl, &d_vs)?;
         let players = [Player::new("g", g_vs, cfg.opt_g)?, Player::new("d", d_vs, cfg.opt_d)?];
+        let attached = ganfold_core::registry::build_regularizers(&cfg.regularizers)?;
         // The pool of chart centres for `sample()`: a seeded draw of up to `pool` training points.
         let mut prng = Rng::derive(cx.seed, "lgan-pool");
         let k = cfg.pool.min(cx.data.len());
         let idx = prng.choose_distinct(cx.data.len(), k);
         let pool = cx.data.batch(&idx, cx.device)?.x;
-        Ok(Self { cfg, mode, shape, device: cx.device.clone(), g, d, players, reg, pool, labelled })
+        Ok(Self { cfg, mode, shape, device: cx.device.clone(), g, d, players, reg, attached, pool, labelled })
     }
 
     /// The local generator (for notebooks and the `lgan-local` regularizer).
@@ -138,14 +143,40 @@ impl Lgan {
         // D's parameters are constants here (`nn::frozen`): their gradients would be discarded.
         let adv = bce_const(&nn::frozen(|| self.d.forward_t(&fake, true))?, true)?;
         let t = self.reg.terms(&self.g, x, rng, true)?;
-        let g_loss = (&adv + self.reg.value(&t)?)?;
-        self.players[0].backward_step(&g_loss)?;
         let mut st = StepStats::default();
+        let extra = self.attached_penalties(x, &fake, rng, &mut st)?;
+        let g_loss = ((&adv + self.reg.value(&t)?)? + extra)?;
+        self.players[0].backward_step(&g_loss)?;
         st.push_t("d_loss", &d_loss)?;
         st.push_t("g_adv", &adv)?;
         st.push_t("locality", &t.locality)?;
         st.push_t("orth", &t.orth)?;
         Ok(st)
+    }
+
+    /// The weighted sum of the attached regularizers at the real batch `x` and the generated batch
+    /// `fake` (differentiable w.r.t. G; D's parameters are constants), each value pushed to `st`
+    /// under its name. A scalar zero when none is attached.
+    fn attached_penalties(
+        &self,
+        x: &Tensor,
+        fake: &Tensor,
+        rng: &mut Rng,
+        st: &mut StepStats,
+    ) -> anyhow::Result<Tensor> {
+        let mut sum = Tensor::zeros((), DType::F32, &self.device)?;
+        if self.attached.is_empty() {
+            return Ok(sum);
+        }
+        let feats = nn::frozen(|| self.d.features_t(fake, true))?;
+        for (w, r) in &self.attached {
+            let mut cx =
+                RegContext { real: x, fake: Some(fake), fake_features: Some(&feats), local: Some(&self.g), rng };
+            let p = r.penalty(&mut cx).with_context(|| format!("regularizer {}", r.name()))?;
+            st.push_t(r.name(), &p)?;
+            sum = (sum + (p * *w)?)?;
+        }
+        Ok(sum)
     }
 
     /// log P(y = k | x) for k <= K under the (K+1)-way model with the fake logit fixed at 0
@@ -238,10 +269,11 @@ impl Lgan {
         let gl = self.g.forward_local(&xl, &zl, true)?;
         let kg = Self::labelled_nll(&nn::frozen(|| self.d.forward_t(&gl, true))?, &yl)?;
         let t = self.reg.terms(&self.g, xu, rng, true)?;
-        let g_loss = ((&kg + &fm)? + self.reg.value(&t)?)?;
+        let mut st = StepStats::default();
+        let extra = self.attached_penalties(xu, &fake, rng, &mut st)?;
+        let g_loss = (((&kg + &fm)? + self.reg.value(&t)?)? + extra)?;
         self.players[0].backward_step(&g_loss)?;
 
-        let mut st = StepStats::default();
         st.push_t("p_lab", &p_lab)?;
         st.push_t("p_unl", &p_unl)?;
         st.push_t("manifold", &manifold)?;

@@ -120,7 +120,7 @@ impl LocalGen {
                 // finite differences stay exact), then apply the same learnable per-coordinate
                 // gain and shift. Without the gain every code has norm sqrt(N): with unit-speed
                 // tangents two chart centres can then be only a few units apart, less than
-                // two MNIST digits are, and G collapses to one image (experiments/lgan-code-scale.toml).
+                // two MNIST digits are, and G collapses to one image (experiments/lgan-defaults.toml).
                 let m = h.mean_keepdim(1)?;
                 let c = h.broadcast_sub(&m)?;
                 let v = c.sqr()?.mean_keepdim(1)?;

@@ -328,3 +328,20 @@ fn exact_locality_keeps_the_centre_and_the_tangents() -> R {
     assert!(max_rel(&je, &jp)? < 1e-8);
     Ok(())
 }
+
+/// A registered regularizer attached through `regularizers` sees LGAN's chart: a second
+/// `lgan-local` with mu = 1, eta = 0 and LGAN's own reduction is exactly LGAN's locality term
+/// at the same batch, and its weighted value enters G's loss.
+#[test]
+fn attached_regularizers_see_the_local_generator() -> R {
+    let data = data::toy(Toy::Ring8, 0, 200);
+    let spec = r#"[{ name = "lgan-local", weight = 2.0, mu = 1.0, eta = 0.0 }]"#;
+    let mut m = build(&data, &[("exact_locality", "false"), ("regularizers", spec)], 0)?;
+    let batch = data.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu)?;
+    let st = m.step(&batch, 0, &mut Rng::new(1))?;
+    let (own, attached) = (st.get("locality").unwrap(), st.get("lgan-local").unwrap());
+    assert!(own > 0.0 && own == attached, "locality {own}, attached lgan-local {attached}");
+    let err = build(&data, &[("regularizers", r#"[{ name = "no-such-penalty" }]"#)], 0).err().unwrap().to_string();
+    assert!(err.contains("no-such-penalty"), "{err}");
+    Ok(())
+}
