@@ -29,6 +29,7 @@ pub mod optim;
 pub mod player;
 pub mod registry;
 pub mod rng;
+pub mod ssl;
 pub mod train;
 pub mod viz;
 

@@ -110,6 +110,22 @@ impl VarStore {
         Ok(())
     }
 
+    /// Every variable with its name and whether it is trainable, sorted by name.
+    pub fn vars(&self) -> Vec<(String, Var, bool)> {
+        self.lock().vars.iter().map(|(k, e)| (k.clone(), e.var.clone(), e.trainable)).collect()
+    }
+
+    /// Sets the variable `name` (same shape and dtype) to `t`, e.g. after a data-dependent init.
+    pub fn set(&self, name: &str, t: &Tensor) -> anyhow::Result<()> {
+        let inner = self.lock();
+        let e = inner.vars.get(name).ok_or_else(|| anyhow::anyhow!("no variable `{name}`"))?;
+        if t.dims() != e.var.dims() {
+            anyhow::bail!("variable `{name}` has shape {:?}, got {:?}", e.var.dims(), t.dims());
+        }
+        e.var.set(&t.to_dtype(e.var.dtype())?)?;
+        Ok(())
+    }
+
     /// Copies every variable's value from `other` (same names and shapes), e.g. for EMA weights.
     pub fn copy_from(&self, other: &VarStore) -> anyhow::Result<()> {
         self.load(&other.tensors(), "")
@@ -149,7 +165,8 @@ impl VsPath {
         VsPath { store: self.store.clone(), prefix }
     }
 
-    fn path(&self, name: &str) -> String {
+    /// The full name of the variable `name` under this path.
+    pub fn path(&self, name: &str) -> String {
         if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
     }
 
@@ -194,8 +211,9 @@ pub fn frozen<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// A layer's parameter as used in a forward pass (detached inside [`frozen`]).
-fn param(t: &Tensor) -> Tensor {
+/// A layer's parameter as used in a forward pass (detached inside [`frozen`]); layers outside
+/// this module use it for their own parameters.
+pub fn param(t: &Tensor) -> Tensor {
     if FROZEN.with(|c| c.get()) { t.detach() } else { t.clone() }
 }
 

