@@ -44,12 +44,6 @@ impl ImprovedGan {
         let cfg: ImprovedGanConfig = ganfold_core::config::parse(cx.config, "improved-gan")?;
         cfg.validate()?;
         let data = cx.data;
-        if !data.shape.is_image() {
-            anyhow::bail!(
-                "improved-gan: its networks are the authors' MNIST ones and take images; `{}` holds points",
-                data.name
-            );
-        }
         let split = Split::draw(data, cfg.labels, cfg.val, cx.seed, "improved-gan")?;
         let labelled = LabelledSet::new(data, &split.labelled, cx.device)?;
         let dims = data.shape.dims();

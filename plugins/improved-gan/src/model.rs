@@ -12,6 +12,7 @@ pub struct FmGen {
     out: WnDense,
     latent: usize,
     dims: Vec<usize>,
+    image: bool,
 }
 
 /// Lasagne's default dense-layer init (Glorot uniform).
@@ -21,8 +22,10 @@ fn glorot(inp: usize, out: usize) -> Init {
 }
 
 impl FmGen {
-    /// `dims`: the image shape (C, H, W).
+    /// `dims`: the sample shape, (C, H, W) for images (a sigmoid output) or (dim,) for points (a
+    /// linear output, our choice: the authors generate images only).
     pub fn new(latent: usize, width: usize, dims: &[usize], vs: VsPath) -> Result<Self> {
+        let image = dims.len() == 3;
         let numel: usize = dims.iter().product();
         let mut hidden = vec![];
         let mut i = latent;
@@ -35,7 +38,7 @@ impl FmGen {
             i = width;
         }
         let out = WnDense::with_init(i, numel, true, glorot(i, numel), vs.pp("out"))?;
-        Ok(Self { hidden, out, latent, dims: dims.to_vec() })
+        Ok(Self { hidden, out, latent, dims: dims.to_vec(), image })
     }
 
     /// Images in [-1, 1], (B, C, H, W); `train` uses the batch's statistics (and updates the
@@ -47,7 +50,8 @@ impl FmGen {
             h = ganfold_core::loss::softplus(&a)?;
         }
         // 2 sigmoid(a) - 1 = tanh(a / 2): the authors' [0, 1] image on ganfold's [-1, 1] scale.
-        let x = (self.out.forward(&h)? * 0.5)?.tanh()?;
+        let a = self.out.forward(&h)?;
+        let x = if self.image { (a * 0.5)?.tanh()? } else { a };
         let mut shape = vec![z.dim(0)?];
         shape.extend_from_slice(&self.dims);
         x.reshape(shape)
