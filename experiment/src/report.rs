@@ -129,6 +129,10 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
                         Some(k) => evaluate::lookup(&sm, k),
                         None => evaluate::lookup(&ev, &m.key),
                     };
+                    let v = match v {
+                        None if exp.stand_in && m.key.starts_with("summary.") => Some(f64::NAN),
+                        v => v,
+                    };
                     let Some(v) = v else {
                         let file = if m.key.starts_with("summary.") { "summary.json" } else { "eval.json" };
                         bail!(

@@ -32,6 +32,9 @@ pub struct Experiment {
     pub spec: Spec,
     /// `<results>/<name>`.
     pub dir: PathBuf,
+    /// Set by `--quick` when it trains on a stand-in dataset: a metric the stand-in cannot give
+    /// (a test error on data without a test split) is reported as missing instead of failing.
+    pub stand_in: bool,
 }
 
 /// One (arm, seed) of an experiment.
@@ -81,7 +84,7 @@ impl Experiment {
             "{}: name experiment files with letters, digits, `-` and `_` only",
             file.display()
         );
-        Ok(Experiment { dir: results_root.join(&name), name, file: file.to_path_buf(), spec })
+        Ok(Experiment { dir: results_root.join(&name), name, file: file.to_path_buf(), spec, stand_in: false })
     }
 
     /// Every experiment file (`*.toml`) in `dir`, by name.
@@ -293,6 +296,7 @@ impl Experiment {
         if let Some(stand_in) = quick_stand_in(&self.spec.data) {
             eprintln!("{}: `{}` is not installed; --quick uses `{stand_in}` (same shape)", self.name, self.spec.data);
             quick.spec.data = stand_in.to_string();
+            quick.stand_in = true;
         }
         if let Some(stand_in) = self.spec.eval.local_data.as_deref().and_then(quick_stand_in) {
             eprintln!(

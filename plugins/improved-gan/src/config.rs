@@ -28,8 +28,9 @@ pub struct ImprovedGanConfig {
     pub opt_g: AdamConfig,
     /// Rate of the moving average of the classifier's weights that is tested. The authors use
     /// 1e-4 from a zero start over 180,000 steps; ours starts at the initial weights and uses
-    /// 1e-3 (a window of about 1,000 steps, under two epochs), chosen on the validation images
-    /// (README, `ssl-mnist` experiment: the average's validation error beside the raw weights').
+    /// 1e-3 (a window of about 1,000 steps, under two epochs), our choice for runs of a few
+    /// epochs. Not yet chosen by a sweep: the `ssl-mnist` experiment reports the average's errors
+    /// beside the final weights' so that the choice can be checked on the validation images.
     pub ema_rate: f64,
     /// Images of the data-dependent initialisation: 500.
     pub init_batch: usize,
