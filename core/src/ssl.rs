@@ -289,6 +289,182 @@ impl NoisyMlp {
     }
 }
 
+/// What a semi-supervised classifier is built from (each method's configuration supplies it).
+#[derive(Clone, Debug)]
+pub struct SslOptions {
+    /// Hidden widths of the noisy MLP ([`IMPROVED_GAN_WIDTHS`] for MNIST).
+    pub widths: Vec<usize>,
+    /// Labelled images, balanced over the classes.
+    pub labels: usize,
+    /// Validation images held out of the labelled draw.
+    pub val: usize,
+    /// Rate of the moving average of the weights that is tested.
+    pub ema_rate: f64,
+    /// Training images of the data-dependent initialisation.
+    pub init_batch: usize,
+    /// Steps between validation measurements; 0 = once per epoch.
+    pub eval_every: usize,
+}
+
+/// The K-class classifier of a semi-supervised GAN as Improved-GAN trains and tests it: the noisy
+/// MLP (its weights live in the caller's player), the moving average of those weights that is
+/// tested, the labelled subset and validation split, and the validation curve. A method adds
+/// its own losses; this holds what every such method shares.
+pub struct SslClassifier {
+    net: NoisyMlp,
+    avg: NoisyMlp,
+    ema: Ema,
+    pub split: Split,
+    pub labelled: LabelledSet,
+    device: Device,
+    eval_every: usize,
+    steps_per_epoch: usize,
+    /// (step, validation error of the weights, of their average).
+    curve: Vec<(usize, f64, f64)>,
+}
+
+impl SslClassifier {
+    /// Builds the classifier in `vs` (the store its optimiser updates) and initialises it on
+    /// `init_batch` training images drawn from `seed`; the split is drawn from `seed` too, so
+    /// that two methods run with one seed see the same labels. `who` names the method in errors.
+    pub fn new(
+        data: &Dataset,
+        opts: &SslOptions,
+        vs: &VarStore,
+        seed: u64,
+        batch_size: usize,
+        device: &Device,
+        who: &str,
+    ) -> anyhow::Result<Self> {
+        if opts.widths.is_empty() || opts.widths.contains(&0) {
+            bail!("{who}: `widths` must list at least one hidden width, each at least 1");
+        }
+        if opts.init_batch == 0 {
+            bail!("{who}: `init_batch` must be at least 1");
+        }
+        if !(opts.ema_rate > 0.0 && opts.ema_rate <= 1.0) {
+            bail!("{who}: `ema_rate` must be in (0, 1], got {}", opts.ema_rate);
+        }
+        let split = Split::draw(data, opts.labels, opts.val, seed, who)?;
+        let labelled = LabelledSet::new(data, &split.labelled, device)?;
+        let numel = data.shape.numel();
+        let net = NoisyMlp::new(numel, &opts.widths, data.num_classes, vs)?;
+        // Data-dependent init (Improved-GAN: the first 500 images of its shuffled training set).
+        let mut rng = Rng::derive(seed, &format!("{who}-init"));
+        let pick = rng.choose_distinct(data.len(), opts.init_batch.min(data.len()));
+        net.init_on(&data.batch(&pick, device)?.x, vs, &mut rng)?;
+        let avg_vs = VarStore::new(DType::F32, device, Rng::derive(seed, "init-classifier-avg"));
+        let avg = NoisyMlp::new(numel, &opts.widths, data.num_classes, &avg_vs)?;
+        let ema = Ema::new(avg_vs, vs, opts.ema_rate)?;
+        let steps_per_epoch = data.len().div_ceil(batch_size.max(1));
+        let eval_every = if opts.eval_every > 0 { opts.eval_every } else { steps_per_epoch };
+        Ok(Self { net, avg, ema, split, labelled, device: device.clone(), eval_every, steps_per_epoch, curve: vec![] })
+    }
+
+    /// The network on its current weights.
+    pub fn net(&self) -> &NoisyMlp {
+        &self.net
+    }
+
+    /// The noisy training pass on `x` with fresh noise: (features, logits).
+    pub fn classify(&self, x: &Tensor, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        let noise = self.net.draw_noise(x.dim(0)?, rng, &self.device)?;
+        self.net.forward(x, Some(&noise))
+    }
+
+    /// Logits without noise (testing), on the averaged weights if `avg`.
+    pub fn logits(&self, x: &Tensor, avg: bool) -> Result<Tensor> {
+        Ok((if avg { &self.avg } else { &self.net }).forward(x, None)?.1)
+    }
+
+    /// The classification error on `rows` of `data`, without noise.
+    pub fn error(&self, data: &Dataset, rows: &[usize], avg: bool) -> anyhow::Result<f64> {
+        error_rate(data, rows, &self.device, &|x| self.logits(x, avg))
+    }
+
+    /// After each update of the weights in `vs`: the moving average follows them, and every
+    /// `eval_every` steps the validation errors of both are recorded and logged.
+    pub fn after_update(
+        &mut self,
+        vs: &VarStore,
+        step: usize,
+        data: &Dataset,
+        st: &mut crate::StepStats,
+    ) -> anyhow::Result<()> {
+        self.ema.update(vs)?;
+        if (step + 1).is_multiple_of(self.eval_every) && !self.split.val.is_empty() {
+            let (raw, avg) = (self.error(data, &self.split.val, false)?, self.error(data, &self.split.val, true)?);
+            self.curve.push((step + 1, raw, avg));
+            st.push("val_error", raw);
+            st.push("val_error_ema", avg);
+        }
+        Ok(())
+    }
+
+    /// The validation curve: (step, error of the weights, error of their average).
+    pub fn curve(&self) -> &[(usize, f64, f64)] {
+        &self.curve
+    }
+
+    /// `ssl_test_error` (the averaged weights) and `ssl_test_error_raw` on the test split where
+    /// there is a labelled one; `ssl_val_error` and `ssl_val_error_raw` on the validation images.
+    pub fn evaluate(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut out = vec![];
+        if let Some(t) = data.test.as_deref().filter(|t| t.labels.is_some()) {
+            let rows: Vec<usize> = (0..t.len()).collect();
+            out.push(("ssl_test_error".into(), self.error(t, &rows, true)?));
+            out.push(("ssl_test_error_raw".into(), self.error(t, &rows, false)?));
+        }
+        if !self.split.val.is_empty() {
+            out.push(("ssl_val_error".into(), self.error(data, &self.split.val, true)?));
+            out.push(("ssl_val_error_raw".into(), self.error(data, &self.split.val, false)?));
+        }
+        Ok(out)
+    }
+
+    /// `val_error.png` in `dir`: the validation error against epochs, of the weights and of their
+    /// average; `None` before the first measurement.
+    pub fn figure(&self, dir: &std::path::Path) -> anyhow::Result<Option<std::path::PathBuf>> {
+        if self.curve.is_empty() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("val_error.png");
+        let epoch = |s: usize| s as f64 / self.steps_per_epoch as f64;
+        let series = [
+            crate::viz::Series { name: "weights", points: self.curve.iter().map(|&(s, r, _)| (epoch(s), r)).collect() },
+            crate::viz::Series {
+                name: "moving average",
+                points: self.curve.iter().map(|&(s, _, a)| (epoch(s), a)).collect(),
+            },
+        ];
+        let png = crate::viz::line_plot("validation error", "epochs", &series, (640, 400))?;
+        crate::checkpoint::atomic_write(&path, &png)?;
+        Ok(Some(path))
+    }
+
+    /// The averaged weights under `prefix` and the curve, for a method's extra state.
+    pub fn state(&self, prefix: &str) -> (std::collections::BTreeMap<String, Tensor>, serde_json::Value) {
+        let tensors = self.ema.vs().tensors().into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)).collect();
+        (tensors, serde_json::json!(self.curve))
+    }
+
+    /// Restores what [`SslClassifier::state`] saved; a malformed curve is an error.
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::BTreeMap<String, Tensor>,
+        prefix: &str,
+        curve: Option<&serde_json::Value>,
+    ) -> anyhow::Result<()> {
+        self.ema.vs().load(tensors, prefix)?;
+        self.curve = match curve {
+            Some(v) => serde_json::from_value(v.clone()).context("checkpoint meta `val_curve` is malformed")?,
+            None => vec![],
+        };
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,18 @@ impl Default for ImprovedGanConfig {
 }
 
 impl ImprovedGanConfig {
+    /// The classifier's part of the configuration.
+    pub fn ssl(&self) -> ganfold_core::ssl::SslOptions {
+        ganfold_core::ssl::SslOptions {
+            widths: self.widths.clone(),
+            labels: self.labels,
+            val: self.val,
+            ema_rate: self.ema_rate,
+            init_batch: self.init_batch,
+            eval_every: self.eval_every,
+        }
+    }
+
     /// Rejects impossible values with a message naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.opt_d.validate("improved-gan `opt_d`")?;
