@@ -257,7 +257,7 @@ impl NoisyMlp {
 
     /// Images in [-1, 1] as the [0, 1] rows Improved-GAN's noise levels are stated for.
     fn input(x: &Tensor) -> Result<Tensor> {
-        ((x.flatten_from(1)? + 1.0)? * 0.5)?.to_dtype(DType::F32)
+        (x.flatten_from(1)? + 1.0)? * 0.5
     }
 
     /// (features, logits); `noise` from [`NoisyMlp::draw_noise`] in training, `None` to test.
@@ -280,6 +280,7 @@ impl NoisyMlp {
     /// Improved-GAN's data-dependent init on the batch `x`, with training noise as its code.
     pub fn init_on(&self, x: &Tensor, vs: &VarStore, rng: &mut Rng) -> anyhow::Result<()> {
         let noise = self.draw_noise(x.dim(0)?, rng, x.device())?;
+        let noise = noise.iter().map(|n| n.to_dtype(x.dtype())).collect::<Result<Vec<_>>>()?;
         let mut h = (Self::input(x)? + &noise[0])?;
         for (l, layer) in self.hidden.iter().enumerate() {
             h = (layer.init_on(&h, vs)?.relu()? + &noise[l + 1])?;
@@ -526,5 +527,94 @@ mod tests {
         assert!(v.iter().all(|v| (v - 1.0).abs() < 1e-4), "{v:?}");
         let (f, l) = net.forward(&x, Some(&noise)).unwrap();
         assert_eq!((f.dims(), l.dims()), (&[64, 4][..], &[64, 3][..]));
+    }
+
+    /// f64 copies of the noise of `rows` rows.
+    fn noise64(net: &NoisyMlp, rows: usize, seed: u64) -> Vec<Tensor> {
+        let n = net.draw_noise(rows, &mut Rng::new(seed), &Device::Cpu).unwrap();
+        n.into_iter().map(|t| t.to_dtype(DType::F64).unwrap()).collect()
+    }
+
+    /// The weight-normalised layers' parameter gradients equal central finite differences (f64):
+    /// theta of a hidden layer (where W = scale theta / ||theta||) and the output scale.
+    #[test]
+    fn noisy_mlp_parameter_gradients_match_finite_differences() {
+        let dev = Device::Cpu;
+        let vs = VarStore::new(DType::F64, &dev, Rng::new(0));
+        let net = NoisyMlp::new(5, &[4, 3], 2, &vs).unwrap();
+        let x = Rng::new(1).rand((6, 5), -1.0, 1.0, &dev).unwrap().to_dtype(DType::F64).unwrap();
+        net.init_on(&x, &vs, &mut Rng::new(2)).unwrap();
+        let noise = noise64(&net, 6, 3);
+        let w = Tensor::new(&[[0.3f64, -1.1]], &dev).unwrap();
+        let loss = || -> f64 {
+            let (f, l) = net.forward(&x, Some(&noise)).unwrap();
+            let v =
+                (l.broadcast_mul(&w).unwrap().sum_all().unwrap() + f.sqr().unwrap().sum_all().unwrap() * 0.1).unwrap();
+            v.to_scalar::<f64>().unwrap()
+        };
+        let (f, l) = net.forward(&x, Some(&noise)).unwrap();
+        let total = (l.broadcast_mul(&w).unwrap().sum_all().unwrap()
+            + (f.sqr().unwrap().sum_all().unwrap() * 0.1).unwrap())
+        .unwrap();
+        let grads = total.backward().unwrap();
+        for name in ["h0.theta", "h1.bias", "out.scale"] {
+            let (_, var, trainable) = vs.vars().into_iter().find(|(n, _, _)| n == name).unwrap();
+            assert!(trainable, "{name}");
+            let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let v0 = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let eps = 1e-5;
+            for i in [0, v0.len() / 2, v0.len() - 1] {
+                let set = |d: f64| {
+                    let mut v = v0.clone();
+                    v[i] += d;
+                    var.set(&Tensor::from_vec(v, var.as_tensor().shape(), &dev).unwrap()).unwrap();
+                };
+                set(eps);
+                let up = loss();
+                set(-eps);
+                let down = loss();
+                set(0.0);
+                let fd = (up - down) / (2.0 * eps);
+                assert!((fd - g[i]).abs() < 1e-6 * (1.0 + fd.abs()), "{name}[{i}]: fd {fd} vs autograd {}", g[i]);
+            }
+        }
+        // The hidden scales are fixed after the data-dependent init.
+        assert!(!vs.vars().into_iter().any(|(n, _, t)| n == "h0.scale" && t));
+    }
+
+    /// With the noise shared between the two passes, a central difference of the noisy network is
+    /// its directional derivative (what the manifold penalty needs); fresh noise is not.
+    #[test]
+    fn shared_noise_makes_central_differences_derivatives() {
+        let dev = Device::Cpu;
+        let vs = VarStore::new(DType::F64, &dev, Rng::new(4));
+        let net = NoisyMlp::new(5, &[6, 4], 3, &vs).unwrap();
+        let x = Rng::new(5).rand((8, 5), -1.0, 1.0, &dev).unwrap().to_dtype(DType::F64).unwrap();
+        net.init_on(&x, &vs, &mut Rng::new(6)).unwrap();
+        let v = Rng::new(7).rand((8, 5), -1.0, 1.0, &dev).unwrap().to_dtype(DType::F64).unwrap();
+        let noise = noise64(&net, 8, 8);
+        let at = |x: &Tensor, n: &[Tensor]| net.forward(x, Some(n)).unwrap().1;
+        let xv = candle_core::Var::from_tensor(&x).unwrap();
+        let l = at(xv.as_tensor(), &noise);
+        let c = Tensor::new(&[[1.0f64, -0.5, 2.0]], &dev).unwrap();
+        let grads = l.broadcast_mul(&c).unwrap().sum_all().unwrap().backward().unwrap();
+        let exact = (grads.get(xv.as_tensor()).unwrap() * &v).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+        let d = 1e-5;
+        let fd = |n2: &[Tensor]| -> f64 {
+            let up = at(&(&x + (&v * d).unwrap()).unwrap(), &noise);
+            let down = at(&(&x - (&v * d).unwrap()).unwrap(), n2);
+            ((up - down).unwrap() / (2.0 * d))
+                .unwrap()
+                .broadcast_mul(&c)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let shared = fd(&noise);
+        assert!((shared - exact).abs() < 1e-6 * (1.0 + exact.abs()), "shared noise: {shared} vs {exact}");
+        let fresh = fd(&noise64(&net, 8, 9));
+        assert!((fresh - exact).abs() > 1e3 * (1.0 + exact.abs()), "fresh noise should swamp the difference: {fresh}");
     }
 }

@@ -17,11 +17,10 @@ pub struct LganConfig {
     /// Generator width (28x28 conv nets) or hidden width (MLPs on points). Our choice for a
     /// 2-core CPU: 32 (the authors' 64 costs 4x per pass, and an LGAN step makes 2*B*s extra passes).
     pub ngf: usize,
-    /// Discriminator / classifier width (same CPU reasoning as `ngf`).
+    /// Discriminator width of the generation mode (same CPU reasoning as `ngf`).
     pub ndf: usize,
-    /// Adam of D / the classifier: lr 5e-5 (paper Sec. 5.1, which states it for generation; we
-    /// use it for SSL too, as the paper gives no other). Betas 0.5 / 0.999: the authors' code
-    /// (not in the paper).
+    /// Adam of the generation mode's D: lr 5e-5 (paper Sec. 5.1). Betas 0.5 / 0.999: the
+    /// authors' code (not in the paper).
     pub opt_d: AdamConfig,
     /// Adam of G: lr 1e-3 (paper Sec. 5.1), betas as for D.
     pub opt_g: AdamConfig,
@@ -43,6 +42,8 @@ pub struct LganConfig {
     /// 1e-3 of relative error in each central difference).
     pub fd_delta: f64,
     /// P_Z = (1 - p_zero) N(0, z_std^2 I) + p_zero delta_0: paper Sec. 5.1, p_zero 0.1, std 1.
+    /// Generation only: in SSL mode z ~ N(0, z_std^2 I), since with exact locality G(x, 0) = x and
+    /// the atom would label real images fake (the authors' SSL code never sets z to 0).
     pub p_zero: f64,
     pub z_std: f64,
     /// Real images kept for `sample()` (charts are centred at real points).
@@ -63,8 +64,28 @@ pub struct LganConfig {
     /// tangents are nearly the same at every x (tangent overlap 0.98); eta = 0 or the authors'
     /// abs norms follow x with x-dependent but ill-conditioned tangents (condition about 157).
     pub exact_locality: bool,
-    /// SSL: number of labelled images (balanced over the classes).
+    /// SSL: number of labelled images (balanced over the classes): 100, the paper's MNIST-sized
+    /// setting and Improved-GAN's.
     pub labels: usize,
+    /// SSL: validation images held out of the labelled draw (every setting is chosen on them,
+    /// never on the test set): 1,000.
+    pub val: usize,
+    /// SSL: hidden widths of the classifier. Deviation (Sec. 5.2 uses Conv-Small, built for 32x32
+    /// colour images and dropout): for 28x28 digits, Improved-GAN's MNIST classifier
+    /// (`ganfold_core::ssl::NoisyMlp`: weight norm, Gaussian noise on the input and every hidden
+    /// layer), the network LGAN's paper compares with; its noise is shared between the paired
+    /// finite-difference passes of the manifold penalty. 1000-500-250-250-250.
+    pub widths: Vec<usize>,
+    /// SSL: Adam of the classifier: lr 3e-3, beta1 0.5, eps 1e-4, Improved-GAN's for this
+    /// classifier (the paper gives no learning rate for SSL).
+    pub opt_c: AdamConfig,
+    /// SSL: rate of the moving average of the classifier's weights that is tested (the authors'
+    /// SSL code tests an average too): 1e-3, as the `improved-gan` method.
+    pub ema_rate: f64,
+    /// SSL: training images of the classifier's data-dependent initialisation: 500.
+    pub init_batch: usize,
+    /// SSL: steps between validation measurements; 0 = once per epoch.
+    pub eval_every: usize,
     /// SSL: weight of the manifold (Laplace-Beltrami) penalty R on the unlabelled batch (eq. 8
     /// has weight 1 and takes it over all x ~ P_X; the unlabelled batch already holds the
     /// labelled images, so no separate labelled term). 0 switches it off (the "no
@@ -100,6 +121,12 @@ impl Default for LganConfig {
             code_gain: 1.0,
             exact_locality: true,
             labels: 100,
+            val: 1000,
+            widths: ganfold_core::ssl::IMPROVED_GAN_WIDTHS.to_vec(),
+            opt_c: AdamConfig { lr: 3e-3, beta1: 0.5, beta2: 0.999, eps: 1e-4, weight_decay: 0.0 },
+            ema_rate: 1e-3,
+            init_batch: 500,
+            eval_every: 0,
             lambda: 1.0,
             w_unl: 1.0,
             regularizers: vec![],
@@ -127,10 +154,23 @@ pub const RENAMED_KEYS: &[(&str, &str)] = &[
 ];
 
 impl LganConfig {
+    /// The SSL classifier's part of the configuration.
+    pub fn ssl(&self) -> ganfold_core::ssl::SslOptions {
+        ganfold_core::ssl::SslOptions {
+            widths: self.widths.clone(),
+            labels: self.labels,
+            val: self.val,
+            ema_rate: self.ema_rate,
+            init_batch: self.init_batch,
+            eval_every: self.eval_every,
+        }
+    }
+
     /// Rejects impossible values with a message naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.opt_d.validate("lgan `opt_d`")?;
         self.opt_g.validate("lgan `opt_g`")?;
+        self.opt_c.validate("lgan `opt_c`")?;
         let pos = |k: &str, v: f64| -> anyhow::Result<()> {
             if !(v.is_finite() && v > 0.0) {
                 anyhow::bail!("lgan: `{k}` must be positive and finite, got {v}");

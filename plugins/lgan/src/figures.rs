@@ -5,7 +5,7 @@
 use super::Lgan;
 use crate::reg;
 use anyhow::Context;
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use ganfold_core::checkpoint;
 use ganfold_core::{Dataset, LocalGenerator, Rng, SampleShape};
 use std::path::{Path, PathBuf};
@@ -13,15 +13,24 @@ use std::path::{Path, PathBuf};
 impl Lgan {
     pub(crate) fn write_figures(&self, dir: &Path, data: &Dataset, rng: &mut Rng) -> anyhow::Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        if self.shape.is_image() { self.image_figures(dir, data, rng) } else { self.point_figures(dir, data, rng) }
+        let mut files = if self.shape.is_image() {
+            self.image_figures(dir, data, rng)?
+        } else {
+            self.point_figures(dir, data, rng)?
+        };
+        // SSL: the validation error against epochs.
+        if let Some(f) = self.classifier().map(|c| c.figure(dir)).transpose()?.flatten() {
+            files.push(f);
+        }
+        Ok(files)
     }
 
     /// The chart metrics ([`Lgan::chart_report`]) at up to 1,000 test digits (the pool of
     /// training points when the data has no test split): `local_class_agreement` (digits),
     /// `local_locality_rmse`, `local_median_min_eig`, `local_median_max_eig`,
-    /// `local_median_condition`, `local_tangent_overlap`. In SSL mode also the classification error: on `data.test` when
-    /// present (`ssl_test_error`), else on the training images outside the labelled subset
-    /// (`ssl_error_unlabelled_train`, at most 10,000 of them).
+    /// `local_median_condition`, `local_tangent_overlap`. In SSL mode also the classification errors of
+    /// [`SslClassifier::evaluate`](ganfold_core::ssl::SslClassifier::evaluate): `ssl_test_error` (the
+    /// averaged weights) and `ssl_test_error_raw` on a labelled test split, `ssl_val_error(_raw)`.
     pub(crate) fn evaluate_run(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
         let x = match &data.test {
             Some(t) => t.head(1000, &self.device)?,
@@ -38,35 +47,10 @@ impl Lgan {
         if let Some(a) = r.class_agreement {
             out.insert(0, ("local_class_agreement".to_string(), a));
         }
-        if let Some(lab) = &self.labelled {
-            match &data.test {
-                Some(t) if t.labels.is_some() => {
-                    let rows: Vec<usize> = (0..t.len()).collect();
-                    out.push(("ssl_test_error".into(), self.class_error(t, &rows)?));
-                }
-                _ => {
-                    let mut taken = vec![false; data.len()];
-                    for &i in &lab.index {
-                        taken[i] = true;
-                    }
-                    let rows: Vec<usize> = (0..data.len()).filter(|&i| !taken[i]).take(10_000).collect();
-                    out.push(("ssl_error_unlabelled_train".into(), self.class_error(data, &rows)?));
-                }
-            }
+        if let Some(clf) = self.classifier() {
+            out.extend(clf.evaluate(data)?);
         }
         Ok(out)
-    }
-
-    /// SSL: classification error (argmax over the K real logits) on `rows` of `data`.
-    pub fn class_error(&self, data: &Dataset, rows: &[usize]) -> anyhow::Result<f64> {
-        let labels = data.labels.as_ref().context("class_error: the data has no labels")?;
-        let mut wrong = 0usize;
-        for chunk in rows.chunks(500) {
-            let x = data.batch(chunk, &self.device)?.x;
-            let pred = self.d.forward_t(&x, false)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            wrong += chunk.iter().zip(pred).filter(|(i, p)| labels[**i] != *p).count();
-        }
-        Ok(wrong as f64 / rows.len().max(1) as f64)
     }
 
     /// The chart metrics of `ganfold_eval::local` at real points `x`: class agreement of

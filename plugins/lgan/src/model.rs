@@ -1,7 +1,7 @@
 //! Networks: the local generator G(x, z) (encoder of x, coordinates added, decoder) and the
 //! discriminator / (K+1)-class classifier, each sized for 28x28 images or for 2-D points.
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use ganfold_core::nn::{self, BatchNorm, Conv2d, ConvCfg, ConvTranspose2d, Init, Linear, VarStore};
 use ganfold_core::{LocalGenerator, SampleShape};
 
@@ -174,75 +174,51 @@ impl LocalGenerator for LocalGen {
 }
 
 enum CriticNet {
-    /// 28x28: conv 4x4 s2 (->14) LReLU, conv 4x4 s2 (->7) [BN] LReLU, conv 3x3 s2 (->4) [BN] LReLU.
-    Conv { c1: Conv2d, c2: Conv2d, c3: Conv2d, bn2: Option<BatchNorm>, bn3: Option<BatchNorm> },
+    /// 28x28: conv 4x4 s2 (->14) LReLU, conv 4x4 s2 (->7) BN LReLU, conv 3x3 s2 (->4) BN LReLU.
+    Conv { c1: Conv2d, c2: Conv2d, c3: Conv2d, bn2: BatchNorm, bn3: BatchNorm },
     /// Points: dim -> h -> h, LReLU.
     Mlp { l1: Linear, l2: Linear },
 }
 
-/// The discriminator (generation: one real/fake logit, DCGAN layout with BN as the paper's
-/// "same discriminator network as in DCGAN") or the (K+1)-class classifier (SSL: K logits, the
-/// fake class's logit fixed at 0, Salimans et al.).
-///
-/// Deviation (SSL): the paper's Conv-Small is for 32x32 RGB, with weight-norm and dropout. Ours
-/// is sized for 28x28, without BN, weight-norm or dropout, so the paired finite-difference passes
-/// of the manifold penalty are deterministic and batch-independent (fresh dropout masks in the
-/// two passes would make their difference, divided by delta, mostly dropout noise).
+/// The discriminator of the generation mode: one real/fake logit, DCGAN layout with BN (the
+/// paper's "same discriminator network as in DCGAN"). The SSL classifier is
+/// `ganfold_core::ssl::NoisyMlp` (see `LganConfig::widths`).
 pub struct Critic {
     net: CriticNet,
     head: Linear,
-    /// Global mean pool of the last conv block (SSL feature layer `psi`, which the paper only calls "an intermediate layer"; our choice) instead of flattening.
-    pool: bool,
 }
 
 impl Critic {
-    /// `out` logits; `batch_norm` for the DCGAN discriminator; `pool` for the classifier's
-    /// global-pool features.
-    pub fn new(shape: SampleShape, ndf: usize, out: usize, ssl: bool, vs: &VarStore) -> anyhow::Result<Self> {
+    pub fn new(shape: SampleShape, ndf: usize, vs: &VarStore) -> anyhow::Result<Self> {
         check_shape(shape)?;
-        let (bn, pool) = (!ssl, ssl);
-        // DCGAN init for the DCGAN discriminator; PyTorch's default for the BN-free classifier.
-        let init = |fan: usize| if ssl { Init::torch_default(fan) } else { Init::DCGAN };
         let net = match shape {
             SampleShape::Image { c, .. } => CriticNet::Conv {
-                c1: nn::conv2d(c, ndf, 4, ConvCfg::new(2, 1), ssl, init(c * 16), vs.pp("c1"))?,
-                c2: nn::conv2d(ndf, 2 * ndf, 4, ConvCfg::new(2, 1), ssl, init(ndf * 16), vs.pp("c2"))?,
-                c3: nn::conv2d(2 * ndf, 4 * ndf, 3, ConvCfg::new(2, 1), ssl, init(ndf * 18), vs.pp("c3"))?,
-                bn2: if bn { Some(nn::batch_norm(2 * ndf, vs.pp("bn2"))?) } else { None },
-                bn3: if bn { Some(nn::batch_norm(4 * ndf, vs.pp("bn3"))?) } else { None },
+                c1: nn::conv2d(c, ndf, 4, ConvCfg::new(2, 1), false, Init::DCGAN, vs.pp("c1"))?,
+                c2: nn::conv2d(ndf, 2 * ndf, 4, ConvCfg::new(2, 1), false, Init::DCGAN, vs.pp("c2"))?,
+                c3: nn::conv2d(2 * ndf, 4 * ndf, 3, ConvCfg::new(2, 1), false, Init::DCGAN, vs.pp("c3"))?,
+                bn2: nn::batch_norm(2 * ndf, vs.pp("bn2"))?,
+                bn3: nn::batch_norm(4 * ndf, vs.pp("bn3"))?,
             },
             SampleShape::Points { dim } => {
                 CriticNet::Mlp { l1: nn::linear(dim, ndf, vs.pp("l1"))?, l2: nn::linear(ndf, ndf, vs.pp("l2"))? }
             }
         };
-        let feat = match (&net, pool) {
-            (CriticNet::Conv { .. }, true) => 4 * ndf,
-            (CriticNet::Conv { .. }, false) => 4 * ndf * 16,
-            (CriticNet::Mlp { .. }, _) => ndf,
+        let feat = match &net {
+            CriticNet::Conv { .. } => 4 * ndf * 16,
+            CriticNet::Mlp { .. } => ndf,
         };
-        let head = if ssl {
-            nn::linear(feat, out, vs.pp("head"))?
-        } else {
-            nn::linear_with(feat, out, true, Init::DCGAN, vs.pp("head"))?
-        };
-        Ok(Self { net, head, pool })
+        let head = nn::linear_with(feat, 1, true, Init::DCGAN, vs.pp("head"))?;
+        Ok(Self { net, head })
     }
 
-    /// Features psi(x), (B, F): the global pool (SSL) or the flattened last block.
+    /// Features psi(x), (B, F): the flattened last block.
     pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.net {
             CriticNet::Conv { c1, c2, c3, bn2, bn3 } => {
                 let h = c1.forward_act(x, 0.2)?;
-                let mut h = c2.forward(&h)?;
-                if let Some(bn) = bn2 {
-                    h = bn.forward_t(&h, train)?;
-                }
-                let mut h = c3.forward(&nn::leaky_relu(&h, 0.2)?)?;
-                if let Some(bn) = bn3 {
-                    h = bn.forward_t(&h, train)?;
-                }
-                let h = nn::leaky_relu(&h, 0.2)?;
-                if self.pool { h.flatten_from(2)?.mean(D::Minus1) } else { h.flatten_from(1) }
+                let h = bn2.forward_t(&c2.forward(&h)?, train)?;
+                let h = bn3.forward_t(&c3.forward(&nn::leaky_relu(&h, 0.2)?)?, train)?;
+                nn::leaky_relu(&h, 0.2)?.flatten_from(1)
             }
             CriticNet::Mlp { l1, l2 } => {
                 let h = nn::leaky_relu(&l1.forward(x)?, 0.2)?;
@@ -251,7 +227,7 @@ impl Critic {
         }
     }
 
-    /// Logits, (B, out).
+    /// Logits, (B, 1).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.head.forward(&self.features_t(x, train)?)
     }

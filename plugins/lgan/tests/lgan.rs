@@ -185,8 +185,11 @@ fn run(m: &mut lgan::Lgan, data: &Dataset, from: usize, to: usize, b: usize, rng
 #[test]
 fn ssl_steps_lower_the_labelled_loss() -> R {
     let data = data::toy(Toy::Ring8, 0, 2000);
-    let mut m =
-        build(&data, &[("mode", "\"ssl\""), ("labels", "16"), ("opt_d.lr", "0.01"), ("ngf", "16"), ("ndf", "16")], 0)?;
+    let mut m = build(
+        &data,
+        &[("mode", "\"ssl\""), ("labels", "16"), ("val", "100"), ("widths", "[32, 32]"), ("ngf", "16")],
+        0,
+    )?;
     let before = m.labelled_loss()?;
     let mut rng = Rng::new(5);
     run(&mut m, &data, 0, 15, 16, &mut rng)?;
@@ -205,7 +208,8 @@ fn sample_vec(m: &lgan::Lgan) -> anyhow::Result<Vec<f32>> {
 fn resume_equals_continuing_and_same_seed_same_result() -> R {
     let data = data::toy(Toy::Ring8, 0, 2000);
     for mode in ["\"gen\"", "\"ssl\""] {
-        let sets = [("mode", mode), ("labels", "16"), ("ngf", "16"), ("ndf", "16")];
+        let sets =
+            [("mode", mode), ("labels", "16"), ("val", "100"), ("widths", "[32, 32]"), ("ngf", "16"), ("ndf", "16")];
         let mut a = build(&data, &sets, 7)?;
         let mut ra = Rng::new(11);
         run(&mut a, &data, 0, 3, 16, &mut ra)?;
@@ -216,6 +220,8 @@ fn resume_equals_continuing_and_same_seed_same_result() -> R {
         b.load(&state)?;
         run(&mut b, &data, 3, 5, 16, &mut rb)?;
         assert_eq!(sample_vec(&a)?, sample_vec(&b)?, "{mode}: resumed run differs");
+        // The classifier's moving average and validation curve resume too.
+        assert_eq!(a.evaluate(&data)?, b.evaluate(&data)?, "{mode}: resumed evaluation differs");
         let mut c = build(&data, &sets, 7)?;
         let mut rc = Rng::new(11);
         run(&mut c, &data, 0, 5, 16, &mut rc)?;
@@ -235,13 +241,24 @@ fn image_steps_figures_and_evaluation() -> R {
     let data = data::mnist_5k()?;
     let dir = tempfile::tempdir()?;
     for mode in ["\"gen\"", "\"ssl\""] {
-        let sets = [("mode", mode), ("ngf", "4"), ("ndf", "4"), ("jac_subset", "2"), ("pool", "40"), ("labels", "20")];
+        let sets = [
+            ("mode", mode),
+            ("ngf", "4"),
+            ("ndf", "4"),
+            ("jac_subset", "2"),
+            ("pool", "40"),
+            ("labels", "20"),
+            ("val", "50"),
+            ("widths", "[16]"),
+            ("eval_every", "1"),
+        ];
         let mut m = build(&data, &sets, 0)?;
         run(&mut m, &data, 0, 2, 8, &mut Rng::new(0))?;
         let s = m.sample(5, &mut Rng::new(1))?;
         assert_eq!(s.dims(), &[5, 1, 28, 28]);
         let files = m.figures(dir.path(), &data, &mut Rng::new(2))?;
-        assert_eq!(files.len(), 2);
+        // SSL adds the validation curve.
+        assert_eq!(files.len(), if mode == "\"ssl\"" { 3 } else { 2 });
         for f in &files {
             assert_eq!(&std::fs::read(f)?[1..4], b"PNG", "{}", f.display());
         }
@@ -253,8 +270,9 @@ fn image_steps_figures_and_evaluation() -> R {
         // The default charts are exact (footnote 3): G(x, 0) is x to the bit.
         assert!(ev["local_class_agreement"] == 1.0 && ev["local_locality_rmse"] == 0.0, "{ev:?}");
         if mode == "\"ssl\"" {
-            let e = ev["ssl_error_unlabelled_train"];
-            assert!((0.0..=1.0).contains(&e), "{ev:?}");
+            for k in ["ssl_val_error", "ssl_val_error_raw"] {
+                assert!((0.0..=1.0).contains(&ev[k]), "{ev:?}");
+            }
         }
     }
     Ok(())
@@ -343,5 +361,27 @@ fn attached_regularizers_see_the_local_generator() -> R {
     assert!(own > 0.0 && own == attached, "locality {own}, attached lgan-local {attached}");
     let err = build(&data, &[("regularizers", r#"[{ name = "no-such-penalty" }]"#)], 0).err().unwrap().to_string();
     assert!(err.contains("no-such-penalty"), "{err}");
+    Ok(())
+}
+
+/// SSL draws z without the atom at 0 (with exact locality G(x, 0) = x would be a real image in
+/// the fake class); generation keeps the paper's P_Z. The labelled subset and validation split
+/// are `ganfold_core::ssl::Split`'s, so `improved-gan` run with the same seed sees the same labels.
+#[test]
+fn ssl_fakes_never_sit_at_the_chart_centre_and_share_the_split() -> R {
+    let data = data::toy(Toy::Ring8, 0, 2000);
+    let ssl = build(
+        &data,
+        &[("mode", "\"ssl\""), ("labels", "16"), ("val", "100"), ("widths", "[8]"), ("p_zero", "1.0")],
+        3,
+    )?;
+    let generation = build(&data, &[("p_zero", "1.0")], 3)?;
+    let z = ssl.sample_z(200, &mut Rng::new(0))?.abs()?.sum(1)?.to_vec1::<f32>()?;
+    assert!(z.iter().all(|&s| s > 0.0), "an SSL z at 0");
+    let z = generation.sample_z(200, &mut Rng::new(0))?.abs()?.sum_all()?.to_scalar::<f32>()?;
+    assert_eq!(z, 0.0, "generation with p_zero = 1 samples the chart centre");
+    let split = ganfold_core::ssl::Split::draw(&data, 16, 100, 3, "test")?;
+    assert_eq!(ssl.classifier().expect("ssl").split, split);
+    assert!(generation.classifier().is_none());
     Ok(())
 }
