@@ -7,7 +7,7 @@
 //! shadowing. Listings are sorted by name.
 
 use crate::method::{BuildContext, Method, Regularizer};
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 /// A training method (one paper).
 pub struct MethodEntry {
@@ -124,6 +124,26 @@ pub fn build_regularizers(specs: &[toml::Table]) -> anyhow::Result<Vec<(f64, Box
         out.push((weight, (entry.build)(&resolved)?));
     }
     Ok(out)
+}
+
+/// The weighted sum of `regs` (from [`build_regularizers`]) at `cx`, `None` when there are
+/// none; each penalty's value is pushed to `st` under its name.
+pub fn weighted_penalties(
+    regs: &[(f64, Box<dyn Regularizer>)],
+    cx: &mut crate::RegContext<'_>,
+    st: &mut crate::StepStats,
+) -> anyhow::Result<Option<candle_core::Tensor>> {
+    let mut sum: Option<candle_core::Tensor> = None;
+    for (w, r) in regs {
+        let p = r.penalty(cx).with_context(|| format!("regularizer {}", r.name()))?;
+        st.push_t(r.name(), &p)?;
+        let term = (p * *w)?;
+        sum = Some(match sum {
+            Some(s) => (s + term)?,
+            None => term,
+        });
+    }
+    Ok(sum)
 }
 
 #[cfg(test)]

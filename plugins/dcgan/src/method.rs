@@ -3,7 +3,6 @@
 //! reference step `scripts/bench/reference.py`.
 
 use crate::config::DcganConfig;
-use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use ganfold_core::loss::bce_const;
 use ganfold_core::nets::{Arch, ConvFit, Disc, Gen};
@@ -68,25 +67,20 @@ impl Method for Dcgan {
             }
         })?;
         let adv = bce_const(&logit, true)?;
-        let mut g_loss = adv.clone();
+        let mut cx = RegContext { real: &batch.x, fake: Some(&fake), fake_features: feats.as_ref(), local: None, rng };
+        let mut reg_stats = StepStats::default();
+        let g_loss = match ganfold_core::registry::weighted_penalties(&self.regs, &mut cx, &mut reg_stats)? {
+            Some(p) => (&adv + p)?,
+            None => adv.clone(),
+        };
         let mut stats = StepStats::default();
-        let mut reg_stats = vec![];
-        for (w, r) in &self.regs {
-            let mut cx =
-                RegContext { real: &batch.x, fake: Some(&fake), fake_features: feats.as_ref(), local: None, rng };
-            let p = r.penalty(&mut cx).with_context(|| format!("regularizer {}", r.name()))?;
-            reg_stats.push((r.name().to_string(), p.to_dtype(DType::F64)?.to_scalar::<f64>()?));
-            g_loss = (g_loss + (p * *w)?)?;
-        }
         self.players[0].backward_step(&g_loss)?;
 
         stats.push_t("d_loss", &d_loss)?;
         stats.push_t("g_loss", &g_loss)?;
         stats.push_t("d_real", &candle_nn::ops::sigmoid(&d_real)?.mean_all()?)?;
         stats.push_t("d_fake", &candle_nn::ops::sigmoid(&d_fake)?.mean_all()?)?;
-        for (n, v) in reg_stats {
-            stats.push(&n, v);
-        }
+        stats.0.extend(reg_stats.0);
         Ok(stats)
     }
 

@@ -178,15 +178,11 @@ impl Lgan {
         rng: &mut Rng,
         st: &mut StepStats,
     ) -> anyhow::Result<Tensor> {
-        let mut sum = Tensor::zeros((), DType::F32, &self.device)?;
-        for (w, r) in &self.attached {
-            let mut cx =
-                RegContext { real: x, fake: Some(fake), fake_features: Some(feats), local: Some(&self.g), rng };
-            let p = r.penalty(&mut cx).with_context(|| format!("regularizer {}", r.name()))?;
-            st.push_t(r.name(), &p)?;
-            sum = (sum + (p * *w)?)?;
-        }
-        Ok(sum)
+        let mut cx = RegContext { real: x, fake: Some(fake), fake_features: Some(feats), local: Some(&self.g), rng };
+        Ok(match ganfold_core::registry::weighted_penalties(&self.attached, &mut cx, st)? {
+            Some(s) => s,
+            None => Tensor::zeros((), DType::F32, &self.device)?,
+        })
     }
 
     /// `b` training images drawn afresh (chart centres, G's real batch).

@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         (&rolled - &x)?.sqr()?.flatten_from(1)?.sum(1)?.sqrt()?.mean_all()?.to_scalar::<f32>()?
     };
     for (name, qt, gt) in [("eval/eval", false, false), ("train/train", true, true), ("train Q/eval G", true, false)] {
-        let z = m.q.forward(&x, qt)?;
+        let z = m.q.forward(&x, qt, None)?;
         let r = m.g.forward(&z, gt)?;
         let d = (&r - &x)?.sqr()?.flatten_from(1)?.sum(1)?.sqrt()?.mean_all()?.to_scalar::<f32>()?;
         // Spread of the reconstructions themselves: mean distance between rolled pairs.

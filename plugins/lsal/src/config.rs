@@ -39,6 +39,20 @@ pub struct LsalConfig {
     /// Drop probability in front of the loss network's FC layers: the paper's "ratio of 0.2"
     /// (Sec. 6), read as a drop probability as in the authors' code.
     pub dropout: f64,
+    /// Drop probability on the loss network's image input and on the input of its second conv
+    /// layer: 0.2, the authors' `lsal-blocks` code (the paper names dropout on the FC layers only).
+    pub conv_dropout: f64,
+    /// `deterministic`: Q(x) as the paper writes it; `gaussian`: the authors' code's
+    /// `GaussianConditional` (a mean and a log standard deviation; training samples, evaluation
+    /// and classification use the mean).
+    pub encoder: EncoderKind,
+    /// Finite-difference Lipschitz penalty on L (0 = off, the paper): w * mean((|L(p1) - L(p2)| /
+    /// ||p1 - p2||_2 - 1)^2) at two random interpolates p1, p2 of each real pair (x, Q(x)) and
+    /// fake pair (G(z), z), as the same lab's `glsgan-gp` code does with weight 10.
+    pub lipschitz_penalty: f64,
+    /// SSL: weight of a labelled negative log-likelihood -log P(y_l | x_l, Q(x_l)) added to L's loss
+    /// (0 = off, the paper's Eq. 8; the same lab's CLS-GAN has this term).
+    pub labelled_nll: f64,
     /// Weight normalisation on the loss network's conv layers (paper Sec. 6) and, our choice,
     /// its FC layers too (the paper does not say).
     pub weight_norm: bool,
@@ -72,6 +86,10 @@ impl Default for LsalConfig {
             schedule: Schedule::Simultaneous,
             adam: AdamConfig { lr: 1e-4, beta1: 0.5, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 },
             dropout: 0.2,
+            conv_dropout: 0.2,
+            encoder: EncoderKind::Deterministic,
+            lipschitz_penalty: 0.0,
+            labelled_nll: 0.0,
             weight_norm: true,
             width: 32,
             hidden: 128,
@@ -101,6 +119,14 @@ impl Mode {
             Mode::SemiSupervised => "ssl",
         }
     }
+}
+
+/// The pullback mapping's family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderKind {
+    Deterministic,
+    Gaussian,
 }
 
 /// Order of the players' updates within a step.
@@ -140,10 +166,10 @@ impl LsalConfig {
         if self.weight_clip < 0.0 {
             anyhow::bail!("lsal: `weight_clip` must be >= 0 (0 = off), got {}", self.weight_clip);
         }
-        if self.cost_slope > 0.0 && self.weight_clip == 0.0 {
+        if self.cost_slope > 0.0 && self.weight_clip == 0.0 && self.lipschitz_penalty == 0.0 {
             anyhow::bail!(
                 "lsal: cost_slope = {} > 0 makes the loss-network objective unbounded below; set a Lipschitz \
-                 control, e.g. `--set weight_clip=0.04`",
+                 control, e.g. `--set weight_clip=0.04` or `--set lipschitz_penalty=10`",
                 self.cost_slope
             );
         }
@@ -153,8 +179,15 @@ impl LsalConfig {
                 anyhow::bail!("lsal: `{k}` must be positive and finite, got {v}");
             }
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            anyhow::bail!("lsal: `dropout` is a drop probability in [0, 1), got {}", self.dropout);
+        for (k, v) in [("dropout", self.dropout), ("conv_dropout", self.conv_dropout)] {
+            if !(0.0..1.0).contains(&v) {
+                anyhow::bail!("lsal: `{k}` is a drop probability in [0, 1), got {v}");
+            }
+        }
+        for (k, v) in [("lipschitz_penalty", self.lipschitz_penalty), ("labelled_nll", self.labelled_nll)] {
+            if !(v.is_finite() && v >= 0.0) {
+                anyhow::bail!("lsal: `{k}` is a weight and must be >= 0, got {v}");
+            }
         }
         if self.width == 0 || self.hidden == 0 {
             anyhow::bail!("lsal: `width` and `hidden` must be at least 1");

@@ -39,6 +39,25 @@ impl Lsal {
         Ok((se / (cnt as f64 * numel), dist / pair.max(1e-12)))
     }
 
+    /// The share of up to `n` digits of `data` whose reconstruction G(Q(x)) the pinned MNIST
+    /// classifier puts in the class it puts x in; `None` unless the data are 1x28x28 digits.
+    pub fn reconstruction_class_agreement(&self, data: &Dataset, n: usize) -> anyhow::Result<Option<f64>> {
+        if !data.is_digits() {
+            return Ok(None);
+        }
+        let net = ganfold_eval::MnistClassifier::pinned(&Device::Cpu)?;
+        let n = n.min(data.len());
+        let mut same = 0usize;
+        for start in (0..n).step_by(500) {
+            let idx: Vec<usize> = (start..(start + 500).min(n)).collect();
+            let x = data.batch(&idx, &self.device)?.x;
+            let r = self.reconstruct(&x)?.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+            let (a, b) = (net.predict(&x.to_device(&Device::Cpu)?)?, net.predict(&r)?);
+            same += a.iter().zip(&b).filter(|(a, b)| a == b).count();
+        }
+        Ok(Some(same as f64 / n.max(1) as f64))
+    }
+
     /// How Q(x) (eval mode) is spread over up to `n` samples: the per-dimension standard deviation
     /// averaged over dimensions, and the root mean square of the per-dimension means. Under the
     /// prior N(0, I) they are 1 and 0 (our own tolerance: std in [0.8, 1.2], means within 0.2); a small
@@ -49,7 +68,7 @@ impl Lsal {
         for start in (0..n).step_by(500) {
             let idx: Vec<usize> = (start..(start + 500).min(n)).collect();
             let x = data.batch(&idx, &self.device)?.x.to_dtype(self.dtype)?;
-            codes.push(self.q.forward(&x, false)?.to_dtype(DType::F64)?);
+            codes.push(self.q.forward(&x, false, None)?.to_dtype(DType::F64)?);
         }
         let z = Tensor::cat(&codes, 0)?;
         let mean = z.mean_keepdim(0)?;
@@ -85,6 +104,9 @@ impl Lsal {
             (format!("q_std_{split}"), q_std),
             (format!("q_mean_rms_{split}"), q_mean),
         ];
+        if let Some(a) = self.reconstruction_class_agreement(held, 2000)? {
+            out.push((format!("recon_class_agreement_{split}"), a));
+        }
         if self.mode == Mode::SemiSupervised {
             match &data.test {
                 Some(t) => out.push(("ssl_test_error".into(), self.classification_error(t)?)),
@@ -128,7 +150,7 @@ impl Lsal {
                 // Interpolations (Fig. 4): x_a, G((1-t) Q(x_a) + t Q(x_b)) for 8 t in [0, 1], x_b.
                 let pick = rng.choose_distinct(held.len(), 16);
                 let x = held.batch(&pick, &self.device)?.x;
-                let zq = self.q.forward(&x.to_dtype(self.dtype)?, false)?;
+                let zq = self.q.forward(&x.to_dtype(self.dtype)?, false, None)?;
                 let mut rows = vec![];
                 for k in 0..8 {
                     let (za, zb) = (zq.narrow(0, 2 * k, 1)?, zq.narrow(0, 2 * k + 1, 1)?);

@@ -2,7 +2,7 @@
 //! plus evaluation (reconstruction error of G(Q(x)), SSL test error) and the paper's figures.
 
 use crate::config::{LsalConfig, Mode, Schedule};
-use crate::model::{self, Arch, Enc, Gen, LossNet};
+use crate::model::{self, Arch, Encoder, Gen, LossNet};
 use crate::objective::{self, SslActs};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
@@ -37,7 +37,7 @@ pub struct Lsal {
     pub dtype: DType,
     pub device: Device,
     pub g: Gen,
-    pub q: Enc,
+    pub q: Encoder,
     pub l: LossNet,
     /// G, Q and L with their optimizers.
     pub player_g: Player,
@@ -172,7 +172,7 @@ impl Lsal {
     pub fn forward_unsup(&self, x: &Tensor, z: &Tensor, rng: &mut Rng) -> anyhow::Result<Forward> {
         let b = x.dim(0)?;
         let x_fake = self.g.forward(z, true)?;
-        let z_hat = self.q.forward(x, true)?;
+        let z_hat = self.q.forward(x, true, Some(rng))?;
         let m = objective::margins(x, &x_fake, &z_hat, z, self.cfg.ambient_weight, self.cfg.manifold_weight)?;
         let xx = Tensor::cat(&[x, &x_fake], 0)?;
         let zz = Tensor::cat(&[&z_hat, z], 0)?;
@@ -184,6 +184,8 @@ impl Lsal {
         let loss_gq = objective::loss_gq(&out_gq.narrow(0, 0, b)?, &out_gq.narrow(0, b, b)?)?;
         let a = ((&m.delta + &l_real)? - &l_fake)?;
         let mut st = StepStats::default();
+        let loss_l = self.add_lipschitz(loss_l, [x, &z_hat], [&x_fake, z], &|o| o.squeeze(1), rng, &mut st)?;
+        self.push_diagnostics(&mut st, x, &z_hat, &|o| o.squeeze(1))?;
         st.push_t("loss_L", &loss_l)?;
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &l_real.mean_all()?)?;
@@ -229,7 +231,7 @@ impl Lsal {
         let x = Tensor::cat(&[x_l, x_u], 0)?;
         let z = Tensor::cat(&[z_l, z_u], 0)?;
         let x_fake = self.g.forward(&z, true)?;
-        let z_hat = self.q.forward(&x, true)?;
+        let z_hat = self.q.forward(&x, true, Some(rng))?;
         let m = objective::margins(&x, &x_fake, &z_hat, &z, self.cfg.ambient_weight, self.cfg.manifold_weight)?;
         let n = bl + bu;
         let xx = Tensor::cat(&[&x, &x_fake], 0)?;
@@ -245,10 +247,16 @@ impl Lsal {
         let (dl, du) = (m.delta.narrow(0, 0, bl)?, m.delta.narrow(0, bl, bu)?);
         let lambda = self.cfg.unlabelled_weight;
         let loss_l = objective::ssl_loss_l(&acts, &dl, &du, lambda, self.cfg.cost_slope)?;
+        // Optional labelled NLL on L (CLS-GAN's term; not in the paper's Eq. 8).
+        let nll = objective::class_loss(&rl, y_l)?.mean_all()?;
+        let loss_l = if self.cfg.labelled_nll > 0.0 { (loss_l + (&nll * self.cfg.labelled_nll)?)? } else { loss_l };
         let [grl, gru, gfl, gfu] = split(&out_gq)?;
         let acts_gq = SslActs { real_l: &grl, fake_l: &gfl, y_l, real_u: &gru, fake_u: &gfu };
         let loss_gq = objective::ssl_loss_gq(&acts_gq, y_tilde)?;
         let mut st = StepStats::default();
+        let unl = |o: &Tensor| objective::unlabelled_loss(o);
+        let loss_l = self.add_lipschitz(loss_l, [&x, &z_hat], [&x_fake, &z], &unl, rng, &mut st)?;
+        self.push_diagnostics(&mut st, x_u, &z_hat.narrow(0, bl, bu)?, &unl)?;
         st.push_t("loss_L", &loss_l)?;
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &objective::unlabelled_loss(&ru)?.mean_all()?)?;
@@ -258,6 +266,74 @@ impl Lsal {
         let acc = objective::predict(&rl)?.eq(y_l)?.to_dtype(DType::F64)?.mean_all()?;
         st.push_t("train_acc_labelled", &acc)?;
         Ok(Forward { loss_l, loss_gq, stats: st })
+    }
+
+    /// `loss_l` plus the finite-difference Lipschitz penalty (when `lipschitz_penalty` > 0): for each
+    /// row, two random points p1, p2 on the segment from the fake pair (G(z), z) to the real pair
+    /// (x, Q(x)), and w * mean((|s(L(p1)) - s(L(p2))| / ||p1 - p2||_2 - 1)^2), with `score` s the
+    /// scalar loss (L itself, or L_u in SSL). The inputs are detached (a penalty on L only) and
+    /// both passes share one set of dropout masks, so their difference is not dropout noise.
+    fn add_lipschitz(
+        &self,
+        loss_l: Tensor,
+        real: [&Tensor; 2],
+        fake: [&Tensor; 2],
+        score: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+        rng: &mut Rng,
+        st: &mut StepStats,
+    ) -> anyhow::Result<Tensor> {
+        let w = self.cfg.lipschitz_penalty;
+        if w <= 0.0 {
+            return Ok(loss_l);
+        }
+        let b = real[0].dim(0)?;
+        let point = |t: &Tensor| -> candle_core::Result<[Tensor; 2]> {
+            let mut p = [real[0].clone(), real[1].clone()];
+            for (k, p) in p.iter_mut().enumerate() {
+                let (r, f) = (real[k].detach(), fake[k].detach());
+                let mut shape = vec![b];
+                shape.extend(std::iter::repeat_n(1, r.rank() - 1));
+                *p = (&f + (r - &f)?.broadcast_mul(&t.reshape(shape)?)?)?;
+            }
+            Ok(p)
+        };
+        let t1 = rng.rand(b, 0.0, 1.0, &self.device)?.to_dtype(self.dtype)?;
+        let t2 = rng.rand(b, 0.0, 1.0, &self.device)?.to_dtype(self.dtype)?;
+        let (p1, p2) = (point(&t1)?, point(&t2)?);
+        let masks = self.l.draw_masks(b, rng, self.dtype, &self.device)?;
+        let s1 = score(&self.l.forward(&p1[0], &p1[1], masks.as_ref(), false)?)?;
+        let s2 = score(&self.l.forward(&p2[0], &p2[1], masks.as_ref(), false)?)?;
+        let d2 = |k: usize| -> candle_core::Result<Tensor> { (&p1[k] - &p2[k])?.sqr()?.flatten_from(1)?.sum(1) };
+        let dist = ((d2(0)? + d2(1)?)? + 1e-12)?.sqrt()?;
+        let slope = (s1 - s2)?.abs()?.broadcast_div(&dist)?;
+        let pen = (slope - 1.0)?.sqr()?.mean_all()?;
+        st.push_t("lipschitz_penalty", &pen)?;
+        Ok((loss_l + (pen * w)?)?)
+    }
+
+    /// Logged diagnostics of the real pairs: Q's code statistics (`q_std`, the mean
+    /// per-dimension batch standard deviation, 1 under the prior; `q_mean_rms`, 0 under it) and
+    /// `l_code_gap`, how much worse L scores x with another image's code than with its own
+    /// (mean s(L(x, Q(x'))) - s(L(x, Q(x))), no dropout; near 0 when L ignores z).
+    fn push_diagnostics(
+        &self,
+        st: &mut StepStats,
+        x: &Tensor,
+        z_hat: &Tensor,
+        score: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> anyhow::Result<()> {
+        let (x, z) = (x.detach(), z_hat.detach());
+        let mean = z.mean_keepdim(0)?;
+        st.push_t("q_std", &z.broadcast_sub(&mean)?.sqr()?.mean(0)?.sqrt()?.mean_all()?)?;
+        st.push_t("q_mean_rms", &mean.sqr()?.mean_all()?.sqrt()?)?;
+        let b = z.dim(0)?;
+        if b > 1 {
+            let rolled = Tensor::cat(&[z.narrow(0, 1, b - 1)?, z.narrow(0, 0, 1)?], 0)?;
+            let own = score(&self.l.forward(&x, &z, None, false)?)?;
+            let other = score(&self.l.forward(&x, &rolled, None, false)?)?;
+            st.push_t("l_code_gap", &(other - own)?.mean_all()?)?;
+        }
+        Ok(())
     }
 
     /// Draws this step's randomness and runs the matching forward pass.
@@ -284,6 +360,19 @@ impl Lsal {
     }
 
     #[cfg(test)]
+    pub(crate) fn add_lipschitz_for_tests(
+        &self,
+        loss_l: Tensor,
+        real: [&Tensor; 2],
+        fake: [&Tensor; 2],
+        score: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+        rng: &mut Rng,
+        st: &mut StepStats,
+    ) -> anyhow::Result<Tensor> {
+        self.add_lipschitz(loss_l, real, fake, score, rng, st)
+    }
+
+    #[cfg(test)]
     pub(crate) fn forward_step_for_tests(&self, batch: &Batch, step: usize, rng: &mut Rng) -> anyhow::Result<Forward> {
         self.forward_step(batch, step, rng)
     }
@@ -300,14 +389,14 @@ impl Lsal {
 
     /// G(Q(x)) in eval mode.
     pub fn reconstruct(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.g.forward(&self.q.forward(&x.to_dtype(self.dtype)?, false)?, false)
+        self.g.forward(&self.q.forward(&x.to_dtype(self.dtype)?, false, None)?, false)
     }
 
     /// Class activations a(x, Q(x)) in eval mode (no dropout); the paper does not
     /// say which z to use at test time, and z = Q(x) is the natural one.
     pub fn class_scores(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x = x.to_dtype(self.dtype)?;
-        self.l.forward(&x, &self.q.forward(&x, false)?, None, false)
+        self.l.forward(&x, &self.q.forward(&x, false, None)?, None, false)
     }
 }
 

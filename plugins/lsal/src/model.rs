@@ -203,7 +203,15 @@ impl Gen {
     }
 }
 
-/// Q: X -> Z, deterministic, as the paper writes Q(x) (the authors' code uses a Gaussian encoder).
+/// Q: X -> Z, deterministic as the paper writes Q(x), or Gaussian as the authors' code
+/// (`GaussianConditional`: the last layer gives a mean and a log standard deviation, and training
+/// draws z_hat = mean + exp(log_std) eps; evaluation uses the mean).
+pub struct Encoder {
+    net: Enc,
+    dz: usize,
+    gaussian: bool,
+}
+
 pub enum Enc {
     /// conv s2 -> (w, H/2, W/2), BN, ReLU, conv s2 -> (2w, H/4, W/4), BN, ReLU, fc -> d_z.
     Conv {
@@ -222,7 +230,13 @@ pub enum Enc {
     },
 }
 
-pub fn encoder(arch: Arch, dz: usize, cfg: &LsalConfig, vs: VsPath) -> Result<Enc> {
+pub fn encoder(arch: Arch, dz: usize, cfg: &LsalConfig, vs: VsPath) -> Result<Encoder> {
+    let gaussian = cfg.encoder == crate::config::EncoderKind::Gaussian;
+    let out = if gaussian { 2 * dz } else { dz };
+    Ok(Encoder { net: encoder_net(arch, out, cfg, vs)?, dz, gaussian })
+}
+
+fn encoder_net(arch: Arch, dz: usize, cfg: &LsalConfig, vs: VsPath) -> Result<Enc> {
     let down = ConvCfg::new(2, 1);
     match arch {
         Arch::Conv { c, h, w } => Ok(Enc::Conv {
@@ -239,6 +253,27 @@ pub fn encoder(arch: Arch, dz: usize, cfg: &LsalConfig, vs: VsPath) -> Result<En
             bn2: nn::batch_norm(cfg.hidden, vs.pp("bn2"))?,
             out: nn::linear(cfg.hidden, dz, vs.pp("out"))?,
         }),
+    }
+}
+
+impl Encoder {
+    /// The code of `x`: the mean (evaluation, or a deterministic Q) or, for the Gaussian Q in
+    /// training, a draw from N(mean, exp(log_std)^2) with noise from `rng`.
+    pub fn forward(&self, x: &Tensor, train: bool, rng: Option<&mut Rng>) -> Result<Tensor> {
+        let out = self.net.forward(x, train)?;
+        if !self.gaussian {
+            return Ok(out);
+        }
+        let mean = out.narrow(1, 0, self.dz)?;
+        match (train, rng) {
+            (true, Some(rng)) => {
+                // Clamped as a guard against overflow in exp; the authors' code does not clamp.
+                let log_std = out.narrow(1, self.dz, self.dz)?.clamp(-8.0, 4.0)?;
+                let eps = rng.randn(mean.shape(), 0.0, 1.0, mean.device())?.to_dtype(mean.dtype())?;
+                mean + (log_std.exp()? * eps)?
+            }
+            _ => Ok(mean),
+        }
     }
 }
 
@@ -267,6 +302,10 @@ impl Enc {
 /// Sec. 6).
 pub struct LossNet {
     convs: Vec<WnConv>,
+    /// Shape (C, H, W) of each conv layer's input, in forward order (for the dropout masks).
+    conv_inputs: Vec<(usize, usize, usize)>,
+    /// Drop probability on the image and on every conv layer's input (the authors' code).
+    pub conv_dropout: f64,
     x_fc: WnLinear,
     z_fc: Vec<WnLinear>,
     head: Vec<WnLinear>,
@@ -279,56 +318,85 @@ pub struct LossNet {
 pub fn loss_net(arch: Arch, dz: usize, out_dim: usize, cfg: &LsalConfig, vs: VsPath) -> Result<LossNet> {
     let wn = cfg.weight_norm;
     let down = ConvCfg::new(2, 1);
-    let (convs, x_in, n, m, j) = match arch {
+    let (convs, conv_inputs, x_in, n, m, j) = match arch {
         // Fig. 2 caption: "All convolution layers have a stride of two".
         Arch::Conv { c, h, w } => {
             let convs = vec![
                 wn_conv(c, cfg.width, 4, down, wn, vs.pp("xc1"))?,
                 wn_conv(cfg.width, 2 * cfg.width, 4, down, wn, vs.pp("xc2"))?,
             ];
-            (convs, 2 * cfg.width * (h / 4) * (w / 4), 256, 128, 256)
+            let inputs = vec![(c, h, w), (cfg.width, h / 2, w / 2)];
+            (convs, inputs, 2 * cfg.width * (h / 4) * (w / 4), 256, 128, 256)
         }
-        Arch::Mlp { dim } => (vec![], dim, cfg.hidden, cfg.hidden, cfg.hidden),
+        Arch::Mlp { dim } => (vec![], vec![], dim, cfg.hidden, cfg.hidden, cfg.hidden),
     };
     let x_fc = wn_linear(x_in, n, wn, vs.pp("xfc"))?;
     let z_fc = vec![wn_linear(dz, m, wn, vs.pp("zfc1"))?, wn_linear(m, m, wn, vs.pp("zfc2"))?];
     let head = vec![wn_linear(n + m, j, wn, vs.pp("jfc1"))?, wn_linear(j, out_dim, wn, vs.pp("jfc2"))?];
     let fc_inputs = vec![x_in, dz, m, n + m, j];
-    Ok(LossNet { convs, x_fc, z_fc, head, fc_inputs, dropout: cfg.dropout, out_dim })
+    Ok(LossNet {
+        convs,
+        conv_inputs,
+        conv_dropout: cfg.conv_dropout,
+        x_fc,
+        z_fc,
+        head,
+        fc_inputs,
+        dropout: cfg.dropout,
+        out_dim,
+    })
 }
 
-/// Dropout masks for one L forward (already scaled by 1/(1-p)), one per FC layer. Drawn once
-/// per step and shared by the L-update and G/Q-update passes, which then see the same
-/// network (the authors' `lsal-blocks` code runs a single forward for both updates).
-pub struct Masks(pub Vec<Tensor>);
+/// Dropout masks for one L forward (already scaled by 1/(1-p)): one per FC layer and one per
+/// conv layer's input (the image first). Drawn once per step and shared by the L-update and
+/// G/Q-update passes, which then see the same network (the authors' `lsal-blocks` code runs a
+/// single forward for both updates).
+pub struct Masks {
+    pub fc: Vec<Tensor>,
+    pub conv: Vec<Tensor>,
+}
+
+/// An inverted-dropout mask of `shape`: 0 with probability p, else 1 / (1 - p).
+fn mask(shape: &[usize], p: f64, rng: &mut Rng, dtype: DType, dev: &Device) -> Result<Tensor> {
+    let u = rng.rand(shape, 0.0, 1.0, dev)?;
+    u.ge(p)?.to_dtype(dtype)? * (1.0 / (1.0 - p))
+}
 
 impl LossNet {
     /// Draws the masks for a forward on `b` rows (inverted dropout, keep with prob 1 - p).
     pub fn draw_masks(&self, b: usize, rng: &mut Rng, dtype: DType, dev: &Device) -> Result<Option<Masks>> {
-        if self.dropout <= 0.0 {
+        if self.dropout <= 0.0 && self.conv_dropout <= 0.0 {
             return Ok(None);
         }
-        let p = self.dropout;
-        let keep = 1.0 / (1.0 - p);
-        let mut v = Vec::with_capacity(self.fc_inputs.len());
-        for &d in &self.fc_inputs {
-            let u = rng.rand((b, d), 0.0, 1.0, dev)?;
-            v.push((u.ge(p)?.to_dtype(dtype)? * keep)?);
+        let mut fc = vec![];
+        if self.dropout > 0.0 {
+            for &d in &self.fc_inputs {
+                fc.push(mask(&[b, d], self.dropout, rng, dtype, dev)?);
+            }
         }
-        Ok(Some(Masks(v)))
+        let mut conv = vec![];
+        if self.conv_dropout > 0.0 {
+            for &(c, h, w) in &self.conv_inputs {
+                conv.push(mask(&[b, c, h, w], self.conv_dropout, rng, dtype, dev)?);
+            }
+        }
+        Ok(Some(Masks { fc, conv }))
     }
 
     /// L(x, z): (B, out_dim). `masks`: dropout (training) or `None` (evaluation).
     /// `frozen`: evaluate with detached parameters (the G/Q pass).
     pub fn forward(&self, x: &Tensor, z: &Tensor, masks: Option<&Masks>, frozen: bool) -> Result<Tensor> {
         let drop = |t: Tensor, i: usize| -> Result<Tensor> {
-            match masks {
-                Some(m) => t.mul(&m.0[i]),
+            match masks.and_then(|m| m.fc.get(i)) {
+                Some(m) => t.mul(m),
                 None => Ok(t),
             }
         };
         let mut h = x.clone();
-        for c in &self.convs {
+        for (i, c) in self.convs.iter().enumerate() {
+            if let Some(m) = masks.and_then(|m| m.conv.get(i)) {
+                h = h.mul(m)?;
+            }
             h = nn::leaky_relu(&c.forward(&h, frozen)?, L_LEAK)?;
         }
         let h = h.flatten_from(1)?;

@@ -37,7 +37,7 @@ fn build(cfg: LsalConfig, data: &Dataset, dtype: DType, batch: usize) -> anyhow:
 }
 
 fn no_dropout() -> LsalConfig {
-    LsalConfig { dropout: 0.0, hidden: 16, width: 4, ..Default::default() }
+    LsalConfig { dropout: 0.0, conv_dropout: 0.0, hidden: 16, width: 4, ..Default::default() }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ fn zero_margins_and_hinge_reduce_to_the_plain_loss_sensitive_form_on_the_real_ne
     let mut rng = Rng::new(2);
     let z = rng.randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
     let f = m.forward_unsup(&x, &z, &mut rng)?;
-    let lr = m.l.forward(&x, &m.q.forward(&x, true)?, None, false)?.squeeze(1)?;
+    let lr = m.l.forward(&x, &m.q.forward(&x, true, None)?, None, false)?.squeeze(1)?;
     let lf = m.l.forward(&m.g.forward(&z, true)?, &z, None, false)?.squeeze(1)?;
     let plain = (&lr - &lf)?.relu()?.mean_all()?;
     assert!((s(&f.loss_l) - s(&plain)).abs() < 1e-12);
@@ -287,7 +287,7 @@ fn one_step_on_loss_gq_lowers_fake_loss_and_raises_real_loss() -> R {
     let mut rng = Rng::new(9);
     let z = rng.randn((16, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
     let terms = |m: &Lsal| -> anyhow::Result<(f64, f64, Tensor)> {
-        let lr = m.l.forward(&x, &m.q.forward(&x, true)?, None, false)?.mean_all()?;
+        let lr = m.l.forward(&x, &m.q.forward(&x, true, None)?, None, false)?.mean_all()?;
         let lf = m.l.forward(&m.g.forward(&z, true)?, &z, None, false)?.mean_all()?;
         let gq = m.forward_unsup(&x, &z, &mut Rng::new(0))?.loss_gq;
         Ok((s(&lr), s(&lf), gq))
@@ -452,7 +452,7 @@ fn network_shapes_for_images_and_points() -> R {
     let z = Rng::new(1).randn((3, 64), 0.0, 1.0, &Device::Cpu)?;
     let x = m.g.forward(&z, true)?;
     assert_eq!(x.dims(), &[3, 1, 28, 28]);
-    assert_eq!(m.q.forward(&x, true)?.dims(), &[3, 64]);
+    assert_eq!(m.q.forward(&x, true, None)?.dims(), &[3, 64]);
     assert_eq!(m.l.forward(&x, &z, None, false)?.dims(), &[3, 1]);
     let r = ring();
     let m = build(
@@ -464,7 +464,7 @@ fn network_shapes_for_images_and_points() -> R {
     let z = Rng::new(1).randn((3, 2), 0.0, 1.0, &Device::Cpu)?;
     let x = m.g.forward(&z, true)?;
     assert_eq!(x.dims(), &[3, 2]);
-    assert_eq!(m.l.forward(&x, &m.q.forward(&x, true)?, None, false)?.dims(), &[3, 8]);
+    assert_eq!(m.l.forward(&x, &m.q.forward(&x, true, None)?, None, false)?.dims(), &[3, 8]);
     assert!(Arch::for_shape(ganfold_core::SampleShape::Image { c: 1, h: 30, w: 30 }).is_err());
     Ok(())
 }
@@ -483,6 +483,10 @@ fn config_rejects_impossible_values_with_clear_messages() {
         "lsal `adam`",
     );
     bad(LsalConfig { dropout: 1.0, ..Default::default() }, "dropout");
+    bad(LsalConfig { conv_dropout: -0.1, ..Default::default() }, "conv_dropout");
+    bad(LsalConfig { lipschitz_penalty: -1.0, ..Default::default() }, "lipschitz_penalty");
+    bad(LsalConfig { labelled_nll: f64::NAN, ..Default::default() }, "labelled_nll");
+    assert!(LsalConfig { cost_slope: 0.5, lipschitz_penalty: 10.0, ..Default::default() }.validate().is_ok());
     assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
     // SSL on unlabelled or wrongly sized subsets is a clear error.
     let d = ring();
@@ -585,14 +589,23 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
     let keys: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         keys,
-        ["recon_mse_train", "recon_l2_ratio_train", "q_std_train", "q_mean_rms_train", "ssl_error_unlabelled_train"]
+        [
+            "recon_mse_train",
+            "recon_l2_ratio_train",
+            "q_std_train",
+            "q_mean_rms_train",
+            "recon_class_agreement_train",
+            "ssl_error_unlabelled_train",
+        ]
     );
+    let agree = ev.iter().find(|(k, _)| k == "recon_class_agreement_train").map(|(_, v)| *v);
+    assert!(agree.is_some_and(|a| (0.0..=1.0).contains(&a)), "{agree:?}");
     assert!(ev.iter().all(|(_, v)| v.is_finite()));
     assert!(ev[4].1 > 0.0 && ev[4].1 <= 1.0);
     // The code statistics against a host computation over the same rows.
     let rows: Vec<usize> = (0..mnist.len().min(2000)).collect();
     let codes =
-        m.q.forward(&mnist.batch(&rows, &Device::Cpu)?.x.to_dtype(m.dtype)?, false)?
+        m.q.forward(&mnist.batch(&rows, &Device::Cpu)?.x.to_dtype(m.dtype)?, false, None)?
             .to_dtype(DType::F64)?
             .to_vec2::<f64>()?;
     let (n, d) = (codes.len() as f64, codes[0].len());
@@ -608,5 +621,99 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
         ms.sqrt()
     );
     let _ = model::loss_net; // the constructor is public API for notebooks
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lipschitz control, the Gaussian Q, the labelled NLL and the logged diagnostics
+
+fn forward_with(cfg: LsalConfig, data: &Dataset, seed: u64) -> anyhow::Result<crate::method::Forward> {
+    let m = build(cfg, data, DType::F64, 16)?;
+    let rows: Vec<usize> = (0..16).collect();
+    let batch = data.batch(&rows, &Device::Cpu)?;
+    m.forward_step_for_tests(&batch, 0, &mut Rng::new(seed))
+}
+
+fn stat(f: &crate::method::Forward, k: &str) -> f64 {
+    f.stats.0.iter().find(|(n, _)| n == k).unwrap_or_else(|| panic!("no `{k}` in {:?}", f.stats.0)).1
+}
+
+/// The penalty adds exactly w times its logged value to L's loss and leaves G/Q's loss alone;
+/// the diagnostics are logged and in range.
+#[test]
+fn lipschitz_penalty_adds_to_the_loss_network_only() -> R {
+    let d = ring();
+    let off = forward_with(no_dropout(), &d, 3)?;
+    let on = forward_with(LsalConfig { lipschitz_penalty: 10.0, ..no_dropout() }, &d, 3)?;
+    let pen = stat(&on, "lipschitz_penalty");
+    assert!(pen.is_finite() && pen >= 0.0, "{pen}");
+    assert!((s(&on.loss_l) - s(&off.loss_l) - 10.0 * pen).abs() < 1e-9 * (1.0 + pen));
+    assert_eq!(s(&on.loss_gq), s(&off.loss_gq));
+    assert!(stat(&off, "q_std") > 0.0 && stat(&off, "q_mean_rms") >= 0.0);
+    assert!(stat(&off, "l_code_gap").is_finite());
+    Ok(())
+}
+
+/// The penalty is (slope - 1)^2: where every real pair equals its fake pair, the two points of
+/// each row coincide, L's slope between them is 0 and the penalty is exactly 1.
+#[test]
+fn lipschitz_penalty_is_the_squared_slope_error() -> R {
+    let d = ring();
+    let m = build(LsalConfig { lipschitz_penalty: 1.0, ..no_dropout() }, &d, DType::F64, 16)?;
+    let x = d.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu)?.x.to_dtype(DType::F64)?;
+    let z = Rng::new(1).randn((16, 2), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let zero = Tensor::zeros((), DType::F64, &Device::Cpu)?;
+    let mut st = ganfold_core::StepStats::default();
+    let score = |o: &Tensor| o.squeeze(1);
+    let l = m.add_lipschitz_for_tests(zero, [&x, &z], [&x, &z], &score, &mut Rng::new(2), &mut st)?;
+    assert!((s(&l) - 1.0).abs() < 1e-12, "{}", s(&l));
+    Ok(())
+}
+
+#[test]
+fn gaussian_q_samples_in_training_and_uses_its_mean_otherwise() -> R {
+    let d = ring();
+    let cfg = LsalConfig { encoder: crate::config::EncoderKind::Gaussian, ..no_dropout() };
+    let m = build(cfg, &d, DType::F64, 16)?;
+    let x = d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?.x.to_dtype(DType::F64)?;
+    let mean = m.q.forward(&x, false, None)?;
+    assert_eq!(mean.dims(), &[8, 2]);
+    let a = m.q.forward(&x, true, Some(&mut Rng::new(4)))?;
+    let b = m.q.forward(&x, true, Some(&mut Rng::new(4)))?;
+    assert_eq!(v1(&a.flatten_all()?), v1(&b.flatten_all()?), "seeded");
+    // Training draws around the mean of the same (batch-statistics) pass; without noise it is that mean.
+    let train_mean = m.q.forward(&x, true, None)?;
+    assert_eq!(train_mean.dims(), &[8, 2]);
+    assert!(s(&(a - &train_mean)?.abs()?.sum_all()?) > 0.0, "training draws around the mean");
+    Ok(())
+}
+
+/// The optional labelled NLL adds w * mean L(x_l, Q(x_l), y_l) to L's loss.
+#[test]
+fn labelled_nll_adds_the_labelled_loss() -> R {
+    let d = ring();
+    let ssl = LsalConfig { mode: Mode::SemiSupervised, labels: 16, ..no_dropout() };
+    let off = forward_with(ssl.clone(), &d, 5)?;
+    let on = forward_with(LsalConfig { labelled_nll: 2.0, ..ssl }, &d, 5)?;
+    let nll = stat(&off, "l_real_labelled");
+    assert!((s(&on.loss_l) - s(&off.loss_l) - 2.0 * nll).abs() < 1e-9, "{} {} {nll}", s(&on.loss_l), s(&off.loss_l));
+    Ok(())
+}
+
+/// Dropout on the image and conv inputs: masks of the inputs' shapes, shared by the two passes.
+#[test]
+fn conv_dropout_masks_have_the_conv_inputs_shapes() -> R {
+    let mnist = data::mnist_5k()?;
+    let cfg = LsalConfig { conv_dropout: 0.2, dropout: 0.0, width: 4, ..Default::default() };
+    let m = build(cfg, &mnist, DType::F32, 4)?;
+    let masks = m.l.draw_masks(3, &mut Rng::new(0), DType::F32, &Device::Cpu)?.expect("masks");
+    assert!(masks.fc.is_empty());
+    let dims: Vec<Vec<usize>> = masks.conv.iter().map(|t| t.dims().to_vec()).collect();
+    assert_eq!(dims, vec![vec![3, 1, 28, 28], vec![3, 4, 14, 14]]);
+    let kept = v1(&masks.conv[0].flatten_all()?);
+    assert!(kept.iter().all(|&v| v == 0.0 || (v - 1.25).abs() < 1e-6));
+    let none =
+        build(LsalConfig { conv_dropout: 0.0, dropout: 0.0, width: 4, ..Default::default() }, &mnist, DType::F32, 4)?;
+    assert!(none.l.draw_masks(3, &mut Rng::new(0), DType::F32, &Device::Cpu)?.is_none());
     Ok(())
 }
