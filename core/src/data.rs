@@ -53,6 +53,10 @@ pub const NAMED: &[(&str, &str)] = &[
     ("mnist", "full MNIST 60k + 10k test (scripts/fetch-datasets.sh)"),
     ("fashion-mnist", "full Fashion-MNIST 60k + 10k test (scripts/fetch-datasets.sh)"),
     ("mnist-val", "the last 1,000 MNIST training digits: a validation set, disjoint from mnist-5k and the test set"),
+    (
+        "mnist-5k+val",
+        "mnist-5k with mnist-val as its held-out split: methods that evaluate on the held-out split measure validation digits",
+    ),
 ];
 
 /// Size of `mnist-val`: MNIST training digits 59,000..59,999. mnist-5k holds training digits of
@@ -173,6 +177,12 @@ pub fn load(spec: &str, seed: u64) -> anyhow::Result<Dataset> {
         "ring8" => Ok(toy(Toy::Ring8, seed, TOY_SIZE)),
         "grid25" => Ok(toy(Toy::Grid25, seed, TOY_SIZE)),
         "stacked-mnist" => stacked_mnist(&mnist_5k()?, seed, 60_000),
+        "mnist-5k+val" => {
+            let mut d = mnist_5k()?;
+            d.name = "mnist-5k+val".into();
+            d.test = Some(Box::new(load("mnist-val", seed)?));
+            Ok(d)
+        }
         "mnist-val" => {
             let full = load("mnist", seed)?;
             let Storage::Dense(x) = &full.storage else { bail!("mnist is stored densely") };
@@ -571,5 +581,20 @@ mod tests {
         assert!(EpochSampler::new(3, 4, 0).is_err());
         assert!(EpochSampler::new(3, 0, 0).is_err());
         Ok(())
+    }
+
+    /// mnist-5k+val: the embedded digits for training, mnist-val (1,000 labelled digits) as the
+    /// held-out split; without full MNIST, an error that says how to install it.
+    #[test]
+    fn mnist_5k_with_validation_split() {
+        match load("mnist-5k+val", 0) {
+            Ok(d) => {
+                assert_eq!(d.len(), 5000);
+                let t = d.test.as_deref().expect("held-out split");
+                assert_eq!((t.name.as_str(), t.len()), ("mnist-val", MNIST_VAL));
+                assert!(t.labels.is_some());
+            }
+            Err(e) => assert!(e.to_string().contains("fetch-datasets.sh mnist"), "{e}"),
+        }
     }
 }

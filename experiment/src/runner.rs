@@ -423,7 +423,7 @@ fn quick_stand_in(data: &str) -> Option<&'static str> {
     let installed = |name: &str| ganfold_core::data::data_dir().join(name).exists();
     match data {
         "mnist" | "fashion-mnist" if !installed(data) => Some("mnist-5k"),
-        "mnist-val" if !installed("mnist") => Some("mnist-5k"),
+        "mnist-val" | "mnist-5k+val" if !installed("mnist") => Some("mnist-5k"),
         _ => None,
     }
 }

@@ -92,7 +92,9 @@ impl Lsal {
     /// Reconstruction error of G(Q(x)) on held-out data (the test split, else training data,
     /// named in the key) and, in SSL mode, the classification error.
     pub(crate) fn evaluate_run(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
+        // A held-out split that is a validation set (`mnist-5k+val`) is named so in the keys.
         let (held, split) = match &data.test {
+            Some(t) if t.name.ends_with("-val") => (t.as_ref(), "val"),
             Some(t) => (t.as_ref(), "test"),
             None => (data, "train"),
         };
@@ -109,7 +111,7 @@ impl Lsal {
         }
         if self.mode == Mode::SemiSupervised {
             match &data.test {
-                Some(t) => out.push(("ssl_test_error".into(), self.classification_error(t)?)),
+                Some(t) => out.push((format!("ssl_{split}_error"), self.classification_error(t)?)),
                 None => {
                     // No test split (e.g. mnist-5k): score the training images outside the labelled set.
                     let lab = self.labelled.as_ref().context("no labelled set")?;
