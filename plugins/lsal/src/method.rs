@@ -273,7 +273,7 @@ impl Lsal {
     /// (x, Q(x)), and w * mean((|s(L(p1)) - s(L(p2))| / ||p1 - p2||_2 - 1)^2), with `score` s the
     /// scalar loss (L itself, or L_u in SSL). The inputs are detached (a penalty on L only) and
     /// both passes share one set of dropout masks, so their difference is not dropout noise.
-    fn add_lipschitz(
+    pub(crate) fn add_lipschitz(
         &self,
         loss_l: Tensor,
         real: [&Tensor; 2],
@@ -357,19 +357,6 @@ impl Lsal {
                 self.forward_ssl(&x_l, &y_l, &x, &z_l, &z_u, &y_tilde, rng)
             }
         }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn add_lipschitz_for_tests(
-        &self,
-        loss_l: Tensor,
-        real: [&Tensor; 2],
-        fake: [&Tensor; 2],
-        score: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
-        rng: &mut Rng,
-        st: &mut StepStats,
-    ) -> anyhow::Result<Tensor> {
-        self.add_lipschitz(loss_l, real, fake, score, rng, st)
     }
 
     #[cfg(test)]
