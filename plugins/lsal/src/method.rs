@@ -312,9 +312,12 @@ impl Lsal {
     }
 
     /// Logged diagnostics of the real pairs: Q's code statistics (`q_std`, the mean
-    /// per-dimension batch standard deviation, 1 under the prior; `q_mean_rms`, 0 under it) and
-    /// `l_code_gap`, how much worse L scores x with another image's code than with its own
-    /// (mean s(L(x, Q(x'))) - s(L(x, Q(x))), no dropout; near 0 when L ignores z).
+    /// per-dimension batch standard deviation, 1 under the prior; `q_mean_rms`, 0 under it);
+    /// `l_code_sens`, how much L's score moves when x is given another image's code (mean
+    /// |s(L(x, Q(x'))) - s(L(x, Q(x)))|, no dropout; 0 when L ignores z); and `l_code_gap`, the
+    /// signed mean of the same difference: how much worse L scores x with another image's code
+    /// than with its own. A score additive in x and z moves (`l_code_sens` > 0) but gives a gap
+    /// of 0 over the batch: it does not tell x's own code from another's.
     fn push_diagnostics(
         &self,
         st: &mut StepStats,
@@ -331,7 +334,9 @@ impl Lsal {
             let rolled = Tensor::cat(&[z.narrow(0, 1, b - 1)?, z.narrow(0, 0, 1)?], 0)?;
             let own = score(&self.l.forward(&x, &z, None, false)?)?;
             let other = score(&self.l.forward(&x, &rolled, None, false)?)?;
-            st.push_t("l_code_gap", &(other - own)?.mean_all()?)?;
+            let d = (other - own)?;
+            st.push_t("l_code_sens", &d.abs()?.mean_all()?)?;
+            st.push_t("l_code_gap", &d.mean_all()?)?;
         }
         Ok(())
     }

@@ -650,7 +650,7 @@ fn lipschitz_penalty_adds_to_the_loss_network_only() -> R {
     assert!((s(&on.loss_l) - s(&off.loss_l) - 10.0 * pen).abs() < 1e-9 * (1.0 + pen));
     assert_eq!(s(&on.loss_gq), s(&off.loss_gq));
     assert!(stat(&off, "q_std") > 0.0 && stat(&off, "q_mean_rms") >= 0.0);
-    assert!(stat(&off, "l_code_gap").is_finite());
+    assert!(stat(&off, "l_code_gap").is_finite() && stat(&off, "l_code_sens") >= 0.0);
     Ok(())
 }
 
@@ -715,5 +715,23 @@ fn conv_dropout_masks_have_the_conv_inputs_shapes() -> R {
     let none =
         build(LsalConfig { conv_dropout: 0.0, dropout: 0.0, width: 4, ..Default::default() }, &mnist, DType::F32, 4)?;
     assert!(none.l.draw_masks(3, &mut Rng::new(0), DType::F32, &Device::Cpu)?.is_none());
+    Ok(())
+}
+
+/// L(x, z) depends on z: at init, swapping the codes of a batch changes L by a visible amount.
+#[test]
+fn loss_network_depends_on_its_code() -> R {
+    let mnist = data::mnist_5k()?;
+    let m = build(LsalConfig::default(), &mnist, DType::F32, 8)?;
+    let x = mnist.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?.x;
+    let z1 = Rng::new(1).randn((8, 64), 0.0, 1.0, &Device::Cpu)?;
+    let z2 = Rng::new(2).randn((8, 64), 0.0, 1.0, &Device::Cpu)?;
+    let a = m.l.forward(&x, &z1, None, false)?;
+    let b = m.l.forward(&x, &z2, None, false)?;
+    // As much as another batch of images moves it (both are of the order of L itself at init).
+    let x2 = mnist.batch(&(8..16).collect::<Vec<_>>(), &Device::Cpu)?.x;
+    let c = m.l.forward(&x2, &z1, None, false)?;
+    let (dz, dx) = (s(&(&a - &b)?.abs()?.mean_all()?), s(&(&a - &c)?.abs()?.mean_all()?));
+    assert!(dz > 0.2 * dx && dz > 0.1 * s(&a.abs()?.mean_all()?), "z moves L by {dz}, x by {dx}");
     Ok(())
 }
