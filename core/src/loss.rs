@@ -23,6 +23,12 @@ pub fn bce_const(x: &Tensor, real: bool) -> Result<Tensor> {
     if real { softplus(&x.neg()?)?.mean_all() } else { softplus(x)?.mean_all() }
 }
 
+/// Mean K-way negative log-likelihood of labels `y` (B,) u32 under logits (B, K):
+/// mean(lse(l) - l_y).
+pub fn cross_entropy(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+    (log_sum_exp(logits)? - logits.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?)?.mean_all()
+}
+
 /// log(sum_k exp(x_k)) over the last dimension, stable (max-shifted).
 pub fn log_sum_exp(x: &Tensor) -> Result<Tensor> {
     let d = x.rank() - 1;
@@ -53,6 +59,18 @@ mod tests {
         assert_eq!(sp[0], 0.0);
         assert!((sp[1] - 2f32.ln()).abs() < 1e-6);
         assert_eq!(sp[2], 1000.0);
+        Ok(())
+    }
+
+    #[test]
+    fn cross_entropy_by_hand() -> Result<()> {
+        let dev = Device::Cpu;
+        let l = Tensor::new(&[[0.0f64, 0.0], [1.0, 3.0]], &dev)?;
+        let y = Tensor::new(&[1u32, 0], &dev)?;
+        // ln 2, and ln(e + e^3) - 1 = ln(1 + e^2)
+        let want = ((2f64).ln() + (1.0 + 2f64.exp()).ln()) / 2.0;
+        let got = cross_entropy(&l, &y)?.to_scalar::<f64>()?;
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
         Ok(())
     }
 

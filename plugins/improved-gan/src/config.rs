@@ -75,20 +75,15 @@ impl ImprovedGanConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.opt_d.validate("improved-gan `opt_d`")?;
         self.opt_g.validate("improved-gan `opt_g`")?;
-        for (k, v) in [("latent_dim", self.latent_dim), ("gen_width", self.gen_width), ("init_batch", self.init_batch)]
-        {
+        // `widths`, `init_batch`, `ema_rate`, `labels` and `val` are checked where the classifier
+        // is built (`SslClassifier::new`).
+        for (k, v) in [("latent_dim", self.latent_dim), ("gen_width", self.gen_width)] {
             if v == 0 {
                 anyhow::bail!("improved-gan: `{k}` must be at least 1");
             }
         }
-        if self.widths.is_empty() || self.widths.contains(&0) {
-            anyhow::bail!("improved-gan: `widths` must list at least one hidden width, each at least 1");
-        }
         if !(self.unlabelled_weight.is_finite() && self.unlabelled_weight >= 0.0) {
             anyhow::bail!("improved-gan: `unlabelled_weight` must be >= 0, got {}", self.unlabelled_weight);
-        }
-        if !(self.ema_rate > 0.0 && self.ema_rate <= 1.0) {
-            anyhow::bail!("improved-gan: `ema_rate` must be in (0, 1], got {}", self.ema_rate);
         }
         Ok(())
     }

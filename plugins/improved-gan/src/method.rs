@@ -4,10 +4,9 @@
 use crate::config::ImprovedGanConfig;
 use crate::model::FmGen;
 use candle_core::{DType, Device, Tensor};
-use ganfold_core::loss::{log_sum_exp, softplus};
+use ganfold_core::loss::{cross_entropy, log_sum_exp, softplus};
 use ganfold_core::nn::{self, VarStore};
 use ganfold_core::ssl::SslClassifier;
-
 use ganfold_core::{Batch, BuildContext, Dataset, Generator, Method, MethodState, Player, Rng, StepStats};
 use std::path::{Path, PathBuf};
 
@@ -78,8 +77,7 @@ impl Method for ImprovedGan {
             xl.clone()
         };
         let (_, logits) = self.clf.classify(&x, rng)?;
-        let ll = logits.narrow(0, 0, b)?;
-        let lab = (log_sum_exp(&ll)? - ll.gather(&yl.unsqueeze(1)?, 1)?.squeeze(1)?)?.mean_all()?;
+        let lab = cross_entropy(&logits.narrow(0, 0, b)?, &yl)?;
         let d_loss = if w > 0.0 {
             let (zu, zf) = (log_sum_exp(&logits.narrow(0, b, b)?)?, log_sum_exp(&logits.narrow(0, 2 * b, b)?)?);
             // -1/2 E log D(x_unl) - 1/2 E log(1 - D(G(z))).

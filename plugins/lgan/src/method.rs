@@ -5,7 +5,7 @@ use crate::model::{Critic, GenOptions, LocalGen};
 use crate::reg::{self, LganLocal, Reduction};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use ganfold_core::loss::{bce_const, log_sum_exp, softplus};
+use ganfold_core::loss::{bce_const, cross_entropy, log_sum_exp, softplus};
 use ganfold_core::nn::{self, VarStore};
 use ganfold_core::ssl::SslClassifier;
 use ganfold_core::{
@@ -78,13 +78,6 @@ impl Lgan {
         let distance = reg::Distance::parse(&cfg.distance)?;
         let reg = LganLocal { mu, eta, subset: cfg.jac_subset, delta: cfg.fd_delta, reduction, distance };
 
-        let classes = cx.data.num_classes;
-        if mode == Mode::Ssl && classes < 2 {
-            anyhow::bail!(
-                "lgan ssl: dataset `{}` has {classes} classes; the (K+1)-class classifier needs K >= 2",
-                cx.data.name
-            );
-        }
         let g_vs = VarStore::new(DType::F32, cx.device, cx.init_rng("g"));
         let gopts =
             GenOptions { code_gain: cfg.code_affine.then_some(cfg.code_gain), exact_locality: cfg.exact_locality };
@@ -191,12 +184,6 @@ impl Lgan {
         Ok(self.data.batch(&pick, &self.device)?.x)
     }
 
-    /// -mean log P(y_l | x_l, y <= K): the K-way conditional, as Salimans et al. and the authors'
-    /// SSL code take the labelled term (the paper's P(y | x) leaves open which; spec Sec. 4.6).
-    fn labelled_nll(logits: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
-        (log_sum_exp(logits)? - logits.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?)?.mean_all()
-    }
-
     /// R = (N/s) sum_{j in S} sum_k (d/dz_j log P(y=k | G(x,z), y <= K) at z=0)^2, batch mean:
     /// eq. (8) sums over all N coordinates with weight 1, and N/s keeps that scale on a subset
     /// of s. Central differences with G frozen; the two passes of each difference share the
@@ -247,7 +234,9 @@ impl Lgan {
         let centres = self.real_batch(b, rng)?;
         let fake = self.g.forward_local(&centres, &self.sample_z(b, rng)?, true)?.detach();
         let (_, logits) = clf.classify(&Tensor::cat(&[&xl, xu, &fake], 0)?, rng)?;
-        let p_lab = Self::labelled_nll(&logits.narrow(0, 0, b)?, &yl)?;
+        // -mean log P(y_l | x_l, y <= K): the K-way conditional, as Salimans et al. and the authors'
+        // SSL code take the labelled term (the paper's P(y | x) leaves open which; spec Sec. 4.6).
+        let p_lab = cross_entropy(&logits.narrow(0, 0, b)?, &yl)?;
         let lse_u = log_sum_exp(&logits.narrow(0, b, b)?)?;
         let lse_g = log_sum_exp(&logits.narrow(0, 2 * b, b)?)?;
         // -E log P(y <= K | x_u) - E log P(y = K+1 | G(x, z)), fake logit fixed at 0.
@@ -282,7 +271,7 @@ impl Lgan {
         let fm = feature_matching(&psi_real, &psi_fake.mean(0)?, self.reg.reduction.resolve(xu))?;
         // K_G at z ~ P_Z (paper; the authors' SSL code uses z = 0).
         let gl = self.g.forward_local(&xl, &self.sample_z(b, rng)?, true)?;
-        let kg = Self::labelled_nll(&nn::frozen(|| clf.classify(&gl, rng))?.1, &yl)?;
+        let kg = cross_entropy(&nn::frozen(|| clf.classify(&gl, rng))?.1, &yl)?;
         let t = self.reg.terms(&self.g, &centres, rng, true)?;
         let mut st = StepStats::default();
         let extra = self.attached_penalties(&centres, &fake, &psi_fake, rng, &mut st)?;
@@ -306,7 +295,7 @@ impl Lgan {
     pub fn labelled_loss(&self) -> anyhow::Result<f64> {
         let clf = self.classifier().context("labelled_loss: not an ssl run")?;
         let lab = &clf.labelled;
-        Ok(Self::labelled_nll(&clf.logits(&lab.x, false)?, &lab.y)?.to_scalar::<f32>()? as f64)
+        Ok(cross_entropy(&clf.logits(&lab.x, false)?, &lab.y)?.to_scalar::<f32>()? as f64)
     }
 
     /// SSL: the classifier, its moving average and its split.

@@ -247,7 +247,8 @@ impl Lsal {
         let (dl, du) = (m.delta.narrow(0, 0, bl)?, m.delta.narrow(0, bl, bu)?);
         let lambda = self.cfg.unlabelled_weight;
         let loss_l = objective::ssl_loss_l(&acts, &dl, &du, lambda, self.cfg.cost_slope)?;
-        // Optional labelled NLL on L (CLS-GAN's term; not in the paper's Eq. 8).
+        // Optional labelled NLL on L (CLS-GAN's term; not in the paper's Eq. 8), also logged as
+        // `l_real_labelled`.
         let nll = objective::class_loss(&rl, y_l)?.mean_all()?;
         let loss_l = if self.cfg.labelled_nll > 0.0 { (loss_l + (&nll * self.cfg.labelled_nll)?)? } else { loss_l };
         let [grl, gru, gfl, gfu] = split(&out_gq)?;
@@ -261,7 +262,7 @@ impl Lsal {
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &objective::unlabelled_loss(&ru)?.mean_all()?)?;
         st.push_t("l_fake", &objective::unlabelled_loss(&fu)?.mean_all()?)?;
-        st.push_t("l_real_labelled", &objective::class_loss(&rl, y_l)?.mean_all()?)?;
+        st.push_t("l_real_labelled", &nll)?;
         self.push_margins(&mut st, &m)?;
         let acc = objective::predict(&rl)?.eq(y_l)?.to_dtype(DType::F64)?.mean_all()?;
         st.push_t("train_acc_labelled", &acc)?;
@@ -287,16 +288,14 @@ impl Lsal {
             return Ok(loss_l);
         }
         let b = real[0].dim(0)?;
-        let point = |t: &Tensor| -> candle_core::Result<[Tensor; 2]> {
-            let mut p = [real[0].clone(), real[1].clone()];
-            for (k, p) in p.iter_mut().enumerate() {
-                let (r, f) = (real[k].detach(), fake[k].detach());
-                let mut shape = vec![b];
-                shape.extend(std::iter::repeat_n(1, r.rank() - 1));
-                *p = (&f + (r - &f)?.broadcast_mul(&t.reshape(shape)?)?)?;
-            }
-            Ok(p)
+        // fake + t (real - fake) for input k, t (B,) broadcast over the other dims.
+        let lerp = |k: usize, t: &Tensor| -> candle_core::Result<Tensor> {
+            let (r, f) = (real[k].detach(), fake[k].detach());
+            let mut shape = vec![b];
+            shape.extend(std::iter::repeat_n(1, r.rank() - 1));
+            &f + (r - &f)?.broadcast_mul(&t.reshape(shape)?)?
         };
+        let point = |t: &Tensor| -> candle_core::Result<[Tensor; 2]> { Ok([lerp(0, t)?, lerp(1, t)?]) };
         let t1 = rng.rand(b, 0.0, 1.0, &self.device)?.to_dtype(self.dtype)?;
         let t2 = rng.rand(b, 0.0, 1.0, &self.device)?.to_dtype(self.dtype)?;
         let (p1, p2) = (point(&t1)?, point(&t2)?);
