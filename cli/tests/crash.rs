@@ -242,3 +242,99 @@ fn resume_before_the_first_checkpoint_starts_over() {
     let m = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
     assert_eq!(m(&full), m(&part));
 }
+
+/// A kill after the last checkpoint but before `summary.json` (final samples, figures and
+/// evaluation not written yet): `--resume` finishes the run without training, and a second
+/// `--resume` says the run is complete.
+#[test]
+fn resume_after_the_last_checkpoint_finishes_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, part) = (tmp.path().join("full"), tmp.path().join("part"));
+    for d in [&full, &part] {
+        let o = ganfold(&train_args(d), false).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    std::fs::remove_file(part.join("summary.json")).unwrap();
+    std::fs::remove_file(part.join("samples/final.png")).unwrap();
+    let o = ganfold(&resume_args(&part), false).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(part.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["steps"], STEPS);
+    assert_eq!(summary["steps_this_run"], 0);
+    assert!(summary["final_stats"]["d_loss"].is_number(), "final losses from the log: {summary}");
+    assert!(part.join("samples/final.png").exists());
+    assert!(tensors(&full) == tensors(&part), "finishing must not train");
+    let o = ganfold(&resume_args(&part), false).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already completed"));
+}
+
+/// Hidden setup directories `.NAME.PID.tmp` of `train --out PARENT/NAME`.
+fn setup_dirs(parent: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!(".{name}.");
+    let Ok(rd) = std::fs::read_dir(parent) else { return vec![] };
+    rd.flatten().map(|e| e.path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&prefix)).collect()
+}
+
+/// Kills while `train` sets up its run directory (each write slowed so that the kill lands inside
+/// the setup) never leave a half-made run directory: `--out` is absent, or a whole run that resumes.
+#[test]
+fn kills_during_setup_leave_no_half_made_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut hits = 0;
+    for extra_ms in [0u64, 5, 10, 20, 30, 40] {
+        let mut child = ganfold(&train_args(&out), true).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while setup_dirs(tmp.path(), "run").is_empty() && child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no setup directory seen in 60 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(extra_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        if out.exists() {
+            // The kill came after the rename: a whole run directory, which resumes.
+            assert!(out.join("config.toml").exists(), "half-made run directory after a {extra_ms} ms kill");
+            let o = ganfold(&resume_args(&out), false).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::fs::remove_dir_all(&out).unwrap();
+        } else {
+            hits += 1;
+        }
+    }
+    assert!(hits >= 1, "no kill landed inside the setup");
+    // A later `train` into the same --out starts cleanly.
+    let o = ganfold(&train_args(&out), false).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// While one process trains into a run directory, a second `train --resume` of it and a second
+/// `train` into it fail with a clear error, and the first run is not disturbed.
+#[test]
+fn a_run_directory_in_use_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, alone) = (tmp.path().join("run"), tmp.path().join("alone"));
+    let mut first = ganfold(&train_args(&out), true).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !checkpoint_temp(&out, first.id()) {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended before its first checkpoint write");
+        assert!(Instant::now() < deadline, "no checkpoint write seen in 60 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let o = ganfold(&resume_args(&out), false).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("in use") && err.contains(&first.id().to_string()), "{err}");
+    let o = ganfold(&train_args(&out), false).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    assert!(first.wait().unwrap().success(), "the first run was disturbed");
+    let o = ganfold(&train_args(&alone), false).output().unwrap();
+    assert!(o.status.success());
+    assert!(tensors(&out) == tensors(&alone), "the first run's result changed");
+    let m = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+    assert_eq!(m(&out), m(&alone));
+}

@@ -74,6 +74,48 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An advisory lock on a run directory (`checkpoint/lock`, holding the owner's pid), held while a
+/// process trains into it, so that a second `train` or `--resume` of the same directory fails
+/// with a clear error instead of mixing two runs' files or deleting the other's temp files.
+/// The operating system drops the lock when the holder exits, killed or not.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    pub const FILE: &'static str = "lock";
+
+    /// Takes the lock of the run directory `dir` (whose `checkpoint/` must exist), or explains who holds it.
+    pub fn acquire(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("checkpoint").join(Self::FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                use std::io::Read;
+                let mut holder = String::new();
+                let _ = (&mut f).take(32).read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() { "another process".into() } else { format!("process {holder}") };
+                bail!("run directory {} is in use: {who} is training into it (lock {})", dir.display(), path.display());
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())));
+            }
+        }
+        f.set_len(0)?;
+        f.write_all(std::process::id().to_string().as_bytes())?;
+        Ok(Self { _file: f })
+    }
+}
+
 /// The header entry of a checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CheckpointMeta {
@@ -283,6 +325,20 @@ mod tests {
             std::fs::read_dir(dir.path())?.flatten().map(|e| e.file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, ["notes.tmp", "state.safetensors"]);
+        Ok(())
+    }
+
+    /// One holder at a time (two open files conflict even within one process), the error names
+    /// the holder's pid, and dropping the lock frees the directory.
+    #[test]
+    fn run_lock_is_exclusive_and_names_its_holder() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir(dir.path().join("checkpoint"))?;
+        let held = RunLock::acquire(dir.path())?;
+        let err = RunLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("in use") && err.contains(&std::process::id().to_string()), "{err}");
+        drop(held);
+        RunLock::acquire(dir.path())?;
         Ok(())
     }
 }

@@ -202,24 +202,45 @@ fn train_here(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Re
             dir.display()
         );
     }
-    let created = !dir.exists();
-    let setup = || -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir.join("samples"))
-            .with_context(|| format!("cannot create run directory {}", dir.display()))?;
-        std::fs::create_dir_all(dir.join("checkpoint"))?;
-        checkpoint::atomic_write(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
-        checkpoint::atomic_write(&dir.join("metrics.jsonl"), b"")
-    };
-    if let Err(e) = setup() {
-        if created {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        return Err(e);
-    }
+    let lock = create_run_dir(&dir, &cfg)?;
     let rng = Rng::derive(cfg.train.seed, "train");
     let session =
         Session { dir, cfg, data, method, rng, step: 0, sampler, history: vec![], checkpoint_step: None, opts };
-    session.run()
+    session.run(lock)
+}
+
+/// Builds the run directory in a hidden sibling (`config.toml`, empty `metrics.jsonl`, the
+/// subfolders, the lock) and renames it into place, so a kill during setup leaves no half-made
+/// run directory, and of two processes creating the same one, one gets a clear error.
+fn create_run_dir(dir: &Path, cfg: &RunConfig) -> anyhow::Result<checkpoint::RunLock> {
+    let name = dir.file_name().with_context(|| format!("--out {} has no directory name", dir.display()))?;
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = parent.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let built = (|| -> anyhow::Result<checkpoint::RunLock> {
+        std::fs::create_dir_all(tmp.join("samples"))?;
+        std::fs::create_dir_all(tmp.join("checkpoint"))?;
+        checkpoint::atomic_write(&tmp.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+        checkpoint::atomic_write(&tmp.join("metrics.jsonl"), b"")?;
+        let lock = checkpoint::RunLock::acquire(&tmp)?;
+        // An empty directory the user made is replaced; a non-empty one (another process won
+        // the race) makes the rename fail.
+        if dir.is_dir() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create run directory {}: {e} (another process may have created it first; choose another --out)",
+                dir.display()
+            )
+        })?;
+        Ok(lock)
+    })();
+    if built.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    built.with_context(|| format!("cannot create run directory {}", dir.display()))
 }
 
 /// Continues the run in `dir` up to `steps` total (the run's own `train.steps` if `None`).
@@ -245,6 +266,10 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
     if let Some(s) = steps {
         cfg.train.steps = s;
     }
+    std::fs::create_dir_all(dir.join("checkpoint"))
+        .with_context(|| format!("cannot create {}", dir.join("checkpoint").display()))?;
+    // Before anything is touched: the temp files below may be another live process's.
+    let lock = checkpoint::RunLock::acquire(dir)?;
     // Temp files of writes a kill interrupted are never read; drop them.
     for sub in ["", "checkpoint", "samples", "figures"] {
         checkpoint::remove_stale_temps(&dir.join(sub));
@@ -262,7 +287,8 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
         let method = build_method(&cfg, &data, &device)?;
         (data, method, Rng::derive(cfg.train.seed, "train"), 0)
     };
-    if step >= cfg.train.steps {
+    // A run killed after its last checkpoint but before its summary is finished, not retrained.
+    if step >= cfg.train.steps && completed_at(dir) == Some(step) {
         bail!(
             "the run in {} has already completed {} of {} steps (raise --steps to continue)",
             dir.display(),
@@ -272,7 +298,6 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
     }
     let sampler = EpochSampler::new(data.len(), cfg.train.batch_size, cfg.train.seed)?;
     std::fs::create_dir_all(dir.join("samples"))?;
-    std::fs::create_dir_all(dir.join("checkpoint"))?;
     // Keep metrics up to the checkpoint so the resumed log equals an uninterrupted one (a
     // line cut by a kill is past the checkpoint, or unparsable, and is dropped).
     let (history, text) = read_metrics(&dir.join("metrics.jsonl"), step)?;
@@ -290,7 +315,13 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
         checkpoint_step: has_checkpoint.then_some(step),
         opts,
     };
-    session.run()
+    session.run(lock)
+}
+
+/// The step count of `summary.json` if it says the run completed.
+fn completed_at(dir: &Path) -> Option<usize> {
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).ok()?).ok()?;
+    (s.get("status")?.as_str()? == "completed").then(|| s.get("steps")?.as_u64()).flatten().map(|v| v as usize)
 }
 
 fn metrics_line(step: usize, st: &StepStats) -> String {
@@ -339,7 +370,9 @@ struct Session {
 }
 
 impl Session {
-    fn run(mut self) -> anyhow::Result<Summary> {
+    /// Trains to `train.steps`, then writes the final samples, figures, evaluation and summary
+    /// (only those when a resumed run had already trained every step). `_lock` is held throughout.
+    fn run(mut self, _lock: checkpoint::RunLock) -> anyhow::Result<Summary> {
         let t = self.cfg.train.clone();
         let device = self.method_device()?;
         let start_step = self.step;
@@ -349,7 +382,7 @@ impl Session {
             .open(self.dir.join("metrics.jsonl"))
             .context("cannot open metrics.jsonl")?;
         let started = Instant::now();
-        let mut last: StepStats = StepStats::default();
+        let mut last: StepStats = self.history.last().map(|h| h.1.clone()).unwrap_or_default();
         let mut last_plain = Instant::now();
         while self.step < t.steps {
             let idx = self.sampler.indices(self.step);

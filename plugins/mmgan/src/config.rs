@@ -56,8 +56,11 @@ pub struct MmganConfig {
     pub delta: f64,
     /// Kernel bandwidth sigma for rbf/exp; 0 = median heuristic (the paper gives no bandwidth).
     pub sigma: f64,
-    /// Literal Eq. (10): D's loss contains -beta R_G. `false` = R_G on G only (the paper's text
-    /// introduces R_G "at the stage of training the generator").
+    /// `false` (default): R_G in G's objective only, as Sec. V introduces it "at the stage of
+    /// training the generator". `true`: Eq. (10) read literally, D's loss L_orig - L_G^final
+    /// contains -beta R_G, so D maximises R_G; kept as an ablation, since R_G is invariant to
+    /// per-row shifts and scales and D reaches its ceiling sqrt(n(n-1)) without looking at the
+    /// input, where G's R_G gradient vanishes (measured: `plugins/mmgan/README.md`).
     pub d_maximizes_rg: bool,
     /// Row-centre the features before correlating (Pearson, as the paper says "correlation");
     /// false = cosine.
@@ -99,8 +102,8 @@ impl Default for MmganConfig {
             delta: 0.9,
             // The paper gives no bandwidth: median heuristic.
             sigma: 0.0,
-            // Follow Eq. (10) literally (D maximises beta R_G too).
-            d_maximizes_rg: true,
+            // Sec. V: R_G is a term of G's objective.
+            d_maximizes_rg: false,
             // Pearson: the paper says "correlation".
             corr_center: true,
             // Alg. 1: 1:1.

@@ -138,7 +138,7 @@ impl Mmgan {
     }
 
     fn step_gan(&mut self, real: &Tensor, z: &Tensor, x_img: &Tensor) -> anyhow::Result<StepStats> {
-        let ((lr, _), (lf, _)) = self.embed(real, &x_img.detach())?;
+        let ((lr, y), (lf, x)) = self.embed(real, &x_img.detach())?;
         let d_loss = (ganfold_core::loss::bce_const(&lr, true)? + ganfold_core::loss::bce_const(&lf, false)?)?;
         self.players[1].backward_step(&d_loss)?;
         let mut g_loss = None;
@@ -152,6 +152,9 @@ impl Mmgan {
         let mut st = StepStats::default();
         st.push_t("d_loss", &d_loss)?;
         st.push_t("g_loss", g_loss.as_ref().context("no G step")?)?;
+        // Not trained on: the same R_G diagnostics as MMGAN logs, for comparison.
+        st.push_t("r_g", &self.corr.of(&x.detach())?)?;
+        st.push_t("r_g_real", &self.corr.of(&y.detach())?)?;
         Ok(st)
     }
 }
@@ -213,6 +216,8 @@ impl Method for Mmgan {
         }
         .detach();
         let (c_ym2, l_ym2) = manifold::batch_stats(space, &y2, eps)?;
+        // R_G of the real batch: the level of decorrelation G should reach, not go below.
+        let r_g_real = self.corr.of(&y2)?;
         let c_y = manifold::ema(self.ema.c_y.as_ref(), &c_ym2, delta)?.detach();
         let l_y = manifold::ema(self.ema.l_y.as_ref(), &l_ym2, delta)?.detach();
         self.ema.c_y = Some(c_y.clone());
@@ -245,6 +250,7 @@ impl Method for Mmgan {
         st.push_t("l_orig", &l_orig)?;
         st.push_t("manifold", &m_g)?;
         st.push_t("r_g", &r_g)?;
+        st.push_t("r_g_real", &r_g_real)?;
         // The center term of Eq. (5)/(8) and the two radii, on the committed moving averages.
         st.push("center_dist", scalar(&manifold::center_term(space, &c_y, &c_x, eps)?)?);
         st.push("radius_real", scalar(&l_y)?);

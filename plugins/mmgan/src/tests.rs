@@ -448,6 +448,30 @@ mod method_tests {
         assert!(r1 < r0, "R_G step: {r0} -> {r1}");
     }
 
+    /// By default R_G is in G's objective only (Sec. V): D's first update is the same whatever beta
+    /// is; with `d_maximizes_rg` (Eq. 10 read literally) beta moves D. R_G of the real batch is
+    /// logged, and lies within [0, sqrt(n(n-1))].
+    #[test]
+    fn rg_enters_d_only_in_the_literal_reading() {
+        let ds = toy();
+        let d_after = |cfg: MmganConfig| {
+            let mut m = make(cfg, &ds, 8);
+            let st = run(&mut m, &ds, &mut Rng::new(3), 0, 1);
+            let r = st[0].iter().find(|(k, _)| k == "r_g_real").expect("r_g_real logged").1;
+            assert!((0.0..=(56f64).sqrt() + 1e-3).contains(&r), "r_g_real {r}");
+            let mut w = vec![];
+            for (_, var) in m.d.vs.trainable_vars() {
+                w.extend(var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            }
+            w
+        };
+        assert!(!MmganConfig::default().d_maximizes_rg, "the default follows Sec. V");
+        let g_only = |beta| d_after(MmganConfig { beta, ..small() });
+        assert_eq!(g_only(0.0), g_only(5.0));
+        let literal = |beta| d_after(MmganConfig { beta, d_maximizes_rg: true, ..small() });
+        assert_ne!(literal(0.0), literal(5.0));
+    }
+
     /// The GAN baseline and image networks build and step; a bad image shape is a clear error.
     #[test]
     fn baseline_and_shapes() {
