@@ -11,7 +11,7 @@ for seed in $SEEDS; do
     $B --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-gan-s$seed --set objective=gan
     $B --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-rbf-s$seed --set d_maximizes_rg=false
     $B --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-rbf-norg-s$seed --set beta=0
-    $B --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-rbf-literal-s$seed
+    $B --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-rbf-literal-s$seed --set d_maximizes_rg=true
     $B --method dcgan --data $data --steps $S --seed $seed --out runs/mmgan-measure/$data-dcgan-s$seed --set nz=16
   done
 done

@@ -144,10 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if out.is_some() || config.is_some() {
                     bail!("--resume continues a run in place; --out and --config cannot be used with it");
                 }
-                let text = std::fs::read_to_string(dir.join("config.toml")).with_context(|| {
-                    format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display())
-                })?;
-                let mut cfg = RunConfig::from_toml(&text, None)?;
+                let mut cfg = RunConfig::from_toml(&train::read_run_config(&dir)?, None)?;
                 if let Some(m) = &method
                     && *m != cfg.train.method
                 {
@@ -164,8 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             registry::method(&method)?;
             let mut cfg = match config {
                 Some(f) => {
-                    let text = std::fs::read_to_string(&f)
-                        .with_context(|| format!("cannot read config file {}", f.display()))?;
+                    let text = ganfold_core::limits::read_text(&f, "config file")?;
                     RunConfig::from_toml(&text, Some(&method))
                         .with_context(|| format!("config file {}", f.display()))?
                 }

@@ -206,6 +206,8 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         (vec!["--data".into(), "no-such-dataset".into()], "unknown dataset"),
         (vec!["--set".into(), "nope=1".into()], "unknown config key `nope`"),
         (vec!["--set".into(), "ngf=abc".into()], "`ngf`"),
+        (vec!["--set".into(), "ngf=4611686018427387904".into()], "largest size"),
+        (vec!["--set".into(), "ngf=1000000".into()], "network parameter `fc.weight`"),
         (vec!["--set".into(), "lr_g=-0.1".into()], "learning rate must be positive"),
         (vec!["--batch-size".into(), "0".into()], "batch_size"),
         (vec!["--device".into(), "cuda".into()], "CUDA"),
@@ -224,6 +226,9 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     fails(&["train", "nosuchmethod", "--out", o], "unknown method `nosuchmethod`");
     let cfg = write(&t.join("c.toml"), b"[train]\nsteps = 3\n[method]\nbogus = 1\n");
     fails(&["train", "dcgan", "--config", cfg.to_str().unwrap(), "--out", o], "unknown config key `bogus`");
+    if Path::new("/dev/zero").exists() {
+        fails(&["train", "dcgan", "--config", "/dev/zero", "--out", o], "more than");
+    }
     let cfg = write(&t.join("c2.toml"), b"[train\nsteps = 3\n");
     fails(&["train", "dcgan", "--config", cfg.to_str().unwrap(), "--out", o], "invalid TOML");
     assert!(!out.exists());

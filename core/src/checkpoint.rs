@@ -156,7 +156,7 @@ pub fn save(path: &Path, meta: &CheckpointMeta, tensors: &BTreeMap<String, Tenso
 
 /// Reads and validates a checkpoint (any corruption is an error, never a panic).
 pub fn load(path: &Path, device: &Device) -> anyhow::Result<Checkpoint> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let bytes = crate::limits::read_data(path, "checkpoint")?;
     from_bytes(&bytes, device).with_context(|| format!("invalid checkpoint {}", path.display()))
 }
 

@@ -298,7 +298,38 @@ pub fn merge_checked(defaults: &toml::Table, overrides: &toml::Table, ctx: &str)
 /// A method's typed configuration from its resolved table; unknown keys and bad types are
 /// errors naming the method.
 pub fn parse<T: serde::de::DeserializeOwned>(table: &toml::Table, method: &str) -> anyhow::Result<T> {
+    check_integers(table, method, "")?;
     toml::Value::Table(table.clone()).try_into().map_err(|e| anyhow::anyhow!("invalid configuration for {method}: {e}"))
+}
+
+/// Largest integer a method's configuration may hold. Widths, sizes and counts are multiplied
+/// together when networks are built; below this bound those products cannot overflow, and the
+/// memory they ask for is checked when the parameters are created (`nn::VarStore`).
+pub const MAX_CONFIG_INT: i64 = i32::MAX as i64;
+
+fn check_integers(table: &toml::Table, method: &str, prefix: &str) -> anyhow::Result<()> {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Integer(i) if *i > MAX_CONFIG_INT => {
+                bail!("{method}: `{key}` = {i} is larger than {MAX_CONFIG_INT}, the largest size ganfold accepts")
+            }
+            toml::Value::Table(t) => check_integers(t, method, &key)?,
+            toml::Value::Array(a) => {
+                for (j, x) in a.iter().enumerate() {
+                    match x {
+                        toml::Value::Integer(i) if *i > MAX_CONFIG_INT => bail!(
+                            "{method}: `{key}[{j}]` = {i} is larger than {MAX_CONFIG_INT}, the largest size ganfold accepts"
+                        ),
+                        toml::Value::Table(t) => check_integers(t, method, &format!("{key}[{j}]"))?,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A method's default configuration as a TOML table (for `MethodEntry::default_config`).
@@ -368,5 +399,23 @@ mod tests {
         let o: toml::Table = toml::from_str("a = 2\nc = 3").unwrap();
         let e = merge_checked(&d, &o, "method m").unwrap_err().to_string();
         assert!(e.contains("`c`") && e.contains("method m"), "{e}");
+    }
+
+    /// Sizes too large to multiply safely are refused by name before any network is built.
+    #[test]
+    fn huge_integers_are_refused_by_key() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct C {
+            ngf: usize,
+            widths: Vec<usize>,
+        }
+        let ok: toml::Table = toml::from_str("ngf = 64\nwidths = [1000, 500]").unwrap();
+        assert!(parse::<C>(&ok, "m").is_ok());
+        let big: toml::Table = toml::from_str("ngf = 4611686018427387904\nwidths = [1]").unwrap();
+        let e = parse::<C>(&big, "m").unwrap_err().to_string();
+        assert!(e.contains("`ngf`") && e.contains("largest size"), "{e}");
+        let big: toml::Table = toml::from_str("ngf = 1\nwidths = [1, 3000000000]").unwrap();
+        assert!(parse::<C>(&big, "m").unwrap_err().to_string().contains("`widths[1]`"));
     }
 }

@@ -224,23 +224,39 @@ pub struct Idx {
 /// Largest accepted payload (2 GiB), so a corrupt header cannot request absurd memory.
 const IDX_MAX_BYTES: usize = 1 << 31;
 
-/// Parses IDX bytes, raw or gzip-compressed, validating magic, dimensions and length.
+/// Parses IDX bytes, raw or gzip-compressed (one or several gzip members), validating magic,
+/// dimensions and length. Only what the header declares is decompressed, so a small gzip file
+/// cannot expand into gigabytes before the error.
 pub fn parse_idx(bytes: &[u8]) -> anyhow::Result<Idx> {
-    let raw;
-    let b: &[u8] = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .take(IDX_MAX_BYTES as u64 + 1024)
-            .read_to_end(&mut out)
-            .context("corrupt gzip stream")?;
-        raw = out;
-        &raw
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        parse_idx_stream(flate2::read::MultiGzDecoder::new(bytes), true)
     } else {
-        bytes
-    };
-    if b.len() < 4 {
-        bail!("not an IDX file: {} bytes, too short for the header", b.len());
+        parse_idx_stream(bytes, false)
     }
+}
+
+/// Reads as many bytes as `r` has, up to `buf.len()`; the count read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8], gz: bool) -> anyhow::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if gz => return Err(anyhow::Error::new(e).context("corrupt gzip stream")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(got)
+}
+
+fn parse_idx_stream(mut r: impl Read, gz: bool) -> anyhow::Result<Idx> {
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut r, &mut magic, gz)?;
+    if got < 4 {
+        bail!("not an IDX file: {got} bytes, too short for the header");
+    }
+    let b = magic;
     if b[0] != 0 || b[1] != 0 {
         bail!("not an IDX file: bad magic {:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3]);
     }
@@ -251,26 +267,33 @@ pub fn parse_idx(bytes: &[u8]) -> anyhow::Result<Idx> {
     if nd == 0 || nd > 4 {
         bail!("IDX file declares {nd} dimensions; expected 1 to 4");
     }
-    let header = 4 + 4 * nd;
-    if b.len() < header {
-        bail!("truncated IDX header: {} bytes, need {header}", b.len());
+    let mut raw_dims = vec![0u8; 4 * nd];
+    let got = read_up_to(&mut r, &mut raw_dims, gz)?;
+    if got < raw_dims.len() {
+        bail!("truncated IDX header: {} bytes, need {}", 4 + got, 4 + 4 * nd);
     }
     let dims: Vec<usize> =
-        (0..nd).map(|i| u32::from_be_bytes(b[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
+        raw_dims.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().unwrap()) as usize).collect();
     let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= IDX_MAX_BYTES);
     let Some(n) = n else { bail!("IDX dimensions {dims:?} are too large") };
-    let have = b.len() - header;
+    crate::limits::check_alloc(&format!("IDX data of dimensions {dims:?}"), n as u128)?;
+    let mut data = vec![0u8; n];
+    let have = read_up_to(&mut r, &mut data, gz)?;
     if have < n {
         bail!("truncated IDX data: dimensions {dims:?} need {n} bytes, file has {have}");
     }
-    if have > n {
-        bail!("IDX file has {} bytes after the data declared by dimensions {dims:?}", have - n);
+    // Anything after the declared data is an error; count a bounded amount of it for the message.
+    let mut rest = vec![0u8; 1 << 16];
+    let extra = read_up_to(&mut r, &mut rest, gz)?;
+    if extra > 0 {
+        let more = if extra == rest.len() { " or more" } else { "" };
+        bail!("IDX file has {extra}{more} bytes after the data declared by dimensions {dims:?}");
     }
-    Ok(Idx { dims, data: b[header..].to_vec() })
+    Ok(Idx { dims, data })
 }
 
 fn read_idx(path: &Path) -> anyhow::Result<Idx> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::limits::read_data(path, "data file")?;
     parse_idx(&bytes).with_context(|| format!("{}", path.display()))
 }
 
@@ -520,6 +543,20 @@ mod tests {
         assert!(err(&idx_bytes(&[2, 3], &[0; 5])).contains("truncated IDX data"));
         assert!(err(&idx_bytes(&[2, 3], &[0; 7])).contains("after the data"));
         assert!(err(&[0, 0, 8, 3, 0, 0]).contains("truncated IDX header"));
+        // Gzip: several members are one stream; only the declared data (and a bounded tail) is
+        // decompressed, so a small file of zeros after the data is cut short, not expanded.
+        let gz = |b: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, b).unwrap();
+            e.finish().unwrap()
+        };
+        let whole = idx_bytes(&[2, 3], &[1, 2, 3, 4, 5, 6]);
+        let two = [gz(&whole[..9]), gz(&whole[9..])].concat();
+        assert_eq!(parse_idx(&two).unwrap().data, [1, 2, 3, 4, 5, 6]);
+        let bomb = gz(&[whole.clone(), vec![0u8; 64 << 20]].concat());
+        assert!(bomb.len() < 1 << 20);
+        assert!(err(&bomb).contains("65536 or more bytes after the data"), "{}", err(&bomb));
+        assert!(err(&[gz(&whole), b"junk".to_vec()].concat()).contains("gzip"));
         assert!(err(&idx_bytes(&[65535, 65535, 65535], &[])).contains("too large"));
         assert!(err(&[0x1f, 0x8b, 0, 1, 2, 3]).contains("gzip"));
         // Zero images of a size whose product overflows usize (a fuzzing find): an error, no panic.

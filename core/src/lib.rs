@@ -21,6 +21,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod limits;
 pub mod loss;
 pub mod method;
 pub mod nets;

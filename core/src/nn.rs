@@ -139,7 +139,14 @@ impl VarStore {
             }
             return Ok(e.var.clone());
         }
-        let n = shape.elem_count();
+        // Sizes come from configs, which are untrusted: refuse, before allocating, a variable
+        // whose element count overflows or that (with its f64 initial values) does not fit in
+        // the memory left (which the variables made before have already taken).
+        let n = shape.dims().iter().try_fold(1u128, |a, &d| a.checked_mul(d as u128)).unwrap_or(u128::MAX);
+        let bytes = n.saturating_mul(8 + self.dtype.size_in_bytes() as u128);
+        crate::limits::check_alloc(&format!("network parameter `{path}` of shape {:?}", shape.dims()), bytes)
+            .map_err(|e| candle_core::Error::Msg(format!("{e}; choose smaller widths in the config")))?;
+        let n = n as usize;
         let data: Vec<f64> = match init {
             Init::Const(c) => vec![c; n],
             Init::Normal { mean, std } => (0..n).map(|_| mean + std * inner.rng.normal()).collect(),

@@ -90,11 +90,19 @@ fn build_method(cfg: &RunConfig, data: &Dataset, device: &Device) -> anyhow::Res
     (entry.build)(&cx)
 }
 
+/// The text of a run directory's `config.toml` (bounded: it is untrusted input).
+pub fn read_run_config(dir: &Path) -> anyhow::Result<String> {
+    let p = dir.join("config.toml");
+    if !p.is_file() {
+        bail!("{} is not a ganfold run directory (cannot read config.toml)", dir.display());
+    }
+    crate::limits::read_text(&p, "run config")
+}
+
 /// Loads a run directory at its last checkpoint. `device` overrides the run's device.
 pub fn load_run(dir: &Path, device: Option<&str>) -> anyhow::Result<LoadedRun> {
     let cfg_path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&cfg_path)
-        .with_context(|| format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display()))?;
+    let text = read_run_config(dir)?;
     let mut config = RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", cfg_path.display()))?;
     if let Some(d) = device {
         config.train.device = d.to_string();
@@ -215,7 +223,9 @@ fn train_here(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Re
 fn create_run_dir(dir: &Path, cfg: &RunConfig) -> anyhow::Result<checkpoint::RunLock> {
     let name = dir.file_name().with_context(|| format!("--out {} has no directory name", dir.display()))?;
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    std::fs::create_dir_all(parent).with_context(|| {
+        format!("cannot create run directory {}: cannot create {}", dir.display(), parent.display())
+    })?;
     let tmp = parent.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let built = (|| -> anyhow::Result<checkpoint::RunLock> {
@@ -245,9 +255,7 @@ fn create_run_dir(dir: &Path, cfg: &RunConfig) -> anyhow::Result<checkpoint::Run
 
 /// Continues the run in `dir` up to `steps` total (the run's own `train.steps` if `None`).
 pub fn resume(dir: &Path, steps: Option<usize>, progress: bool) -> anyhow::Result<Summary> {
-    let text = std::fs::read_to_string(dir.join("config.toml"))
-        .with_context(|| format!("{} is not a ganfold run directory (cannot read config.toml)", dir.display()))?;
-    let cfg = RunConfig::from_toml(&text, None)?;
+    let cfg = RunConfig::from_toml(&read_run_config(dir)?, None)?;
     resume_with(dir, cfg, steps, progress)
 }
 

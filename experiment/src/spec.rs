@@ -245,8 +245,7 @@ impl Spec {
     }
 
     pub fn read(path: &Path) -> Result<Spec> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read experiment file {}", path.display()))?;
+        let text = ganfold_core::limits::read_text(path, "experiment file")?;
         Spec::parse(&text, &path.display().to_string())
     }
 

@@ -268,7 +268,7 @@ impl Hub {
     /// The verified manifest of model `id`, and the snapshot folder holding it.
     pub fn manifest(&self, id: &ModelId) -> anyhow::Result<(Manifest, PathBuf)> {
         let p = self.resolve_file(id, MANIFEST)?;
-        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        let bytes = ganfold_core::limits::read_bounded(&p, ganfold_core::limits::TEXT_MAX, "manifest")?;
         let m = Manifest::parse(&bytes).with_context(|| format!("model `{id}`"))?;
         let snapshot = p.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok((m, snapshot))
@@ -278,7 +278,7 @@ impl Hub {
     pub fn file(&self, id: &ModelId, manifest: &Manifest, file: &str) -> anyhow::Result<Vec<u8>> {
         let expected = manifest.expected(file)?;
         let p = self.resolve_file(id, file)?;
-        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        let bytes = ganfold_core::limits::read_data(&p, "model file")?;
         verify(&bytes, expected, file, &id.to_string())?;
         Ok(bytes)
     }
@@ -334,7 +334,7 @@ impl ResolvedModel {
 }
 
 fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    ganfold_core::limits::read_data(p, "file")
 }
 
 /// Checks a model repository folder against its manifest (every listed file present with the
@@ -380,8 +380,7 @@ pub fn install(model_dir: &Path, cache: &Path) -> anyhow::Result<PathBuf> {
 /// card and the manifest (written last).
 pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
     let mid = ModelId::parse(id)?;
-    let text = std::fs::read_to_string(run_dir.join(CONFIG))
-        .with_context(|| format!("{} is not a ganfold run directory (cannot read {CONFIG})", run_dir.display()))?;
+    let text = ganfold_core::train::read_run_config(run_dir)?;
     let mut cfg =
         RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", run_dir.join(CONFIG).display()))?;
     cfg.train.device = "cpu".into();
