@@ -205,6 +205,14 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> anyhow::Result<Checkpoint> {
         };
         tensors.insert(name, t);
     }
+    // Content, not only form: xoshiro's all-zero state draws only zeros, and a trainer never
+    // saves non-finite weights (its NaN guard stops first), so either means a forged or broken file.
+    if meta.rng == [0; 4] {
+        bail!("the checkpoint's RNG state is all zeros (a generator in that state draws only zeros)");
+    }
+    if let Some(name) = all_finite(&tensors)? {
+        bail!("tensor `{name}` holds NaN or infinite values");
+    }
     let method_meta = meta.method_meta.clone();
     Ok(Checkpoint { meta, state: MethodState { tensors, meta: method_meta } })
 }
@@ -264,6 +272,14 @@ mod tests {
         assert!(from_bytes(&bad, &Device::Cpu).is_err());
         // no temp files left behind
         assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+        // Well-formed but impossible contents are refused too.
+        let zero_rng = CheckpointMeta { rng: [0; 4], ..meta.clone() };
+        let Err(e) = from_bytes(&to_bytes(&zero_rng, &t)?, &Device::Cpu) else { panic!("zero RNG state loaded") };
+        assert!(format!("{e:#}").contains("all zeros"), "{e:#}");
+        let mut nan = t.clone();
+        nan.insert("v".to_string(), Tensor::new(&[0.5f32, f32::NAN], &Device::Cpu)?);
+        let Err(e) = from_bytes(&to_bytes(&meta, &nan)?, &Device::Cpu) else { panic!("NaN tensor loaded") };
+        assert!(format!("{e:#}").contains("tensor `v` holds NaN"), "{e:#}");
         Ok(())
     }
 

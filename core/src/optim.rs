@@ -134,6 +134,10 @@ impl Adam {
 
     /// Restores moments saved by [`Adam::state`] under `prefix`; every moment must be present.
     pub fn load(&mut self, t: u64, tensors: &BTreeMap<String, Tensor>, prefix: &str) -> anyhow::Result<()> {
+        // Far beyond any run, and below it the bias corrections 1 - beta^t and t + 1 are exact.
+        if t > 1 << 53 {
+            anyhow::bail!("optimizer step count {t} is out of range (at most 2^53)");
+        }
         for s in &self.slots {
             for (kind, var) in [("m", &s.m), ("v", &s.v)] {
                 let key = format!("{prefix}{kind}.{}", s.name);
@@ -337,6 +341,12 @@ mod tests {
             }
         }
         assert_eq!(opt.steps(), 3);
+        // A saved step count that would wrap is refused.
+        let saved: BTreeMap<String, Tensor> =
+            opt.state().tensors.into_iter().map(|(k, t)| (k, t.copy().unwrap())).collect();
+        let e = opt.load(u64::MAX, &saved, "").unwrap_err().to_string();
+        assert!(e.contains("out of range"), "{e}");
+        opt.load(3, &saved, "")?;
         Ok(())
     }
 
