@@ -287,6 +287,13 @@ impl Hub {
     pub fn fetch(&self, id: &str) -> anyhow::Result<ResolvedModel> {
         let id = ModelId::parse(id)?;
         let (manifest, snapshot) = self.manifest(&id)?;
+        // The cache's refs decide which snapshot a name serves; the manifest must agree.
+        if manifest.id != id.to_string() {
+            bail!(
+                "model `{id}`: its manifest is for `{}` (the cache serves another model under this name)",
+                manifest.id
+            );
+        }
         let cfg_bytes = self.file(&id, &manifest, CONFIG)?;
         let text = String::from_utf8(cfg_bytes).with_context(|| format!("model `{id}`: {CONFIG} is not UTF-8"))?;
         let config = RunConfig::from_toml(&text, None).with_context(|| format!("model `{id}`: invalid {CONFIG}"))?;
@@ -296,6 +303,20 @@ impl Hub {
                 manifest.method,
                 config.train.method
             );
+        }
+        // A published model is its author's word: its config may name only ganfold's own
+        // datasets, never a path, so loading it reads nothing outside the snapshot and the
+        // data folder (and no error can echo another file's contents).
+        let data = &config.train.data;
+        if !ganfold_core::data::NAMED.iter().any(|(n, _)| n == data) {
+            bail!(
+                "model `{id}`: its {CONFIG} names data {:?}, which is not one of ganfold's named datasets; a published \
+                 model may not read other files",
+                data.chars().take(200).collect::<String>()
+            );
+        }
+        if *data != manifest.data {
+            bail!("model `{id}`: the manifest says data `{}`, {CONFIG} says `{data}`", manifest.data);
         }
         let weights = self.file(&id, &manifest, WEIGHTS)?;
         Ok(ResolvedModel { id, manifest, snapshot, config, weights })

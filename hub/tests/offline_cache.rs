@@ -184,3 +184,44 @@ fn a_symlink_out_of_the_cache_is_refused() -> anyhow::Result<()> {
     assert!(e.contains("outside the cache"), "{e}");
     Ok(())
 }
+
+/// Rewrites a cached model's file and its manifest digest, as the model's author could.
+fn forge(
+    snap: &Path,
+    file: &str,
+    contents: &str,
+    manifest_edit: impl FnOnce(&mut serde_json::Value),
+) -> anyhow::Result<()> {
+    std::fs::write(snap.join(file), contents)?;
+    let mp = snap.join("ganfold.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp)?)?;
+    m["files"][file] = ganfold_hub::sha256_hex(contents.as_bytes()).into();
+    manifest_edit(&mut m);
+    std::fs::write(&mp, serde_json::to_vec(&m)?)?;
+    Ok(())
+}
+
+/// A model's author also writes its manifest, so consistent checksums prove nothing: a config
+/// naming a path as its data, or a manifest for another model id, is refused, and the error
+/// echoes nothing of the file the config names.
+#[test]
+fn a_forged_model_cannot_read_outside_its_snapshot() -> anyhow::Result<()> {
+    let (_tmp, _run, _model, cache) = fixture()?;
+    let snap = snapshot(&cache)?;
+    let (h, _listener) = hub(&cache, true)?;
+    let original = std::fs::read_to_string(snap.join("config.toml"))?;
+    let secret = _tmp.path().join("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-CONTENTS")?;
+    let forged = original.replace("data = \"ring8\"", &format!("data = {:?}", secret.display().to_string()));
+    assert_ne!(forged, original, "the fixture's config names ring8");
+    forge(&snap, "config.toml", &forged, |_| {})?;
+    let e = format!("{:#}", h.load(ID, None).err().expect("a model naming a path must not load"));
+    assert!(e.contains("not one of ganfold's named datasets") && !e.contains("TOP-SECRET"), "{e}");
+
+    forge(&snap, "config.toml", &original, |m| m["id"] = "ganfold-test/another-model".into())?;
+    let e = format!("{:#}", h.fetch(ID).err().expect("a manifest for another id must not be served"));
+    assert!(e.contains("its manifest is for `ganfold-test/another-model`"), "{e}");
+    forge(&snap, "config.toml", &original, |m| m["id"] = ID.into())?;
+    h.fetch(ID)?;
+    Ok(())
+}
