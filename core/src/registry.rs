@@ -88,7 +88,12 @@ fn find<T>(all: Vec<&'static T>, name: &str, key: fn(&T) -> &'static str, kind: 
     if names.is_empty() {
         bail!("unknown {kind} `{name}`: none are registered (is the plugin crate linked? `use ganfold_plugins as _;`)")
     }
-    bail!("unknown {kind} `{name}` (available: {})", names.join(", "))
+    bail!(
+        "unknown {kind} `{name}` (available: {}); a third-party {kind} is registered only in a binary that links \
+         its crate: `use my_plugin as _; fn main() -> std::process::ExitCode {{ ganfold_cli::main() }}` \
+         (docs/DEVELOPING.md, \"A plugin outside the workspace\")",
+        names.join(", ")
+    )
 }
 
 pub fn method(name: &str) -> anyhow::Result<&'static MethodEntry> {
