@@ -185,3 +185,35 @@ fn list_names_each_experiment_with_its_grid_and_quick_runs_every_arm() {
     ok(&["experiment", "run", "--quick", f.to_str().unwrap(), "--results", res.to_str().unwrap(), "-q"]);
     assert!(!res.exists(), "--quick wrote into the results directory");
 }
+
+/// A metric the evaluation found undefined (`null`: a KL to uniform with no high-quality
+/// sample) is left out of its arm's mean and counted in its cell; the run counts as finished
+/// and is not evaluated again.
+#[test]
+fn undefined_metrics_are_counted_not_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = FILE
+        .replace("steps = 240", "steps = 20")
+        .replace("\"modes.high_quality_fraction\"", "\"modes.kl_to_uniform\"")
+        .replace("[[arm]]\nlabel = \"lr 1e-3\"\nmethod = \"dcgan\"\nset = { lr_g = 1e-3, lr_d = 1e-3 }\n", "");
+    let f = write(tmp.path(), "toy.toml", &text);
+    let (f, res) = (f.to_str().unwrap(), tmp.path().join("results"));
+    ok(&["experiment", "run", f, "--results", res.to_str().unwrap(), "-q"]);
+    // Seed 3 with a KL, seed 4 without (20 steps leave no high-quality sample, so set both).
+    let set_kl = |seed: u32, kl: Value| {
+        let p = res.join(format!("toy/runs/lr-2e-4/seed-{seed}/eval.json"));
+        let mut e: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        e["modes"]["kl_to_uniform"] = kl;
+        std::fs::write(&p, serde_json::to_vec_pretty(&e).unwrap()).unwrap();
+    };
+    set_kl(3, 0.5.into());
+    set_kl(4, Value::Null);
+    let eval = res.join("toy/runs/lr-2e-4/seed-4/eval.json");
+    let before = std::fs::read(&eval).unwrap();
+    ok(&["experiment", "run", f, "--results", res.to_str().unwrap(), "-q"]);
+    assert_eq!(std::fs::read(&eval).unwrap(), before, "a run with an undefined metric was evaluated again");
+    let table = std::fs::read_to_string(res.join("toy/table.md")).unwrap();
+    let row = table.lines().find(|l| l.starts_with("| lr 2e-4")).unwrap();
+    assert!(row.contains("| 0.500 (1 of 2) |") && row.contains("| 2 of 2 |"), "{row}");
+    assert!(table.contains("A cell marked (k of n)") && !table.contains("Incomplete"), "{table}");
+}

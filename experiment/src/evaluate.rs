@@ -297,11 +297,17 @@ fn sample_in_batches(method: &dyn ganfold_core::Method, n: usize, rng: &mut Rng)
 
 /// The number at a dotted path of a JSON report (`fid.fid`, `precision_recall.recall`).
 pub fn lookup(report: &Value, path: &str) -> Option<f64> {
+    lookup_value(report, path)?.as_f64()
+}
+
+/// The value at dotted `path`, numeric or not: `null` is a metric the evaluation found undefined
+/// (a KL to uniform with no high-quality sample), which is not the same as one never computed.
+pub fn lookup_value<'a>(report: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = report;
     for part in path.split('.') {
         cur = cur.get(part)?;
     }
-    cur.as_f64()
+    Some(cur)
 }
 
 /// Writes `report` as pretty JSON, atomically.

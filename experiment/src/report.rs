@@ -125,12 +125,16 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
                     .with_context(|| format!("cannot read {}/eval.json", r.dir.display()))?;
                 let sm = read_json(&r.dir.join("summary.json")).unwrap_or(Value::Null);
                 for m in &metrics {
-                    let v = match m.key.strip_prefix("summary.") {
-                        Some(k) => evaluate::lookup(&sm, k),
-                        None => evaluate::lookup(&ev, &m.key),
+                    let (src, key) = match m.key.strip_prefix("summary.") {
+                        Some(k) => (&sm, k),
+                        None => (&ev, m.key.as_str()),
                     };
+                    let v = evaluate::lookup(src, key);
+                    let undefined = evaluate::lookup_value(src, key).is_some_and(Value::is_null);
                     let v = match v {
                         None if exp.stand_in && m.key.starts_with("summary.") => Some(f64::NAN),
+                        // Undefined for this run: left out of the arm's mean, counted in its cell.
+                        None if undefined => Some(f64::NAN),
                         v => v,
                     };
                     let Some(v) = v else {
@@ -159,7 +163,8 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
             .iter()
             .enumerate()
             .map(|(j, m)| {
-                let v: Vec<f64> = runs.iter().filter(|r| r.status == "done").map(|r| r.values[j]).collect();
+                let v: Vec<f64> =
+                    runs.iter().filter(|r| r.status == "done").map(|r| r.values[j]).filter(|x| !x.is_nan()).collect();
                 Stat::of(&m.key, &v)
             })
             .collect();
@@ -246,6 +251,15 @@ pub fn fmt_mean_std(mean: f64, std: f64, n: usize) -> String {
 }
 
 impl Report {
+    /// Whether some finished run has a metric its evaluation found undefined.
+    fn has_undefined(&self) -> bool {
+        self.arms
+            .iter()
+            .flat_map(|a| &a.runs)
+            .filter(|r| r.status == "done")
+            .any(|r| r.values.iter().any(|v| v.is_nan()))
+    }
+
     /// The table as Markdown: claim, settings, one row per arm, commands, commits.
     pub fn markdown(&self, exp: &Experiment) -> String {
         let mut s = String::new();
@@ -259,13 +273,19 @@ impl Report {
         let _ = writeln!(
             s,
             "Data `{}`, {} steps at batch {}, seeds {}; each run evaluated on {} samples (evaluation seed {}). \
-             Cells: mean ± sample std over seeds (n).{}\n",
+             Cells: mean ± sample std over seeds (n).{}{}\n",
             self.data,
             self.steps,
             self.batch_size,
             seeds.join(", "),
             self.eval_samples,
             self.eval_seed,
+            if self.has_undefined() {
+                " A cell marked (k of n) averages the k runs where its metric is defined (a KL to uniform needs \
+                 at least one high-quality sample)."
+            } else {
+                ""
+            },
             if self.complete { "" } else { " **Incomplete: some runs have not finished (see `n`).**" }
         );
         let arrow = |m: &Metric| match m.better {
@@ -291,10 +311,12 @@ impl Report {
             if self.x_axis.is_some() {
                 row += &format!(" {} |", a.x.map(|x| format!("{x}")).unwrap_or_default());
             }
-            for st in &a.stats {
-                row += &format!(" {} |", fmt_mean_std(st.mean, st.std, st.n));
-            }
             let done = a.runs.iter().filter(|r| r.status == "done").count();
+            for st in &a.stats {
+                // Fewer runs than the arm's: the metric was undefined for the others.
+                let of = if st.n < done { format!(" ({} of {done})", st.n) } else { String::new() };
+                row += &format!(" {}{of} |", fmt_mean_std(st.mean, st.std, st.n));
+            }
             let diverged = a.runs.iter().filter(|r| r.status == "diverged").count();
             let n = if diverged > 0 { format!("{done} ({diverged} diverged)") } else { format!("{done}") };
             let t = a.train_seconds.map(fmt_seconds).unwrap_or_else(|| "—".into());

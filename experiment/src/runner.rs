@@ -466,7 +466,7 @@ pub fn run_state(r: &PlannedRun, eval: &EvalOptions, keys: &[String]) -> Result<
                 && e["checkpoint_step"] == json!(r.config.train.steps)
                 && (eval.manifold_points == 0 || e.get("manifold").is_some())
                 && (eval.local_points == 0 || e.get("local").is_some())
-                && keys.iter().all(|k| evaluate::lookup(&e, k).is_some())
+                && keys.iter().all(|k| evaluate::lookup_value(&e, k).is_some())
         });
     Ok(if evaluated { RunState::Done } else { RunState::Trained })
 }

@@ -172,6 +172,7 @@ fn known_metric(key: &str) -> (Option<&'static str>, Option<Better>) {
         "stacked_mnist.kl_to_uniform" => (Some("KL to uniform"), Some(Lower)),
         "modes.modes_covered" => (Some("modes covered"), Some(Higher)),
         "modes.high_quality_fraction" => (Some("high quality"), Some(Higher)),
+        "modes.kl_to_uniform" => (Some("KL to uniform"), Some(Lower)),
         "local.class_agreement" => (Some("G(x,0) class agreement"), Some(Higher)),
         "local.locality_rmse" => (Some("locality RMSE"), Some(Lower)),
         "local.median_min_eig" => (Some("median min eig JᵀJ"), None),
