@@ -96,8 +96,12 @@ impl Default for MmganConfig {
             kernel: KernelKind::Rbf,
             // alpha = 1.0 in every captioned run (paper Fig. 3).
             alpha: 1.0,
-            // beta = 1.0 for MNIST/CelebA (paper Fig. 3(b),(d)).
-            beta: 1.0,
+            // Chosen by a sweep, not the paper's 1.0 (Fig. 3(b),(d)): with R_G in G's objective,
+            // beta in {0.01, 0.03, 0.1, 1} covered 917, 908, 915, 905 of stacked MNIST's 1000
+            // modes (3 seeds, results/mmgan-stacked-mnist, no test digits), and on ring8 beta 0.01
+            // kept 7.0 of 8 modes against 2.3 at beta 1 (results/mmgan-ring8): R_G, an unsquared
+            // Frobenius norm up to sqrt(n(n-1)), outweighs the manifold term (at most 2 + 2 alpha).
+            beta: 0.01,
             // "0.9 or greater" (paper Sec. IV); we take the smallest, 0.9.
             delta: 0.9,
             // The paper gives no bandwidth: median heuristic.
