@@ -310,26 +310,22 @@ pub const MAX_CONFIG_INT: i64 = i32::MAX as i64;
 fn check_integers(table: &toml::Table, method: &str, prefix: &str) -> anyhow::Result<()> {
     for (k, v) in table {
         let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-        match v {
-            toml::Value::Integer(i) if *i > MAX_CONFIG_INT => {
-                bail!("{method}: `{key}` = {i} is larger than {MAX_CONFIG_INT}, the largest size ganfold accepts")
-            }
-            toml::Value::Table(t) => check_integers(t, method, &key)?,
-            toml::Value::Array(a) => {
-                for (j, x) in a.iter().enumerate() {
-                    match x {
-                        toml::Value::Integer(i) if *i > MAX_CONFIG_INT => bail!(
-                            "{method}: `{key}[{j}]` = {i} is larger than {MAX_CONFIG_INT}, the largest size ganfold accepts"
-                        ),
-                        toml::Value::Table(t) => check_integers(t, method, &format!("{key}[{j}]"))?,
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
+        check_integer_value(v, method, &key)?;
     }
     Ok(())
+}
+
+fn check_integer_value(v: &toml::Value, method: &str, key: &str) -> anyhow::Result<()> {
+    match v {
+        toml::Value::Integer(i) if *i > MAX_CONFIG_INT => {
+            bail!("{method}: `{key}` = {i} is larger than {MAX_CONFIG_INT}, the largest size ganfold accepts")
+        }
+        toml::Value::Table(t) => check_integers(t, method, key),
+        toml::Value::Array(a) => {
+            a.iter().enumerate().try_for_each(|(j, x)| check_integer_value(x, method, &format!("{key}[{j}]")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A method's default configuration as a TOML table (for `MethodEntry::default_config`).

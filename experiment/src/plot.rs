@@ -59,7 +59,7 @@ fn title(report: &Report, j: usize) -> String {
 }
 
 fn seed_values(report: &Report, arm: usize, j: usize) -> Vec<f64> {
-    report.arms[arm].runs.iter().filter(|r| r.status == "done").map(|r| r.values[j]).filter(|x| !x.is_nan()).collect()
+    crate::report::defined_values(&report.arms[arm].runs, j)
 }
 
 /// Every value a panel draws for metric `j`: each seed's, and each arm's mean ± std.

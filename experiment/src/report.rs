@@ -86,6 +86,11 @@ impl Stat {
     }
 }
 
+/// Metric `j` of the finished runs where it is defined (an undefined one is NaN).
+pub fn defined_values(runs: &[RunReport], j: usize) -> Vec<f64> {
+    runs.iter().filter(|r| r.status == "done").map(|r| r.values[j]).filter(|x| !x.is_nan()).collect()
+}
+
 fn state_name(s: RunState) -> &'static str {
     match s {
         RunState::New => "new",
@@ -129,9 +134,9 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
                         Some(k) => (&sm, k),
                         None => (&ev, m.key.as_str()),
                     };
-                    let v = evaluate::lookup(src, key);
-                    let undefined = evaluate::lookup_value(src, key).is_some_and(Value::is_null);
-                    let v = match v {
+                    let found = evaluate::lookup_value(src, key);
+                    let undefined = found.is_some_and(Value::is_null);
+                    let v = match found.and_then(Value::as_f64) {
                         None if exp.stand_in && m.key.starts_with("summary.") => Some(f64::NAN),
                         // Undefined for this run: left out of the arm's mean, counted in its cell.
                         None if undefined => Some(f64::NAN),
@@ -159,15 +164,7 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
                 commit,
             });
         }
-        let stats = metrics
-            .iter()
-            .enumerate()
-            .map(|(j, m)| {
-                let v: Vec<f64> =
-                    runs.iter().filter(|r| r.status == "done").map(|r| r.values[j]).filter(|x| !x.is_nan()).collect();
-                Stat::of(&m.key, &v)
-            })
-            .collect();
+        let stats = metrics.iter().enumerate().map(|(j, m)| Stat::of(&m.key, &defined_values(&runs, j))).collect();
         let times: Vec<f64> = runs.iter().filter_map(|r| r.train_seconds).collect();
         arms.push(ArmReport {
             label: arm.label.clone(),
