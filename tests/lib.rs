@@ -77,6 +77,7 @@ pub mod fuzz {
             seed: 0,
             batch_size: 8,
             total_steps: 10,
+            purpose: ganfold_core::Purpose::Train,
         };
         (entry.build)(&cx).expect("builds")
     }

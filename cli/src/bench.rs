@@ -148,16 +148,21 @@ fn time_method(
         seed: 0,
         batch_size: a.batch_size,
         total_steps: cfg.train.steps.max(total),
+        purpose: ganfold_core::Purpose::Train,
     };
     let mut m = (entry.build)(&cx).with_context(|| format!("building {name}"))?;
     let mut rng = Rng::new(1);
     let (mut times, mut torch_times) = (vec![], vec![]);
     let block = if torch.is_some() { a.steps.div_ceil(ROUNDS) } else { a.steps };
     for step in 0..total {
-        let idx: Vec<usize> = (0..a.batch_size).map(|_| rng.below(data.len())).collect();
-        let batch = data.batch(&idx, &device)?;
+        let batches = (0..m.batches_per_step())
+            .map(|_| {
+                let idx: Vec<usize> = (0..a.batch_size).map(|_| rng.below(data.len())).collect();
+                data.batch(&idx, &device)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let t = Instant::now();
-        m.step(&batch, step, &mut rng).with_context(|| format!("{name} step {step}"))?;
+        m.step_batches(&batches, step, &mut rng).with_context(|| format!("{name} step {step}"))?;
         if step >= a.warmup {
             times.push(t.elapsed().as_secs_f64() * 1e3);
             let done = step + 1 - a.warmup;

@@ -109,7 +109,7 @@ enum Cmd {
         /// Number of samples.
         #[arg(short, default_value_t = 64)]
         n: usize,
-        /// Output PNG (default: RUN_DIR/samples/sample.png).
+        /// Output PNG (default: RUN_DIR/samples/sample.png); with it, the figures go to <OUT stem>-figures/ beside it.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Seed of the sampling noise (default: the run's seed).
@@ -222,16 +222,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let x = loaded.method.sample(n, &mut rng)?;
             let title = format!("{} samples (step {})", loaded.config.train.method, loaded.step);
             let png = train::render_samples(&x, &loaded.data, &title)?;
+            // With --out, the figures go beside it in `<stem>-figures/`, never into a folder of
+            // the user's that merely shares the output's parent.
+            let figures = match &out {
+                Some(o) => figures_beside(o),
+                None => run.join("figures"),
+            };
             let out = out.unwrap_or_else(|| run.join("samples").join("sample.png"));
             ganfold_core::checkpoint::atomic_write(&out, &png)?;
             println!("{}", out.display());
             let mut frng = ganfold_core::Rng::derive(seed, "figures");
-            for f in loaded.method.figures(&run.join("figures"), &loaded.data, &mut frng)? {
+            for f in loaded.method.figures(&figures, &loaded.data, &mut frng)? {
                 println!("{}", f.display());
             }
             Ok(())
         }
     }
+}
+
+/// `DIR/name.png` -> `DIR/name-figures`: where `sample --out` puts the method's figures.
+fn figures_beside(out: &std::path::Path) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "sample".into());
+    out.with_file_name(format!("{stem}-figures"))
 }
 
 fn apply(

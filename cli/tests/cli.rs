@@ -93,6 +93,27 @@ fn train_writes_a_complete_run_directory_and_sample_works() {
     let out = tmp.path().join("s.png");
     let printed = ok(&["sample", "--run", run.to_str().unwrap(), "-n", "16", "--out", out.to_str().unwrap()]);
     assert!(printed.contains("s.png") && std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));
+    // Every path it printed is the PNG or lies in `s-figures/` beside it; nothing else is written
+    // into the folder that holds --out.
+    for line in printed.lines() {
+        let p = Path::new(line);
+        assert!(p == out || p.starts_with(tmp.path().join("s-figures")), "{line}");
+    }
+    let names: Vec<String> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| ["run", "s.png", "s-figures"].contains(&n.as_str())), "{names:?}");
+
+    // A copy of a finished model's files (no checkpoint/ folder) is no run to resume: refused,
+    // and nothing in it changes.
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["config.toml", "summary.json"] {
+        std::fs::copy(run.join(f), copy.join(f)).unwrap();
+    }
+    fails(&["train", "--resume", copy.to_str().unwrap(), "-q"], "not a run directory ganfold can resume");
+    let mut left: Vec<_> = std::fs::read_dir(&copy).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["config.toml", "summary.json"]);
 }
 
 #[test]
@@ -233,6 +254,20 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
     fails(&["train", "dcgan", "--config", cfg.to_str().unwrap(), "--out", o], "invalid TOML");
     assert!(!out.exists());
     fails(&["sample", "--run", t.join("nowhere").to_str().unwrap()], "not a ganfold run directory");
+    // A run directory named in bytes that are not UTF-8 is refused before training (its name goes
+    // into summary.json), not after it.
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = t.join(std::ffi::OsStr::from_bytes(b"run-\xff"));
+        let o = Command::new(env!("CARGO_BIN_EXE_ganfold"))
+            .args(["train", "dcgan", "--steps", "100000", "-q", "--out"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("not valid UTF-8"), "{err}");
+        assert!(!bad.exists());
+    }
 }
 
 /// Resuming with a checkpoint that does not fit (another method, other shapes, corrupt file)

@@ -39,7 +39,8 @@ pub use config::{RunConfig, TrainConfig};
 pub use data::{Batch, Dataset, SampleShape};
 pub use inventory;
 pub use method::{
-    BuildContext, Discriminator, Generator, LocalGenerator, Method, MethodState, RegContext, Regularizer, StepStats,
+    BuildContext, Discriminator, Generator, LocalGenerator, Method, MethodState, Purpose, RegContext, Regularizer,
+    StepStats,
 };
 pub use player::Player;
 pub use registry::{MethodEntry, RegularizerEntry};

@@ -91,6 +91,16 @@ pub struct MethodState {
     pub meta: serde_json::Value,
 }
 
+/// Why a method is being built: checks that only training needs (data a schedule needs, second-order
+/// gradients) belong behind [`Purpose::Train`], so a finished run still loads for `sample`/`eval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// To train: a new run, a resumed one, an experiment's or the benchmark's.
+    Train,
+    /// To load a finished run or a published model's weights (sample, evaluate, hub).
+    Load,
+}
+
 /// What a method is built from.
 pub struct BuildContext<'a> {
     /// The method's resolved configuration table (defaults, then file, then `--set`).
@@ -101,6 +111,7 @@ pub struct BuildContext<'a> {
     pub seed: u64,
     pub batch_size: usize,
     pub total_steps: usize,
+    pub purpose: Purpose,
 }
 
 impl BuildContext<'_> {
@@ -117,6 +128,23 @@ impl BuildContext<'_> {
 pub trait Method {
     /// One training step on `batch` (all randomness from `rng`).
     fn step(&mut self, batch: &Batch, step: usize, rng: &mut Rng) -> anyhow::Result<StepStats>;
+    /// Real batches the trainer hands each step (default 1): a critic trained `n_critic` times per
+    /// generator update (WGAN-GP's Algorithm 1) asks for `n_critic`. Constant over a run; the
+    /// batches are consecutive in the epoch order, so resuming draws the same ones.
+    fn batches_per_step(&self) -> usize {
+        1
+    }
+    /// One training step on [`Method::batches_per_step`] batches. The default hands the one batch
+    /// to [`Method::step`]; a method asking for more overrides this.
+    fn step_batches(&mut self, batches: &[Batch], step: usize, rng: &mut Rng) -> anyhow::Result<StepStats> {
+        match batches {
+            [batch] => self.step(batch, step, rng),
+            _ => anyhow::bail!(
+                "this method takes one batch per step, not {} (it overrides batches_per_step without step_batches)",
+                batches.len()
+            ),
+        }
+    }
     /// `n` samples in data space ([-1, 1] images or points), in eval mode.
     fn sample(&self, n: usize, rng: &mut Rng) -> anyhow::Result<Tensor>;
     /// Every network with its optimizer; the trainer checkpoints them ([`crate::player`]).

@@ -218,6 +218,49 @@ pub fn frozen<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether Candle keeps gradients of gradients on this thread. Candle detaches every gradient it
+/// propagates unless `CANDLE_GRAD_DO_NOT_DETACH` was set when the thread ran its first backward
+/// pass (it reads the variable once per thread), and a detached chain drops only part of a
+/// second-order term, silently. So this is measured, not read from the environment: on
+/// f(x) = x⁴ at x = 1 the full second derivative is 12, the detached one 4.
+pub fn second_order_enabled() -> bool {
+    let probe = || -> Result<f64> {
+        let x = Var::new(1f64, &Device::Cpu)?;
+        let g = x.as_tensor().sqr()?.sqr()?.backward()?;
+        let Some(dx) = g.get(x.as_tensor()) else { return Ok(0.0) };
+        match dx.backward()?.get(x.as_tensor()) {
+            Some(d2) => d2.to_scalar::<f64>(),
+            None => Ok(0.0),
+        }
+    };
+    probe().is_ok_and(|d2| (d2 - 12.0).abs() < 1e-9)
+}
+
+/// Turns second-order gradients on for the whole process, for a binary whose method always needs
+/// them: sets `CANDLE_GRAD_DO_NOT_DETACH=1`, which Candle and ganfold's kernels then read.
+///
+/// # Safety
+/// Call it first thing in `main`, before any other thread exists (it sets an environment
+/// variable, [`std::env::set_var`]) and before any backward pass or kernel call.
+pub unsafe fn enable_second_order() {
+    // SAFETY: the caller guarantees no other thread runs (see above).
+    unsafe { std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1") };
+}
+
+/// An error unless [`second_order_enabled`]: for a method whose loss differentiates a gradient
+/// (a gradient penalty), called when it is built to train, so it never trains with the
+/// penalty half dropped.
+pub fn require_second_order(what: &str) -> anyhow::Result<()> {
+    if !second_order_enabled() {
+        anyhow::bail!(
+            "{what} needs gradients of gradients, which Candle drops in this process: start it with \
+             CANDLE_GRAD_DO_NOT_DETACH=1 in the environment, or call ganfold_core::nn::enable_second_order() as the first \
+             line of the binary's main (docs/DEVELOPING.md)"
+        );
+    }
+    Ok(())
+}
+
 /// A layer's parameter as used in a forward pass (detached inside [`frozen`]); layers outside
 /// this module use it for their own parameters.
 pub fn param(t: &Tensor) -> Tensor {
@@ -495,6 +538,19 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whatever the environment says, the probe agrees with it (Candle reads the same variable),
+    /// and with second order off a method that needs it gets an error saying how to turn it on.
+    /// (The on case, and gradients through every layer with it, are tests/second_order.rs.)
+    #[test]
+    fn second_order_is_measured_and_required() {
+        let on = std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0");
+        assert_eq!(second_order_enabled(), on);
+        match require_second_order("a gradient penalty") {
+            Ok(()) => assert!(on),
+            Err(e) => assert!(!on && e.to_string().contains("CANDLE_GRAD_DO_NOT_DETACH=1"), "{e}"),
+        }
+    }
 
     /// Inside `frozen`, a conv/BN/linear stack gives its input the same gradient as outside, and
     /// its parameters none; outside, the parameters get theirs again.

@@ -91,7 +91,7 @@ fn find<T>(all: Vec<&'static T>, name: &str, key: fn(&T) -> &'static str, kind: 
     bail!(
         "unknown {kind} `{name}` (available: {}); a third-party {kind} is registered only in a binary that links \
          its crate: `use my_plugin as _; fn main() -> std::process::ExitCode {{ ganfold_cli::main() }}` \
-         (docs/DEVELOPING.md, \"A plugin outside the workspace\")",
+         (templates/plugin is such a crate with its binary; docs/DEVELOPING.md)",
         names.join(", ")
     )
 }

@@ -15,7 +15,7 @@
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::config::RunConfig;
 use crate::data::{Dataset, EpochSampler};
-use crate::method::{BuildContext, Method, StepStats};
+use crate::method::{BuildContext, Method, Purpose, StepStats};
 use crate::rng::Rng;
 use crate::viz;
 use anyhow::{Context, bail};
@@ -77,7 +77,7 @@ fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join("checkpoint").join("state.safetensors")
 }
 
-fn build_method(cfg: &RunConfig, data: &Dataset, device: &Device) -> anyhow::Result<Box<dyn Method>> {
+fn build_method(cfg: &RunConfig, data: &Dataset, device: &Device, purpose: Purpose) -> anyhow::Result<Box<dyn Method>> {
     let entry = crate::registry::method(&cfg.train.method)?;
     let cx = BuildContext {
         config: &cfg.method,
@@ -86,6 +86,7 @@ fn build_method(cfg: &RunConfig, data: &Dataset, device: &Device) -> anyhow::Res
         seed: cfg.train.seed,
         batch_size: cfg.train.batch_size,
         total_steps: cfg.train.steps,
+        purpose,
     };
     (entry.build)(&cx)
 }
@@ -107,10 +108,10 @@ pub fn load_run(dir: &Path, device: Option<&str>) -> anyhow::Result<LoadedRun> {
     if let Some(d) = device {
         config.train.device = d.to_string();
     }
-    load_run_with(dir, config)
+    load_run_with(dir, config, Purpose::Load)
 }
 
-fn load_run_with(dir: &Path, config: RunConfig) -> anyhow::Result<LoadedRun> {
+fn load_run_with(dir: &Path, config: RunConfig, purpose: Purpose) -> anyhow::Result<LoadedRun> {
     let ck_path = checkpoint_path(dir);
     config.train.validate()?;
     if !ck_path.exists() {
@@ -118,17 +119,26 @@ fn load_run_with(dir: &Path, config: RunConfig) -> anyhow::Result<LoadedRun> {
     }
     let device = parse_device(&config.train.device)?;
     let ck = checkpoint::load(&ck_path, &device)?;
-    load_checkpoint(dir, config, ck)
+    load_checkpoint_for(dir, config, ck, purpose)
 }
 
 /// Rebuilds a method from a configuration and a checkpoint that need not come from a run
 /// directory (e.g. a model resolved from the Hub cache, already checksummed); `dir` is recorded
 /// as the run's home and named in errors.
 pub fn load_checkpoint(dir: &Path, config: RunConfig, ck: checkpoint::Checkpoint) -> anyhow::Result<LoadedRun> {
+    load_checkpoint_for(dir, config, ck, Purpose::Load)
+}
+
+fn load_checkpoint_for(
+    dir: &Path,
+    config: RunConfig,
+    ck: checkpoint::Checkpoint,
+    purpose: Purpose,
+) -> anyhow::Result<LoadedRun> {
     config.train.validate()?;
     let device = parse_device(&config.train.device)?;
     let data = crate::data::load(&config.train.data, config.train.seed)?;
-    let mut method = build_method(&config, &data, &device)?;
+    let mut method = build_method(&config, &data, &device, purpose)?;
     if ck.meta.method != config.train.method {
         bail!("the checkpoint in {} is of method `{}`, not `{}`", dir.display(), ck.meta.method, config.train.method);
     }
@@ -198,9 +208,12 @@ pub fn train_with(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow
 
 fn train_here(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Result<Summary> {
     cfg.train.validate()?;
+    if let Some(dir) = &out {
+        check_utf8(dir)?;
+    }
     let device = parse_device(&cfg.train.device)?;
     let data = crate::data::load(&cfg.train.data, cfg.train.seed)?;
-    let method = build_method(&cfg, &data, &device)?;
+    let method = build_method(&cfg, &data, &device, Purpose::Train)?;
     let sampler = EpochSampler::new(data.len(), cfg.train.batch_size, cfg.train.seed)
         .with_context(|| format!("dataset `{}`", data.name))?;
     let dir = out.unwrap_or_else(|| default_run_dir(&cfg));
@@ -215,6 +228,15 @@ fn train_here(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Re
     let session =
         Session { dir, cfg, data, method, rng, step: 0, sampler, history: vec![], checkpoint_step: None, opts };
     session.run(lock)
+}
+
+/// The run directory is written into `summary.json`, so a name that is not UTF-8 is refused
+/// before any training instead of failing at the end of it.
+fn check_utf8(dir: &Path) -> anyhow::Result<()> {
+    if dir.to_str().is_none() {
+        bail!("run directory {} is not valid UTF-8; choose a UTF-8 name", dir.display());
+    }
+    Ok(())
 }
 
 /// Builds the run directory in a hidden sibling (`config.toml`, empty `metrics.jsonl`, the
@@ -274,6 +296,16 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
     if let Some(s) = steps {
         cfg.train.steps = s;
     }
+    check_utf8(dir)?;
+    // Every run directory `train` makes has checkpoint/ from its first moment; a folder without
+    // it (a published model's, a copy of its files) is no run, and resuming would retrain from
+    // step 0 over its files.
+    if !dir.join("checkpoint").is_dir() {
+        bail!(
+            "{} is not a run directory ganfold can resume (it has no checkpoint/ folder; a published model's folder is not a run): train a new run with --out, or sample from it with `ganfold sample`",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(dir.join("checkpoint"))
         .with_context(|| format!("cannot create {}", dir.join("checkpoint").display()))?;
     // Before anything is touched: the temp files below may be another live process's.
@@ -284,7 +316,7 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
     }
     let has_checkpoint = checkpoint_path(dir).exists();
     let (data, method, rng, step) = if has_checkpoint {
-        let run = load_run_with(dir, cfg.clone())?;
+        let run = load_run_with(dir, cfg.clone(), Purpose::Train)?;
         (run.data, run.method, run.rng, run.step)
     } else {
         // Stopped before its first checkpoint: nothing trained can be kept, so the run starts
@@ -292,7 +324,7 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
         cfg.train.validate()?;
         let device = parse_device(&cfg.train.device)?;
         let data = crate::data::load(&cfg.train.data, cfg.train.seed)?;
-        let method = build_method(&cfg, &data, &device)?;
+        let method = build_method(&cfg, &data, &device, Purpose::Train)?;
         (data, method, Rng::derive(cfg.train.seed, "train"), 0)
     };
     // A run killed after its last checkpoint but before its summary is finished, not retrained.
@@ -392,12 +424,19 @@ impl Session {
         let started = Instant::now();
         let mut last: StepStats = self.history.last().map(|h| h.1.clone()).unwrap_or_default();
         let mut last_plain = Instant::now();
+        let per_step = self.method.batches_per_step();
+        if per_step == 0 {
+            bail!("method `{}` asks for 0 batches per step", t.method);
+        }
         while self.step < t.steps {
-            let idx = self.sampler.indices(self.step);
-            let batch = self.data.batch(&idx, &device)?;
+            // Batch j of step s is the (s·k + j)-th of the epoch order: a function of the step
+            // alone, so a resumed run draws what the uninterrupted one drew.
+            let batches = (0..per_step)
+                .map(|j| self.data.batch(&self.sampler.indices(self.step * per_step + j), &device))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let stats = self
                 .method
-                .step(&batch, self.step, &mut self.rng)
+                .step_batches(&batches, self.step, &mut self.rng)
                 .with_context(|| format!("step {}", self.step + 1))?;
             self.step += 1;
             if let Some(hook) = &self.opts.on_step {
@@ -408,7 +447,8 @@ impl Session {
                 return self.diverged(&msg, started, start_step);
             }
             let done = self.step;
-            let rate = ((done - start_step) * t.batch_size) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let rate =
+                ((done - start_step) * t.batch_size * per_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             if done.is_multiple_of(t.log_every) || done == t.steps {
                 metrics.write_all(metrics_line(done, &stats).as_bytes())?;
                 self.history.push((done, stats.clone()));
@@ -531,7 +571,7 @@ impl Session {
             batch_size: t.batch_size,
             steps_this_run: ran,
             wall_seconds: wall,
-            images_per_second: (ran * t.batch_size) as f64 / wall.max(1e-9),
+            images_per_second: (ran * t.batch_size * self.method.batches_per_step()) as f64 / wall.max(1e-9),
             final_stats: obj(&last.0),
             evaluation: obj(&eval),
             checkpoint_step: self.checkpoint_step.unwrap_or(0),

@@ -182,6 +182,7 @@ impl Experiment {
                 seed: run.seed,
                 batch_size: run.config.train.batch_size,
                 total_steps: run.config.train.steps,
+                purpose: ganfold_core::Purpose::Train,
             };
             let method = (entry.build)(&cx).with_context(|| format!("{}: arm `{}`", self.file.display(), arm.label))?;
             if self.eval_options().manifold_points > 0 && method.generator().is_none() {

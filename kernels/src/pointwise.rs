@@ -160,7 +160,7 @@ impl CustomOp1 for Leaky {
 }
 
 /// g where x > 0, slope·g elsewhere: the leaky ReLU's derivative applied to g. Linear in g, and
-/// its derivative in x is 0 almost everywhere, so its own backward is itself.
+/// its derivative in x is 0 almost everywhere, so its own backward is itself in g and zeros in x.
 struct LeakyMask {
     slope: f64,
 }
@@ -183,6 +183,9 @@ impl CustomOp2 for LeakyMask {
         Ok((out, l1.shape().clone()))
     }
     fn bwd(&self, x: &Tensor, _g: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        Ok((None, Some(x.apply_op2(&grad.contiguous()?, LeakyMask { slope: self.slope })?)))
+        // A tracked x (the mask of a gradient penalty's second backward pass) needs a gradient
+        // of its own, even a zero one: Candle panics on a tracked node that receives none.
+        let dx = if x.track_op() { Some(x.zeros_like()?) } else { None };
+        Ok((dx, Some(x.apply_op2(&grad.contiguous()?, LeakyMask { slope: self.slope })?)))
     }
 }

@@ -44,6 +44,7 @@ fn every_method_builds_samples_and_saves_on_its_data() {
             seed: 0,
             batch_size: 16,
             total_steps: 100_000, // room for LCC-GAN's stages
+            purpose: ganfold_core::Purpose::Train,
         };
         let m = (e.build)(&cx).unwrap_or_else(|err| panic!("{} does not build on ring8: {err:#}", e.name));
         let x = m.sample(5, &mut ganfold_core::Rng::new(1)).unwrap();

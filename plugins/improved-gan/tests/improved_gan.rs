@@ -12,7 +12,15 @@ fn build(data: &Dataset, sets: &[(&str, &str)], seed: u64) -> anyhow::Result<Imp
     for (k, v) in small.iter().chain([("val", "100"), ("init_batch", "50"), ("eval_every", "2")].iter()).chain(sets) {
         table.insert(k.to_string(), toml::from_str::<toml::Table>(&format!("v = {v}"))?["v"].clone());
     }
-    let cx = BuildContext { config: &table, data, device: &Device::Cpu, seed, batch_size: 20, total_steps: 10 };
+    let cx = BuildContext {
+        config: &table,
+        data,
+        device: &Device::Cpu,
+        seed,
+        batch_size: 20,
+        total_steps: 10,
+        purpose: ganfold_core::Purpose::Train,
+    };
     ImprovedGan::new(&cx)
 }
 

@@ -38,7 +38,15 @@ fn toy_cfg() -> toml::Table {
 }
 
 fn build(cfg: &toml::Table, data: &Dataset, total: usize, batch: usize) -> anyhow::Result<Lccgan> {
-    let cx = BuildContext { config: cfg, data, device: &Device::Cpu, seed: 7, batch_size: batch, total_steps: total };
+    let cx = BuildContext {
+        config: cfg,
+        data,
+        device: &Device::Cpu,
+        seed: 7,
+        batch_size: batch,
+        total_steps: total,
+        purpose: ganfold_core::Purpose::Train,
+    };
     Lccgan::new(&cx)
 }
 

@@ -167,7 +167,15 @@ fn build(data: &Dataset, sets: &[(&str, &str)], seed: u64) -> anyhow::Result<lga
             None => table.insert(k.to_string(), val),
         };
     }
-    let cx = BuildContext { config: &table, data, device: &Device::Cpu, seed, batch_size: 16, total_steps: 10 };
+    let cx = BuildContext {
+        config: &table,
+        data,
+        device: &Device::Cpu,
+        seed,
+        batch_size: 16,
+        total_steps: 10,
+        purpose: ganfold_core::Purpose::Train,
+    };
     lgan::Lgan::new(&cx)
 }
 

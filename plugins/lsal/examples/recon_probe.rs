@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         seed: cfg.train.seed,
         batch_size: cfg.train.batch_size,
         total_steps: cfg.train.steps,
+        purpose: ganfold_core::Purpose::Train,
     };
     let mut m = Lsal::new(lcfg, &cx, DType::F32)?;
     m.load(&ck.state)?;

@@ -32,7 +32,15 @@ fn ring() -> Dataset {
 
 fn build(cfg: LsalConfig, data: &Dataset, dtype: DType, batch: usize) -> anyhow::Result<Lsal> {
     let table = toml::Table::new();
-    let cx = BuildContext { config: &table, data, device: &Device::Cpu, seed: 7, batch_size: batch, total_steps: 10 };
+    let cx = BuildContext {
+        config: &table,
+        data,
+        device: &Device::Cpu,
+        seed: 7,
+        batch_size: batch,
+        total_steps: 10,
+        purpose: ganfold_core::Purpose::Train,
+    };
     Lsal::new(cfg, &cx, dtype)
 }
 

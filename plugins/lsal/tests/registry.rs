@@ -23,6 +23,7 @@ fn lsal_is_registered_with_documented_defaults() -> anyhow::Result<()> {
         seed: 0,
         batch_size: 8,
         total_steps: 1,
+        purpose: ganfold_core::Purpose::Train,
     };
     let err = (e.build)(&cx).err().expect("eta = 2 must be rejected").to_string();
     assert!(err.contains("cost_slope"), "{err}");

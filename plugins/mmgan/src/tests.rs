@@ -289,8 +289,15 @@ mod method_tests {
     }
     fn make(cfg: MmganConfig, ds: &ganfold_core::Dataset, bs: usize) -> Mmgan {
         let table = toml::Table::new();
-        let cx =
-            BuildContext { config: &table, data: ds, device: &Device::Cpu, seed: 7, batch_size: bs, total_steps: 10 };
+        let cx = BuildContext {
+            config: &table,
+            data: ds,
+            device: &Device::Cpu,
+            seed: 7,
+            batch_size: bs,
+            total_steps: 10,
+            purpose: ganfold_core::Purpose::Train,
+        };
         Mmgan::new(cfg, &cx).unwrap()
     }
     fn small() -> MmganConfig {
