@@ -230,6 +230,12 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
         (vec!["--set".into(), "ngf=4611686018427387904".into()], "largest size"),
         (vec!["--set".into(), "ngf=1000000".into()], "network parameter `fc.weight`"),
         (vec!["--set".into(), "lr_g=-0.1".into()], "learning rate must be positive"),
+        (vec!["--set".into(), "ngf=-3".into()], "`ngf`"),
+        (vec!["--set".into(), "train.seed=-1".into()], "`seed`"),
+        (
+            vec!["--set".into(), "train.steps=99999999999999999999999".into()],
+            "`train.steps`: 99999999999999999999999 is out of range",
+        ),
         (vec!["--batch-size".into(), "0".into()], "batch_size"),
         (vec!["--device".into(), "cuda".into()], "CUDA"),
         (vec!["--device".into(), "tpu".into()], "unknown device"),

@@ -67,4 +67,21 @@ fn eval_run_reports_modes_and_the_jacobian_spectrum_of_a_trained_dcgan() {
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
     assert_eq!(written, j);
+
+    // Sizes beyond the memory budget are refused by option before anything is allocated (a
+    // 1 GiB budget, so the check does not depend on this machine), and eval.json is kept.
+    for (flag, n) in [("--samples", "100000000"), ("--manifold-points", "100000000")] {
+        let out = ganfold()
+            .args(["eval", "--run"])
+            .arg(&run)
+            .args([flag, n])
+            .env("GANFOLD_MAX_MEMORY", "1G")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(&format!("{flag} needs")) && err.contains("1.0 GiB"), "{err}");
+    }
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(kept, j);
 }

@@ -4,7 +4,7 @@
 //! a TOML file overrides them, then `--set key=value`. A key that the defaults do not have is
 //! an error naming the key, and a value of the wrong type is an error naming the expected type.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 /// What the shared trainer needs.
@@ -121,7 +121,9 @@ impl RunConfig {
         let mut cfg = Self::defaults(&name)?;
         let defaults_train = toml::Table::try_from(&cfg.train)?;
         let merged_train = merge_checked(&defaults_train, &train_t, "train")?;
-        cfg.train = toml::Value::Table(merged_train).try_into().context("invalid [train] section")?;
+        cfg.train = toml::Value::Table(merged_train)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid [train] section: {}", one_line(&e.to_string())))?;
         if let Some(m) = t.remove("method") {
             let toml::Value::Table(mut m) = m else { bail!("`method` must be a table") };
             let ctx = format!("method {name}");
@@ -138,7 +140,12 @@ impl RunConfig {
             bail!("`--set {assignment}`: expected key=value");
         };
         let key = key.trim();
-        let value = parse_value(value.trim());
+        let raw = value.trim();
+        let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && raw.parse::<i64>().is_err() {
+            bail!("config key `{key}`: {raw} is out of range (integers are at most {})", i64::MAX);
+        }
+        let value = parse_value(raw);
         let renamed = crate::registry::method(&self.train.method).map(|e| e.renamed_keys).unwrap_or(&[]);
         let old = key.strip_prefix("method.").unwrap_or(key);
         let news: Vec<&str> = renamed.iter().filter(|(o, _)| *o == old).map(|(_, n)| *n).collect();
@@ -177,10 +184,17 @@ impl RunConfig {
                     e
                 }
             })?;
-            self.train = toml::Value::Table(t).try_into().with_context(|| format!("invalid value for `{key}`"))?;
+            self.train = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| {
+                anyhow::anyhow!("invalid value for `{key}`: {}", one_line(&e.to_string()))
+            })?;
             Ok(())
         }
     }
+}
+
+/// An error message on one line (serde's add `\nin `key``).
+fn one_line(msg: &str) -> String {
+    msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// A `--set` value: TOML if it parses as a TOML value, else a bare string (`mode=ssl`).
@@ -299,7 +313,9 @@ pub fn merge_checked(defaults: &toml::Table, overrides: &toml::Table, ctx: &str)
 /// errors naming the method.
 pub fn parse<T: serde::de::DeserializeOwned>(table: &toml::Table, method: &str) -> anyhow::Result<T> {
     check_integers(table, method, "")?;
-    toml::Value::Table(table.clone()).try_into().map_err(|e| anyhow::anyhow!("invalid configuration for {method}: {e}"))
+    toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e| anyhow::anyhow!("invalid configuration for {method}: {}", one_line(&e.to_string())))
 }
 
 /// Largest integer a method's configuration may hold. Widths, sizes and counts are multiplied

@@ -337,7 +337,8 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
         );
     }
     let sampler = EpochSampler::new(data.len(), cfg.train.batch_size, cfg.train.seed)?;
-    std::fs::create_dir_all(dir.join("samples"))?;
+    std::fs::create_dir_all(dir.join("samples"))
+        .with_context(|| format!("cannot create {}", dir.join("samples").display()))?;
     // Keep metrics up to the checkpoint so the resumed log equals an uninterrupted one (a
     // line cut by a kill is past the checkpoint, or unparsable, and is dropped).
     let (history, text) = read_metrics(&dir.join("metrics.jsonl"), step)?;
@@ -450,7 +451,9 @@ impl Session {
             let rate =
                 ((done - start_step) * t.batch_size * per_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             if done.is_multiple_of(t.log_every) || done == t.steps {
-                metrics.write_all(metrics_line(done, &stats).as_bytes())?;
+                metrics
+                    .write_all(metrics_line(done, &stats).as_bytes())
+                    .with_context(|| format!("cannot append to {}", self.dir.join("metrics.jsonl").display()))?;
                 self.history.push((done, stats.clone()));
             }
             if let Some(pb) = &bar {

@@ -49,6 +49,8 @@ pub fn evaluate_run(dir: &Path, opts: &EvalOptions) -> Result<Value> {
     ensure!(opts.samples >= 10, "the evaluation needs at least 10 samples (got {})", opts.samples);
     let t0 = Instant::now();
     let run = ganfold_core::train::load_run(dir, opts.device.as_deref())?;
+    let m = &run.method;
+    check_memory(opts, run.data.shape.numel(), m.generator().map(|g| g.latent_dim()), m.local_generator().is_some())?;
     let mut report = Map::new();
     report.insert("run".into(), json!(dir.display().to_string()));
     report.insert("method".into(), json!(run.config.train.method));
@@ -100,12 +102,32 @@ pub fn evaluate_run(dir: &Path, opts: &EvalOptions) -> Result<Value> {
     Ok(Value::Object(report))
 }
 
+/// Refuses sizes whose tensors cannot fit before any is allocated: the fake and the real sets
+/// (`samples` each, f32, with room for a copy of each on the way), a Jacobian of `numel` x
+/// `latent_dim` per manifold point (f64, its Gram and spectrum alike), and each local point's
+/// chart (its tangent vectors and their finite-difference passes, bounded by 64 images).
+fn check_memory(opts: &EvalOptions, numel: usize, latent_dim: Option<usize>, local: bool) -> Result<()> {
+    let numel = numel as u128;
+    ganfold_core::limits::check_alloc("--samples", opts.samples as u128 * numel * 4 * 4)?;
+    if let Some(d) = latent_dim {
+        ganfold_core::limits::check_alloc(
+            "--manifold-points",
+            opts.manifold_points as u128 * numel * d as u128 * 8 * 3,
+        )?;
+    }
+    if local {
+        ganfold_core::limits::check_alloc("--local-points", opts.local_points as u128 * numel * 4 * 64)?;
+    }
+    Ok(())
+}
+
 /// Real data against itself, the ceiling: the held-out split against the training split where
 /// the dataset has one (MNIST test vs train), else two disjoint random halves.
 pub fn evaluate_data(name: &str, opts: &EvalOptions) -> Result<Value> {
     ensure!(opts.samples >= 10, "the evaluation needs at least 10 samples (got {})", opts.samples);
     let t0 = Instant::now();
     let data = ganfold_core::data::load(name, opts.seed)?;
+    check_memory(opts, data.shape.numel(), None, false)?;
     let mut report = Map::new();
     report.insert("data".into(), json!(data.name));
     report.insert("real_vs_real".into(), json!(true));

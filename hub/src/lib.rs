@@ -402,15 +402,13 @@ pub fn install(model_dir: &Path, cache: &Path) -> anyhow::Result<PathBuf> {
 pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
     let mid = ModelId::parse(id)?;
     let text = ganfold_core::train::read_run_config(run_dir)?;
-    let mut cfg =
-        RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", run_dir.join(CONFIG).display()))?;
-    cfg.train.device = "cpu".into();
+    let cfg = PackedConfig::parse(&text).with_context(|| format!("invalid {}", run_dir.join(CONFIG).display()))?;
     let ck_path = run_dir.join("checkpoint").join("state.safetensors");
     let ck_bytes = read(&ck_path)?;
     let ck = checkpoint::from_bytes(&ck_bytes, &ganfold_core::candle_core::Device::Cpu)
         .with_context(|| format!("invalid checkpoint {}", ck_path.display()))?;
-    if ck.meta.method != cfg.train.method {
-        bail!("the checkpoint in {} is of method `{}`, not `{}`", run_dir.display(), ck.meta.method, cfg.train.method);
+    if ck.meta.method != cfg.method {
+        bail!("the checkpoint in {} is of method `{}`, not `{}`", run_dir.display(), ck.meta.method, cfg.method);
     }
     let summary: Option<serde_json::Value> = match std::fs::read(run_dir.join("summary.json")) {
         Ok(b) => Some(serde_json::from_slice(&b).context("invalid summary.json")?),
@@ -429,7 +427,7 @@ pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
         bail!("{} already exists and is not empty", out.display());
     }
     let mut files: Vec<(String, Vec<u8>)> =
-        vec![(CONFIG.into(), cfg.to_toml()?.into_bytes()), (WEIGHTS.into(), ck_bytes)];
+        vec![(CONFIG.into(), cfg.text.clone().into_bytes()), (WEIGHTS.into(), ck_bytes)];
     for (src, dst) in [
         ("summary.json", "summary.json"),
         ("metrics.jsonl", "metrics.jsonl"),
@@ -455,8 +453,8 @@ pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         id: mid.to_string(),
-        method: cfg.train.method.clone(),
-        data: cfg.train.data.clone(),
+        method: cfg.method.clone(),
+        data: cfg.data.clone(),
         steps: ck.meta.step,
         files: files.iter().map(|(f, b)| (f.clone(), sha256_hex(b))).collect(),
     };
@@ -470,8 +468,36 @@ pub fn pack(run_dir: &Path, id: &str, out: &Path) -> anyhow::Result<Manifest> {
     Ok(manifest)
 }
 
-fn model_card(id: &ModelId, cfg: &RunConfig, step: usize, summary: Option<&serde_json::Value>) -> String {
-    let t = &cfg.train;
+/// What packing reads of a run's `config.toml`: the [train] keys the manifest and the model card
+/// name, and the text with the device set to cpu. The method's table is copied as it is, never
+/// interpreted, so packing needs no registry (a third-party method packs from any binary;
+/// loading checks the table against the method's defaults).
+struct PackedConfig {
+    method: String,
+    data: String,
+    batch_size: i64,
+    seed: i64,
+    text: String,
+}
+
+impl PackedConfig {
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow!("invalid TOML: {}", e.message().trim()))?;
+        let train = table.get_mut("train").and_then(|v| v.as_table_mut()).context("no [train] table")?;
+        let string = |k: &str| train.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let int = |k: &str| train.get(k).and_then(|v| v.as_integer());
+        let (Some(method), Some(data), Some(batch_size), Some(seed)) =
+            (string("method"), string("data"), int("batch_size"), int("seed"))
+        else {
+            bail!("[train] must name method, data, batch_size and seed");
+        };
+        train.insert("device".into(), "cpu".into());
+        Ok(Self { method, data, batch_size, seed, text: toml::to_string(&table)? })
+    }
+}
+
+fn model_card(id: &ModelId, t: &PackedConfig, step: usize, summary: Option<&serde_json::Value>) -> String {
     let mut s = format!(
         "---\nlibrary_name: ganfold\ntags:\n- gan\n- ganfold\n- {}\n---\n\n# {id}\n\nA ganfold `{}` model trained on `{}` for {step} steps \
          (batch {}, seed {}). Trained by `ganfold train`; the full configuration is in `config.toml`.\n\n",

@@ -225,3 +225,32 @@ fn a_forged_model_cannot_read_outside_its_snapshot() -> anyhow::Result<()> {
     h.fetch(ID)?;
     Ok(())
 }
+
+/// Packing, verifying and installing read no method's defaults: a run of a method this process
+/// has never registered (a third party's) packs and installs; only loading it needs the method.
+#[test]
+fn pack_verify_and_install_need_no_registry() -> anyhow::Result<()> {
+    let (tmp, run, _model, _cache) = fixture()?;
+    let other = tmp.path().join("other-run");
+    std::fs::create_dir_all(other.join("checkpoint"))?;
+    let text = std::fs::read_to_string(run.join("config.toml"))?.replace("\"dcgan\"", "\"third-party-gan\"");
+    assert!(text.contains("third-party-gan"));
+    std::fs::write(other.join("config.toml"), text)?;
+    let ck_path = run.join("checkpoint/state.safetensors");
+    let mut ck = checkpoint::load(&ck_path, &candle_core::Device::Cpu)?;
+    ck.meta.method = "third-party-gan".into();
+    checkpoint::save(&other.join("checkpoint/state.safetensors"), &ck.meta, &ck.state.tensors)?;
+    assert!(ganfold_core::registry::method("third-party-gan").is_err());
+
+    let model = tmp.path().join("other-model");
+    let m = pack(&other, "someone/third-party", &model)?;
+    assert_eq!((m.method.as_str(), m.steps), ("third-party-gan", 12));
+    let cfg: toml::Table = toml::from_str(&std::fs::read_to_string(model.join("config.toml"))?)?;
+    assert_eq!(cfg["train"]["device"].as_str(), Some("cpu"));
+    assert_eq!(verify_dir(&model)?.0.id, "someone/third-party");
+    install(&model, &tmp.path().join("cache2"))?;
+    let (h, _l) = hub(&tmp.path().join("cache2"), true)?;
+    let err = h.load("someone/third-party", None).err().expect("an unregistered method cannot load");
+    assert!(format!("{err:#}").contains("unknown method `third-party-gan`"), "{err:#}");
+    Ok(())
+}
