@@ -13,7 +13,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
     exit 2
 fi
-targets="${FUZZ_TARGETS:-idx config checkpoint}"
+targets="${FUZZ_TARGETS:-idx config checkpoint manifest}"
 # -timeout is generous: under nice 19 on a loaded 2-core machine a process can stall for tens of
 # seconds, which libFuzzer reports as a (false) timeout.
 # No sanitizer: the code under test is safe Rust, where a bug shows as a panic (debug assertions

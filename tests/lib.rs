@@ -60,6 +60,25 @@ pub mod fuzz {
         assert_eq!(again.to_toml().unwrap(), t, "config round trip");
     }
 
+    /// Hub manifest parser (`ganfold.json`, written by a model's author: untrusted). A manifest
+    /// that parses names an id whose cache folder is one plain path component and files that stay
+    /// inside the snapshot, and writes out to JSON that parses back to itself.
+    pub fn manifest(data: &[u8]) {
+        let Ok(m) = ganfold_hub::Manifest::parse(data) else { return };
+        let id = ganfold_hub::ModelId::parse(&m.id).expect("a parsed manifest's id parses");
+        let folder = id.cache_folder();
+        let plain = |p: &str| {
+            let mut c = std::path::Path::new(p).components();
+            c.all(|c| matches!(c, std::path::Component::Normal(_)))
+        };
+        assert!(plain(&folder) && !folder.contains('/'), "cache folder {folder:?}");
+        for f in m.files.keys() {
+            assert!(plain(f), "file name {f:?} leaves the snapshot");
+        }
+        let again = serde_json::to_vec(&m).expect("serialises");
+        assert_eq!(ganfold_hub::Manifest::parse(&again).expect("parses back"), m, "manifest round trip");
+    }
+
     /// The small models the checkpoint target loads into (and that `seed_checkpoints` saves).
     pub const MODELS: &[(&str, &[&str])] = &[("dcgan", &["hidden=8", "nz=4"]), ("mmgan", &["hidden=8", "z_dim=4"])];
 

@@ -317,3 +317,28 @@ fn bench_times_the_named_methods_and_rejects_bad_arguments() {
     fails(&["bench", "--steps", "0"], "at least 1");
     fails(&["bench", "--methods", "nope", "--steps", "1"], "nope");
 }
+
+/// Under an address-space limit (`ulimit -v`), a network too wide for it is refused with one
+/// error line (the memory budget takes the limit into account) instead of an allocation abort,
+/// while a small run under the same limit trains.
+#[test]
+fn an_address_space_limit_gives_an_error_not_an_abort() {
+    if !Path::new("/proc/self/limits").exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_ganfold");
+    let run = |ngf: &str, out: &str| {
+        let script = format!(
+            "ulimit -v 2000000 && exec {bin} train dcgan --steps 1 --batch-size 8 --set ngf={ngf} --set ndf=4 -q --out {out}"
+        );
+        Command::new("bash").arg("-c").arg(script).env("RAYON_NUM_THREADS", "1").output().unwrap()
+    };
+    let small = run("4", tmp.path().join("small").to_str().unwrap());
+    assert!(small.status.success(), "{}", String::from_utf8_lossy(&small.stderr));
+    let wide = run("1200", tmp.path().join("wide").to_str().unwrap());
+    let err = String::from_utf8_lossy(&wide.stderr);
+    assert_eq!(wide.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() == 1 && lines[0].starts_with("error: ") && err.contains("memory available"), "{err}");
+}

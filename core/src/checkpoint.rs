@@ -141,6 +141,9 @@ pub struct Checkpoint {
 
 /// Serialises a checkpoint to safetensors bytes (tensors converted to contiguous host copies).
 pub fn to_bytes(meta: &CheckpointMeta, tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<Vec<u8>> {
+    // The file is built in memory: refused (the last checkpoint kept) when it cannot fit.
+    let bytes: u128 = tensors.values().map(|t| (t.elem_count() * t.dtype().size_in_bytes()) as u128).sum();
+    crate::limits::check_alloc(&format!("the checkpoint of {} tensors", tensors.len()), bytes)?;
     let host: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
@@ -220,11 +223,17 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> anyhow::Result<Checkpoint> {
 /// True if every float tensor is finite.
 pub fn all_finite(tensors: &BTreeMap<String, Tensor>) -> anyhow::Result<Option<String>> {
     for (k, t) in tensors {
-        if t.dtype().is_float() {
-            let s = t.to_dtype(candle_core::DType::F64)?.abs()?.sum_all()?.to_scalar::<f64>()?;
-            if !s.is_finite() {
-                return Ok(Some(k.clone()));
+        // Element by element on one host copy: a sum can overflow, and f64 temporaries of a
+        // large network would double the memory a checkpoint needs.
+        let finite = match t.dtype() {
+            candle_core::DType::F64 => t.flatten_all()?.to_vec1::<f64>()?.iter().all(|x| x.is_finite()),
+            d if d.is_float() => {
+                t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?.iter().all(|x| x.is_finite())
             }
+            _ => true,
+        };
+        if !finite {
+            return Ok(Some(k.clone()));
         }
     }
     Ok(None)

@@ -10,12 +10,28 @@ use std::path::Path;
 pub const TEXT_MAX: u64 = 16 << 20;
 
 /// The memory ganfold may use: `GANFOLD_MAX_MEMORY` (bytes, or with a K, M, G or T suffix) if
-/// set, else the memory the system reports available (Linux `MemAvailable`), else unbounded.
+/// set, else the memory the system reports available (Linux `MemAvailable`), else unbounded;
+/// never more than the address space the process has left under its limit (`ulimit -v`), where
+/// an allocation beyond it would abort the process.
 pub fn memory_budget() -> anyhow::Result<u64> {
-    if let Ok(v) = std::env::var("GANFOLD_MAX_MEMORY") {
-        return parse_size(&v).with_context(|| format!("GANFOLD_MAX_MEMORY={v:?}"));
-    }
-    Ok(mem_available().unwrap_or(u64::MAX))
+    let budget = match std::env::var("GANFOLD_MAX_MEMORY") {
+        Ok(v) => parse_size(&v).with_context(|| format!("GANFOLD_MAX_MEMORY={v:?}"))?,
+        Err(_) => mem_available().unwrap_or(u64::MAX),
+    };
+    Ok(budget.min(address_space_left().unwrap_or(u64::MAX)))
+}
+
+/// RLIMIT_AS minus the address space already mapped (Linux `/proc/self/limits` and `VmSize`);
+/// `None` when there is no limit or it cannot be read.
+fn address_space_left() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max address space"))?;
+    let soft: u64 = line.trim_start_matches("Max address space").split_whitespace().next()?.parse().ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status.lines().find(|l| l.starts_with("VmSize:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    // The allocator maps fresh address space in large segments, beyond what is asked of it.
+    const ALLOCATOR_SLACK: u64 = 512 << 20;
+    Some(soft.saturating_sub(kib.saturating_mul(1024)).saturating_sub(ALLOCATOR_SLACK))
 }
 
 /// `123`, `64K`, `512M`, `8G`, `1T` (powers of 1024; a trailing `B` or `iB` is accepted).

@@ -68,6 +68,10 @@ pub struct AdamState {
 
 impl Adam {
     pub fn new(vars: Vec<(String, Var)>, cfg: AdamConfig) -> Result<Self> {
+        // The two moments of every parameter, refused before allocating when they cannot fit.
+        let bytes: u128 = vars.iter().map(|(_, v)| 2 * (v.elem_count() * v.dtype().size_in_bytes()) as u128).sum();
+        crate::limits::check_alloc(&format!("Adam's moments of {} parameters", vars.len()), bytes)
+            .map_err(|e| candle_core::Error::Msg(format!("{e}; choose smaller widths in the config")))?;
         let slots = vars
             .into_iter()
             .map(|(name, var)| {

@@ -77,6 +77,27 @@ fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join("checkpoint").join("state.safetensors")
 }
 
+/// Training adds to each parameter its gradient and Adam's two moments; a checkpoint holds the
+/// three serialised while they live; a step's activations come on top. Six times the parameters'
+/// bytes is refused before the first step when it cannot fit, instead of an abort or an
+/// out-of-memory kill inside it (activations beyond that, from a large batch, are not estimated).
+fn check_training_memory(method: &dyn Method, cfg: &RunConfig) -> anyhow::Result<()> {
+    let params: u128 = method
+        .players()
+        .iter()
+        .flat_map(|p| p.vs().trainable_vars())
+        .map(|(_, v)| v.elem_count() as u128 * v.dtype().size_in_bytes() as u128)
+        .sum();
+    crate::limits::check_alloc(
+        &format!(
+            "training method `{}` (its parameters' gradients, Adam moments and a step's activations)",
+            cfg.train.method
+        ),
+        params * 6,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}; choose smaller widths in the config"))
+}
+
 fn build_method(cfg: &RunConfig, data: &Dataset, device: &Device, purpose: Purpose) -> anyhow::Result<Box<dyn Method>> {
     let entry = crate::registry::method(&cfg.train.method)?;
     let cx = BuildContext {
@@ -214,6 +235,7 @@ fn train_here(cfg: RunConfig, out: Option<PathBuf>, opts: Options) -> anyhow::Re
     let device = parse_device(&cfg.train.device)?;
     let data = crate::data::load(&cfg.train.data, cfg.train.seed)?;
     let method = build_method(&cfg, &data, &device, Purpose::Train)?;
+    check_training_memory(method.as_ref(), &cfg)?;
     let sampler = EpochSampler::new(data.len(), cfg.train.batch_size, cfg.train.seed)
         .with_context(|| format!("dataset `{}`", data.name))?;
     let dir = out.unwrap_or_else(|| default_run_dir(&cfg));
@@ -327,6 +349,7 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
         let method = build_method(&cfg, &data, &device, Purpose::Train)?;
         (data, method, Rng::derive(cfg.train.seed, "train"), 0)
     };
+    check_training_memory(method.as_ref(), &cfg)?;
     // A run killed after its last checkpoint but before its summary is finished, not retrained.
     if step >= cfg.train.steps && completed_at(dir) == Some(step) {
         bail!(

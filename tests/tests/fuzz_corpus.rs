@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: &[Target] = &[("idx", fuzz::idx), ("config", fuzz::config), ("checkpoint", fuzz::checkpoint)];
+const TARGETS: &[Target] =
+    &[("idx", fuzz::idx), ("config", fuzz::config), ("checkpoint", fuzz::checkpoint), ("manifest", fuzz::manifest)];
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fuzz")
