@@ -217,3 +217,91 @@ fn undefined_metrics_are_counted_not_dropped() {
     assert!(row.contains("| 0.500 (1 of 2) |") && row.contains("| 2 of 2 |"), "{row}");
     assert!(table.contains("A cell marked (k of n)") && !table.contains("Incomplete"), "{table}");
 }
+
+const PREPARED: &str = r#"
+claim = "LCC arms share one fit of the bases"
+source = "test"
+data = "ring8"
+steps = 6
+batch_size = 32
+seeds = [0, 1]
+set = { hidden = 16, bases = 8, ae_latent_dim = 3, lcc_points = 64, knn_k = 8, eval_samples = 0 }
+
+[eval]
+samples = 100
+metrics = ["modes.modes_covered", { key = "summary.evaluation.lcc_nnz", label = "nnz" }]
+
+[[prepare]]
+name = "stages"
+method = "lccgan"
+steps = 7
+set = { ae_steps = 4, lcc_rounds = 2 }
+quick_set = { ae_steps = 2, lcc_rounds = 1 }
+
+[[arm]]
+label = "learned"
+method = "lccgan"
+set = { latent_dim = 2, init_from = "{prepare.stages}" }
+
+[[arm]]
+label = "random"
+method = "lccgan"
+set = { latent_dim = 3, sampler = "random_bases", init_from = "{prepare.stages}" }
+"#;
+
+/// A `[[prepare]]` run trains once, before the arms that name it; every arm adopts its fit
+/// (the same LCC code size in every run), a second run of the file leaves it alone, and a
+/// changed or unknown prepared run is a clear error.
+#[test]
+fn prepared_runs_train_once_and_arms_build_on_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "lcc.toml", PREPARED);
+    let (f, res) = (f.to_str().unwrap(), tmp.path().join("results"));
+    let r = res.to_str().unwrap();
+    ok(&["experiment", "run", f, "--results", r, "-q"]);
+    let stages = res.join("lcc/prepare/stages");
+    let summary: Value = serde_json::from_slice(&std::fs::read(stages.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((summary["status"].as_str(), summary["steps"].as_u64()), (Some("completed"), Some(7)));
+    let nnz: Vec<Value> = values(&res.join("lcc")).into_iter().flat_map(|(_, v)| v).map(|v| v[1].clone()).collect();
+    assert_eq!(nnz.len(), 4);
+    assert!(nnz[0].as_f64().is_some() && nnz.iter().all(|v| *v == nnz[0]), "one shared fit: {nnz:?}");
+    let cfg = std::fs::read_to_string(res.join("lcc/runs/random/seed-1/config.toml")).unwrap();
+    assert!(cfg.contains(&format!("init_from = \"{}\"", stages.display())), "{cfg}");
+    let table = std::fs::read_to_string(res.join("lcc/table.md")).unwrap();
+    assert!(table.contains("Trained once before the arms (`{prepare.stages}`)"), "{table}");
+
+    let log = std::fs::read(stages.join("metrics.jsonl")).unwrap();
+    std::fs::remove_dir_all(res.join("lcc/runs/learned/seed-0")).unwrap();
+    ok(&["experiment", "run", f, "--results", r, "-q"]);
+    assert_eq!(std::fs::read(stages.join("metrics.jsonl")).unwrap(), log, "the prepared run trained again");
+    assert!(res.join("lcc/runs/learned/seed-0/eval.json").exists());
+
+    let changed = write(
+        tmp.path(),
+        "lcc.toml",
+        &PREPARED.replace("ae_steps = 4, lcc_rounds = 2", "ae_steps = 3, lcc_rounds = 3"),
+    );
+    let changed = changed.to_str().unwrap();
+    std::fs::remove_dir_all(res.join("lcc/runs/learned/seed-0")).unwrap();
+    fails(&["experiment", "run", changed, "--results", r], "another definition of the experiment");
+    let unknown = write(
+        tmp.path(),
+        "lcc.toml",
+        &PREPARED
+            .replace("init_from = \"{prepare.stages}\" }\n\n[[arm]]", "init_from = \"{prepare.nope}\" }\n\n[[arm]]"),
+    );
+    fails(
+        &["experiment", "run", unknown.to_str().unwrap(), "--results", r],
+        "names a [[prepare]] run the file does not have",
+    );
+    let f = write(tmp.path(), "lcc.toml", PREPARED);
+    ok(&[
+        "experiment",
+        "run",
+        "--quick",
+        f.to_str().unwrap(),
+        "--results",
+        tmp.path().join("q").to_str().unwrap(),
+        "-q",
+    ]);
+}

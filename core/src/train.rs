@@ -73,7 +73,8 @@ pub struct LoadedRun {
     pub rng: Rng,
 }
 
-fn checkpoint_path(dir: &Path) -> PathBuf {
+/// Where a run directory keeps its checkpoint.
+pub fn checkpoint_file(dir: &Path) -> PathBuf {
     dir.join("checkpoint").join("state.safetensors")
 }
 
@@ -133,7 +134,7 @@ pub fn load_run(dir: &Path, device: Option<&str>) -> anyhow::Result<LoadedRun> {
 }
 
 fn load_run_with(dir: &Path, config: RunConfig, purpose: Purpose) -> anyhow::Result<LoadedRun> {
-    let ck_path = checkpoint_path(dir);
+    let ck_path = checkpoint_file(dir);
     config.train.validate()?;
     if !ck_path.exists() {
         bail!("{} has no checkpoint yet ({} is missing)", dir.display(), ck_path.display());
@@ -336,7 +337,7 @@ fn resume_here(dir: &Path, mut cfg: RunConfig, steps: Option<usize>, opts: Optio
     for sub in ["", "checkpoint", "samples", "figures"] {
         checkpoint::remove_stale_temps(&dir.join(sub));
     }
-    let has_checkpoint = checkpoint_path(dir).exists();
+    let has_checkpoint = checkpoint_file(dir).exists();
     let (data, method, rng, step) = if has_checkpoint {
         let run = load_run_with(dir, cfg.clone(), Purpose::Train)?;
         (run.data, run.method, run.rng, run.step)
@@ -550,7 +551,7 @@ impl Session {
             data_shape: self.data.shape,
             method_meta: state.meta.clone(),
         };
-        checkpoint::save(&checkpoint_path(&self.dir), &meta, &state.tensors)?;
+        checkpoint::save(&checkpoint_file(&self.dir), &meta, &state.tensors)?;
         self.checkpoint_step = Some(self.step);
         Ok(None)
     }
@@ -613,7 +614,7 @@ impl Session {
         );
         let kept = match self.checkpoint_step {
             Some(c) => {
-                format!("the last good checkpoint (step {c}) is kept in {}", checkpoint_path(&self.dir).display())
+                format!("the last good checkpoint (step {c}) is kept in {}", checkpoint_file(&self.dir).display())
             }
             None => "no checkpoint had been written yet".into(),
         };

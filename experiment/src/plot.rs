@@ -207,6 +207,27 @@ fn curve_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, 
             chart.draw_series([Circle::new((x, m), 3, c.filled())]).map_err(to_anyhow)?;
         }
     }
+    // Measured positions on the x-axis (e.g. an intrinsic dimension), as dashed vertical lines.
+    for (t, key) in ax.marks.iter().enumerate() {
+        let Some(jm) = report.metrics.iter().position(|m| &m.key == key) else { continue };
+        let (sum, n) = report
+            .arms
+            .iter()
+            .map(|a| &a.stats[jm])
+            .filter(|s| s.n > 0 && s.mean.is_finite())
+            .fold((0.0, 0usize), |(s, n), st| (s + st.mean * st.n as f64, n + st.n));
+        if n == 0 || (ax.log && sum <= 0.0) {
+            continue;
+        }
+        let x = tx(sum / n as f64);
+        let c = BLACK.mix(0.7 - 0.25 * (t % 2) as f64);
+        let label = format!("{} = {:.2}", report.metrics[jm].label, sum / n as f64);
+        chart
+            .draw_series(DashedLineSeries::new([(x, y0), (x, y1)], 6, 4, c.stroke_width(1)))
+            .map_err(to_anyhow)?
+            .label(label)
+            .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 18, ly)], c.stroke_width(1)));
+    }
     legend(&mut chart)
 }
 

@@ -3,7 +3,7 @@
 
 use crate::evaluate;
 use crate::runner::{Experiment, PlannedRun, RunState, read_summary, run_state};
-use crate::spec::{Better, Metric, XAxis};
+use crate::spec::{self, Better, Metric, XAxis};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::Value;
@@ -285,6 +285,20 @@ impl Report {
             },
             if self.complete { "" } else { " **Incomplete: some runs have not finished (see `n`).**" }
         );
+        for (p, (dir, _)) in exp.spec.prepares.iter().zip(exp.prepare_plan().unwrap_or_default()) {
+            let set: Vec<String> =
+                spec::assignments(&exp.spec.set).into_iter().chain(spec::assignments(&p.set)).collect();
+            let _ = writeln!(
+                s,
+                "Trained once before the arms (`{{prepare.{}}}`): `{}`, {} steps, seed {}, `{}`; in `{}`.\n",
+                p.name,
+                p.method,
+                p.steps,
+                p.seed,
+                set.join(" "),
+                dir.display()
+            );
+        }
         let arrow = |m: &Metric| match m.better {
             Some(Better::Lower) => " ↓",
             Some(Better::Higher) => " ↑",

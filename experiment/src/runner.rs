@@ -103,6 +103,49 @@ impl Experiment {
         self.dir.join("runs")
     }
 
+    /// Where the `[[prepare]]` run `name` lives: `<results>/<name>/prepare/<name>`.
+    pub fn prepare_dir(&self, name: &str) -> PathBuf {
+        self.dir.join("prepare").join(name)
+    }
+
+    /// The resolved configuration of every `[[prepare]]` run, with its directory.
+    pub fn prepare_plan(&self) -> Result<Vec<(PathBuf, RunConfig)>> {
+        let s = &self.spec;
+        s.prepares
+            .iter()
+            .map(|p| {
+                let what = format!("{}: [[prepare]] `{}`", self.file.display(), p.name);
+                let mut c = RunConfig::defaults(&p.method).with_context(|| what.clone())?;
+                c.train.data = s.data.clone();
+                c.train.steps = p.steps;
+                c.train.batch_size = s.batch_size;
+                c.train.seed = p.seed;
+                for kv in spec::assignments(&s.set).iter().chain(&spec::assignments(&p.set)) {
+                    c.set(kv).with_context(|| what.clone())?;
+                }
+                c.train.validate().with_context(|| what.clone())?;
+                Ok((self.prepare_dir(&p.name), c))
+            })
+            .collect()
+    }
+
+    /// An arm's `key=value` with every `{prepare.NAME}` replaced by that run's directory.
+    fn substitute(&self, kv: &str) -> Result<String> {
+        let mut out = kv.to_string();
+        for p in &self.spec.prepares {
+            if out.contains(&p.placeholder()) {
+                let dir = self.prepare_dir(&p.name).display().to_string();
+                ensure!(
+                    !dir.contains(['"', '\\']),
+                    "the results directory {dir} holds a quote or a backslash, which a setting cannot name"
+                );
+                out = out.replace(&p.placeholder(), &dir);
+            }
+        }
+        ensure!(!out.contains("{prepare."), "`{kv}` names a [[prepare]] run the file does not have");
+        Ok(out)
+    }
+
     /// The resolved configuration of every (arm, seed): method defaults, then data, steps, batch
     /// and seed, then the file's `set`, then the arm's. Unknown methods and keys are errors here.
     pub fn plan(&self) -> Result<Vec<PlannedRun>> {
@@ -115,7 +158,7 @@ impl Experiment {
             base.train.steps = s.steps;
             base.train.batch_size = s.batch_size;
             for kv in spec::assignments(&s.set).iter().chain(&spec::assignments(&arm.set)) {
-                base.set(kv).with_context(|| what.clone())?;
+                base.set(&self.substitute(kv)?).with_context(|| what.clone())?;
             }
             for seed in s.seeds.list() {
                 let mut config = base.clone();
@@ -258,6 +301,7 @@ impl Experiment {
         // the metrics against the runs' own eval.json.
         if !todo.is_empty() {
             self.check(&plan)?;
+            self.run_prepared(opts)?;
         }
         let mut result = self.execute(&plan, &states, &todo, opts);
         if result.is_ok() && self.spec.eval.reference {
@@ -268,6 +312,41 @@ impl Experiment {
         report::write(self, &report)?;
         result?;
         Ok(report)
+    }
+
+    /// Trains (or resumes) every `[[prepare]]` run that has not finished, one after the other
+    /// with all cores. A directory made from another definition is an error, as for the arms.
+    fn run_prepared(&self, opts: &RunOptions) -> Result<()> {
+        for (dir, config) in self.prepare_plan()? {
+            let what = || format!("[[prepare]] run {}", dir.display());
+            let topts = Options { progress: opts.progress, on_step: None };
+            let cfg_path = dir.join("config.toml");
+            if !cfg_path.exists() {
+                clear_empty_dirs(&dir)?;
+                ensure!(!dir.exists(), "{} holds files but no config.toml; move it away", dir.display());
+                eprintln!("{}: training {}", self.name, what());
+                train::train_with(config, Some(dir.clone()), topts).with_context(what)?;
+                continue;
+            }
+            let text =
+                std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?;
+            let found = RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", cfg_path.display()))?;
+            let diff = config_diff(&found, &config)?;
+            ensure!(
+                diff.is_empty(),
+                "{} was made from another definition of the experiment ({}); move it away to run this one",
+                dir.display(),
+                diff.join("; ")
+            );
+            match read_summary(&dir) {
+                Some(s) if s.status == "completed" && s.steps == config.train.steps => {}
+                _ => {
+                    eprintln!("{}: resuming {}", self.name, what());
+                    train::resume_with_options(&dir, config, None, topts).with_context(what)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `reference.json`: the data against itself, evaluated once with the file's settings.
@@ -294,6 +373,10 @@ impl Experiment {
         quick.spec.eval.samples = self.spec.eval.samples.min(QUICK_SAMPLES);
         quick.spec.eval.local_points = Some(self.spec.eval.local_points.unwrap_or(QUICK_SAMPLES).min(QUICK_SAMPLES));
         quick.spec.seeds = spec::Seeds::List(self.spec.seeds.list().into_iter().take(1).collect());
+        for p in &mut quick.spec.prepares {
+            p.steps = p.steps.min(QUICK_STEPS);
+            p.set.extend(std::mem::take(&mut p.quick_set));
+        }
         if let Some(stand_in) = quick_stand_in(&self.spec.data) {
             eprintln!("{}: `{}` is not installed; --quick uses `{stand_in}` (same shape)", self.name, self.spec.data);
             quick.spec.data = stand_in.to_string();

@@ -20,6 +20,13 @@
 //! label = "DCGAN"
 //! method = "dcgan"
 //! set = { lr_g = 2e-4 }
+//!
+//! [[prepare]]              # optional: a run trained once, before the arms, that arms build on
+//! name = "stages"          # an arm names its directory as "{prepare.stages}" in a string value
+//! method = "lccgan"
+//! steps = 3021
+//! set = { ae_steps = 3000 }
+//! quick_set = { ae_steps = 2, lcc_rounds = 1 }  # what makes it fit `--quick`'s 4 steps
 //! ```
 //!
 //! A metric key is a dotted path into the run's `eval.json` (what `ganfold eval` prints), or
@@ -56,6 +63,33 @@ pub struct Spec {
     pub x_axis: Option<XAxis>,
     #[serde(rename = "arm")]
     pub arms: Vec<Arm>,
+    #[serde(default, rename = "prepare")]
+    pub prepares: Vec<Prepare>,
+}
+
+/// A run trained once before the arms (stages every arm shares, such as LCC-GAN's autoencoder
+/// and bases); it is not evaluated. Arms name its directory as `{prepare.NAME}` inside a string
+/// value. It takes the file's `data`, `batch_size` and `set`, then its own `set`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prepare {
+    pub name: String,
+    pub method: String,
+    pub steps: usize,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub set: toml::Table,
+    /// Applied over `set` under `--quick`, whose runs take at most 4 steps.
+    #[serde(default)]
+    pub quick_set: toml::Table,
+}
+
+impl Prepare {
+    /// The text an arm's string value uses for this run's directory.
+    pub fn placeholder(&self) -> String {
+        format!("{{prepare.{}}}", self.name)
+    }
 }
 
 fn default_batch_size() -> usize {
@@ -192,6 +226,10 @@ pub struct XAxis {
     pub label: String,
     #[serde(default)]
     pub log: bool,
+    /// Metric keys (of `eval.metrics`) whose mean over all runs is an x position: each is drawn
+    /// as a labelled vertical line (a measured dimension on a curve against dimension).
+    #[serde(default)]
+    pub marks: Vec<String>,
 }
 
 /// One arm: a method and its config overrides.
@@ -270,6 +308,20 @@ impl Spec {
                 m.key
             );
             ensure!(!metrics[..i].iter().any(|o| o.key == m.key), "metric `{}` is listed twice", m.key);
+        }
+        if let Some(ax) = &self.x_axis {
+            for k in &ax.marks {
+                ensure!(metrics.iter().any(|m| &m.key == k), "x_axis mark `{k}` is not one of `eval.metrics`");
+            }
+        }
+        for (i, p) in self.prepares.iter().enumerate() {
+            ensure!(
+                !p.name.is_empty() && p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "[[prepare]] name `{}`: use letters, digits, `-` and `_` only",
+                p.name
+            );
+            ensure!(!self.prepares[..i].iter().any(|o| o.name == p.name), "[[prepare]] `{}` is named twice", p.name);
+            ensure!(p.steps > 0, "[[prepare]] `{}`: `steps` must be at least 1", p.name);
         }
         ensure!(!self.arms.is_empty(), "the file has no [[arm]]");
         for (i, a) in self.arms.iter().enumerate() {
@@ -360,6 +412,8 @@ set = { hidden = 16, loss = { kind = "x" } }
             (OK.replace("\"modes.modes_covered\"", "\"a..b\""), "not a dotted path"),
             (OK.to_string() + "[x_axis]\nlabel = \"d\"\n", "has no `x`"),
             (OK.replace("claim = \"c\"\n", ""), "missing field `claim`"),
+            (OK.to_string() + "[[prepare]]\nname = \"a b\"\nmethod = \"dcgan\"\nsteps = 1\n", "name `a b`"),
+            (OK.replace("[[arm]]", "[x_axis]\nlabel = \"d\"\nmarks = [\"fid.fid\"]\n[[arm]]"), "mark `fid.fid`"),
         ];
         for (text, want) in cases {
             let e = format!("{:#}", Spec::parse(&text, "f.toml").unwrap_err());

@@ -14,10 +14,19 @@ pub struct LccganConfig {
     /// Autoencoder latent size dB (the generator's input size): 100, the authors' code.
     pub ae_latent_dim: usize,
     /// `paper` (faithful), `affine` / `convex` (our ablations of the coefficients of Sec. 4.3:
-    /// summing to one, or inside the convex hull), or `gaussian`: no AE/LCC
-    /// stages, the generator is fed z ~ N(0, I_d) directly (the vanilla baseline with the very
-    /// same networks).
+    /// summing to one, or inside the convex hull), and three controls that test whether a gain
+    /// comes from the learned manifold: `random_bases` (the paper's sampler on random bases of
+    /// the learned bases' norms), `mog` (no AE/LCC stages; z from a mixture of M Gaussians in d
+    /// dimensions) and `gaussian` (no AE/LCC stages; z ~ N(0, I_d), the vanilla baseline with the
+    /// very same networks).
     pub sampler: String,
+    /// Standard deviation of each `mog` component; the M means are drawn once from U(-1, 1)^d
+    /// (DeLiGAN's initialisation, Gurumurthy et al., CVPR 2017, Sec. 3; here fixed, not learned).
+    pub mog_sigma: f64,
+    /// A run directory whose stages 1-2 (autoencoder, embeddings, bases) this run adopts
+    /// instead of training its own: its GAN starts at step 0. Lets a sweep fit the bases once
+    /// (paper Alg. 1 line 2 learns them once for every d). Empty: train them here.
+    pub init_from: String,
     /// Scale s of the `affine` ablation.
     pub affine_scale: f64,
     /// Temperature tau of the `convex` ablation.
@@ -73,6 +82,8 @@ impl Default for LccganConfig {
             bases: 128,
             ae_latent_dim: 100,
             sampler: "paper".into(),
+            mog_sigma: 0.2,
+            init_from: String::new(),
             affine_scale: 1.0,
             convex_tau: 1.0,
             ae_steps: 1000,
@@ -99,19 +110,27 @@ impl Default for LccganConfig {
 }
 
 impl LccganConfig {
+    /// Whether G is fed from LCC bases (every sampler but `gaussian` and `mog`).
     pub fn uses_lcc(&self) -> bool {
-        self.sampler != "gaussian"
+        !["gaussian", "mog"].contains(&self.sampler.as_str())
     }
 
-    /// Steps taken by stages 1 and 2 (0 for the gaussian baseline).
+    /// Steps taken by stages 1 and 2 (0 without LCC, or when they come from `init_from`).
     pub fn pre_gan_steps(&self) -> usize {
-        if self.uses_lcc() { self.ae_steps + self.lcc_rounds + 1 } else { 0 }
+        if self.uses_lcc() && self.init_from.is_empty() { self.ae_steps + self.lcc_rounds + 1 } else { 0 }
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
         use anyhow::bail;
-        if !["paper", "affine", "convex", "gaussian"].contains(&self.sampler.as_str()) {
-            bail!("lccgan: sampler must be paper, affine, convex or gaussian, got `{}`", self.sampler);
+        const SAMPLERS: [&str; 6] = ["paper", "affine", "convex", "random_bases", "mog", "gaussian"];
+        if !SAMPLERS.contains(&self.sampler.as_str()) {
+            bail!("lccgan: sampler must be one of {}, got `{}`", SAMPLERS.join(", "), self.sampler);
+        }
+        if self.sampler == "mog" && (self.bases == 0 || !(self.mog_sigma.is_finite() && self.mog_sigma > 0.0)) {
+            bail!("lccgan: mog needs bases (its component count) >= 1 and mog_sigma > 0");
+        }
+        if !self.init_from.is_empty() && self.init_from.trim().is_empty() {
+            bail!("lccgan: init_from is blank; name a run directory whose stages 1-2 are done (or leave it empty)");
         }
         if self.latent_dim == 0 {
             bail!("lccgan: d (number of local bases) must be at least 1");
@@ -195,6 +214,11 @@ mod tests {
         assert!(bad(|c| c.opt_g.lr = -1.0).contains("opt_g"));
         assert!(bad(|c| c.sampler = "x".into()).contains("sampler"));
         assert!(bad(|c| c.mu_times_m = f64::NAN).contains("mu_times_m"));
+        assert!(bad(|c| c.init_from = " ".into()).contains("init_from"));
+        assert!(bad(|c| (c.sampler, c.mog_sigma) = ("mog".into(), 0.0)).contains("mog_sigma"));
+        // Adopted stages 1-2 take no steps of this run.
+        let c = LccganConfig { init_from: "runs/x".into(), ..Default::default() };
+        assert_eq!(c.pre_gan_steps(), 0);
         // The gaussian baseline ignores the LCC keys.
         let mut g = LccganConfig { sampler: "gaussian".into(), latent_dim: 100, ..Default::default() };
         g.validate().unwrap();

@@ -14,9 +14,19 @@ impl Lccgan {
     /// Proxy sample-quality metrics (no classifier-FID is available yet; README explains):
     /// nearest-neighbour L2 distances in pixel space between generated and real images, and the
     /// class histogram of the generated samples under a 1-nearest-neighbour classifier.
+    /// Also the stage-2 diagnostics: `lcc_nnz` (mean code size, the paper's proxy for the local
+    /// dimension) and `twonn_dim` (TwoNN intrinsic dimension of the embeddings).
     pub(crate) fn evaluate_run(&self, data: &Dataset) -> anyhow::Result<Vec<(String, f64)>> {
-        if !self.ready() || self.cfg.eval_samples == 0 {
-            return Ok(vec![]);
+        // Without LCC (the `gaussian` and `mog` baselines) they are undefined: NaN, null in summary.json.
+        let lcc = self.mode.is_some();
+        let mut out: Vec<(String, f64)> = [("lcc_nnz", self.lcc_nnz), ("twonn_dim", self.twonn_dim)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), if lcc { v? } else { f64::NAN })))
+            .collect();
+        // A run that only fitted the bases (for `init_from`) has an untrained G: nothing to measure.
+        let gan_steps = self.steps_done.saturating_sub(self.cfg.pre_gan_steps());
+        if !self.ready() || self.cfg.eval_samples == 0 || gan_steps == 0 {
+            return Ok(out);
         }
         let n = self.cfg.eval_samples;
         let mut rng = Rng::derive(self.seed, "lccgan-eval");
@@ -38,7 +48,7 @@ impl Lccgan {
         };
         let bx = b.x.flatten_from(1)?;
         let (d_fb, i_fb) = nn_dist(&fake, &bx)?;
-        let mut out = vec![("proxy_nn_fake_to_real".to_string(), mean(&d_fb))];
+        out.push(("proxy_nn_fake_to_real".to_string(), mean(&d_fb)));
         if a.dim(0)? > 0 {
             let a = a.flatten_from(1)?;
             out.push(("proxy_nn_real_to_fake".into(), mean(&nn_dist(&a, &fake)?.0)));
@@ -71,7 +81,7 @@ impl Lccgan {
         }
         let tag = match self.mode {
             Some(_) => format!("lccgan_{}_d{}", self.cfg.sampler, self.cfg.latent_dim),
-            None => format!("gaussian_nz{}", self.cfg.latent_dim),
+            None => format!("{}_nz{}", self.cfg.sampler, self.cfg.latent_dim),
         };
         let x = self.sample(64, rng)?;
         write(format!("samples_{tag}.png"), ganfold_core::train::render_samples(&x, data, &tag)?)?;

@@ -394,6 +394,55 @@ pub fn knn_table(v: &[f64], dim: usize, d: usize) -> Vec<u32> {
     out
 }
 
+/// Random bases of matched norm, the control for the learned ones: basis `j` keeps its norm
+/// `||v_j||` and gets a uniformly random direction (a normalised `N(0, I)` draw).
+pub fn random_bases_like(v: &[f64], dim: usize, rng: &mut Rng) -> Vec<f64> {
+    let mut out = Vec::with_capacity(v.len());
+    for vj in v.chunks(dim) {
+        let norm = vj.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let u: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
+        let un = u.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        out.extend(u.iter().map(|x| x * norm / un));
+    }
+    out
+}
+
+/// TwoNN intrinsic dimension (Facco, d'Errico, Rodriguez, Laio, Sci. Rep. 2017): with
+/// `mu = r2 / r1` the ratio of each point's second to first neighbour distance,
+/// `-ln(1 - F(mu)) = d ln(mu)`; `d` is the least-squares slope through the origin over the
+/// smallest 90 % of the ratios (the paper discards the largest 10 %). Points with a duplicate
+/// (`r1 = 0`) are skipped; `None` with fewer than 3 usable points.
+pub fn two_nn_dimension(h: &[f64], dim: usize) -> Option<f64> {
+    let n = h.len() / dim;
+    let mut mu: Vec<f64> = (0..n)
+        .filter_map(|i| {
+            let (mut r1, mut r2) = (f64::INFINITY, f64::INFINITY);
+            for j in (0..n).filter(|&j| j != i) {
+                let d = sqdist(row(h, i, dim), row(h, j, dim));
+                if d < r1 {
+                    (r1, r2) = (d, r1);
+                } else if d < r2 {
+                    r2 = d;
+                }
+            }
+            (r1 > 0.0 && r2.is_finite()).then(|| (r2 / r1).sqrt())
+        })
+        .collect();
+    if mu.len() < 3 {
+        return None;
+    }
+    mu.sort_by(f64::total_cmp);
+    let total = mu.len() as f64;
+    let keep = ((0.9 * total) as usize).max(2);
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (i, m) in mu[..keep].iter().enumerate() {
+        let (x, y) = (m.ln(), -(1.0 - i as f64 / total).ln());
+        sxy += x * y;
+        sxx += x * x;
+    }
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
 /// One alternation: coding step then basis step. Returns (codes, J after coding, new V, J after
 /// the basis step, dead bases re-seeded).
 pub struct Round {
@@ -443,6 +492,34 @@ pub fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// TwoNN recovers the dimension of a uniform cube embedded by a random rotation-like map
+    /// into 100 dimensions (within 15 %), and random bases keep each basis's norm.
+    #[test]
+    fn two_nn_finds_the_dimension_and_random_bases_keep_norms() {
+        let mut rng = Rng::new(5);
+        let dim = 100;
+        for d in [2usize, 5] {
+            let a: Vec<f64> = (0..d * dim).map(|_| rng.normal()).collect();
+            let h: Vec<f64> = (0..2000)
+                .flat_map(|_| {
+                    let u: Vec<f64> = (0..d).map(|_| rng.uniform()).collect();
+                    (0..dim).map(|k| (0..d).map(|j| u[j] * a[j * dim + k]).sum::<f64>()).collect::<Vec<_>>()
+                })
+                .collect();
+            let est = two_nn_dimension(&h, dim).unwrap();
+            assert!((est - d as f64).abs() < 0.15 * d as f64, "d = {d}: TwoNN says {est}");
+        }
+        assert_eq!(two_nn_dimension(&[0.0; 20], 10), None);
+        let v: Vec<f64> = (0..8 * dim).map(|_| 3.0 * rng.normal()).collect();
+        let r = random_bases_like(&v, dim, &mut rng);
+        for (a, b) in v.chunks(dim).zip(r.chunks(dim)) {
+            let (na, nb) = (sqdist(a, &[0.0; 100]), sqdist(b, &[0.0; 100]));
+            assert!((na - nb).abs() < 1e-9 * na);
+            let cos = a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / na;
+            assert!(cos.abs() < 0.5, "a random direction is nearly orthogonal in 100-d: {cos}");
+        }
+    }
 
     fn circle(n: usize, rng: &mut Rng) -> Vec<f64> {
         (0..n)

@@ -37,8 +37,12 @@ pub struct Lccgan {
     cfg: LccganConfig,
     device: Device,
     seed: u64,
-    /// `None` for the gaussian baseline.
+    /// `None` for the gaussian and mixture-of-Gaussians baselines.
     mode: Option<SamplerMode>,
+    /// The `random_bases` control: the sampler draws on random bases of the learned norms.
+    random_bases: bool,
+    /// `M x d` component means of the `mog` baseline (empty otherwise).
+    mog_means: Vec<f64>,
     params: LccParams,
     ae: Option<Autoencoder>,
     g: GenNet,
@@ -58,6 +62,10 @@ pub struct Lccgan {
     converged: bool,
     /// `M x d` neighbour table (empty until stage 2 ends).
     knn: Vec<u32>,
+    /// Mean non-zeros of the last round's codes (the paper's proxy for the local dimension).
+    lcc_nnz: Option<f64>,
+    /// TwoNN intrinsic dimension of the embeddings `H`.
+    twonn_dim: Option<f64>,
 }
 
 pub fn build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
@@ -70,14 +78,15 @@ impl Lccgan {
         cfg.validate()?;
         let arch = Arch::choose(ArchChoice::Auto, cx.shape(), ConvFit::Only28, "lccgan")?;
         let pre = cfg.pre_gan_steps();
-        if cfg.uses_lcc() && cx.total_steps <= pre {
+        // Exactly `pre` steps is a run that only fits the bases, for another run's `init_from`.
+        if cx.total_steps < pre {
             anyhow::bail!(
-                "lccgan: train.steps = {} leaves no GAN steps; stages 1-2 take ae_steps + lcc_rounds + 1 = {pre} steps",
+                "lccgan: train.steps = {} ends inside stages 1-2, which take ae_steps + lcc_rounds + 1 = {pre} steps",
                 cx.total_steps
             );
         }
         let mode = match cfg.sampler.as_str() {
-            "paper" => Some(SamplerMode::Paper),
+            "paper" | "random_bases" => Some(SamplerMode::Paper),
             "affine" => Some(SamplerMode::Affine { scale: cfg.affine_scale }),
             "convex" => Some(SamplerMode::Convex { tau: cfg.convex_tau }),
             _ => None,
@@ -109,6 +118,12 @@ impl Lccgan {
         } else {
             (None, None)
         };
+        let mog_means = if cfg.sampler == "mog" {
+            let mut r = Rng::derive(cx.seed, "mog-means");
+            (0..cfg.bases * cfg.latent_dim).map(|_| 2.0 * r.uniform() - 1.0).collect()
+        } else {
+            vec![]
+        };
         let params = LccParams {
             mu: cfg.mu_times_m / cfg.bases as f64,
             lambda: cfg.lambda,
@@ -116,10 +131,12 @@ impl Lccgan {
             admm_iters: cfg.admm_iters,
         };
         Ok(Self {
+            random_bases: cfg.sampler == "random_bases",
             cfg,
             device: cx.device.clone(),
             seed: cx.seed,
             mode,
+            mog_means,
             params,
             ae,
             g,
@@ -132,6 +149,8 @@ impl Lccgan {
             j_hist: vec![],
             converged: false,
             knn: vec![],
+            lcc_nnz: None,
+            twonn_dim: None,
         })
     }
 
@@ -166,11 +185,20 @@ impl Lccgan {
         self.mode.is_none() || !self.knn.is_empty()
     }
 
-    /// A batch of generator inputs: LCC samples `V^T gamma` (paper Sec. 4.3) or, for the gaussian
-    /// baseline, `z ~ N(0, I_d)`.
+    /// A batch of generator inputs: LCC samples `V^T gamma` (paper Sec. 4.3) or, for the
+    /// baselines, `z ~ N(0, I_d)` or `z ~ N(mu_k, sigma^2 I_d)` with `k` uniform in `0..M`.
     pub fn latent(&self, n: usize, anchor: Option<usize>, rng: &mut Rng) -> anyhow::Result<Tensor> {
+        let d = self.cfg.latent_dim;
         match self.mode {
-            None => Ok(rng.randn((n, self.cfg.latent_dim), 0.0, 1.0, &self.device)?),
+            None if !self.mog_means.is_empty() => {
+                let mut z = Vec::with_capacity(n * d);
+                for _ in 0..n {
+                    let mu = &self.mog_means[rng.below(self.cfg.bases) * d..][..d];
+                    z.extend(mu.iter().map(|m| (m + self.cfg.mog_sigma * rng.normal()) as f32));
+                }
+                Ok(Tensor::from_vec(z, (n, d), &self.device)?)
+            }
+            None => Ok(rng.randn((n, d), 0.0, 1.0, &self.device)?),
             Some(mode) => {
                 if self.knn.is_empty() {
                     anyhow::bail!("lccgan: the LCC bases are not fitted yet (stage {})", self.stage());
@@ -225,6 +253,10 @@ impl Lccgan {
             self.v = lcc::kmeans_init(&self.h, dim, self.cfg.bases, self.cfg.kmeans_iters, rng);
             self.j_hist.clear();
             self.converged = false;
+            self.twonn_dim = lcc::two_nn_dimension(&self.h, dim);
+            if let Some(t) = self.twonn_dim {
+                st.push("twonn_dim", t);
+            }
             let n = self.h.len() / dim;
             let q: f64 = self
                 .h
@@ -240,7 +272,9 @@ impl Lccgan {
             self.j_hist.push(r.j_basis);
             st.push("lcc_j", r.j_basis / n);
             st.push("lcc_rel_err", lcc::relative_error(&self.h, &r.v, dim, &r.codes));
-            st.push("lcc_nnz", r.codes.iter().map(|c| c.idx.len()).sum::<usize>() as f64 / n);
+            let nnz = r.codes.iter().map(|c| c.idx.len()).sum::<usize>() as f64 / n;
+            self.lcc_nnz = Some(nnz);
+            st.push("lcc_nnz", nnz);
             st.push("lcc_dead", r.dead.len() as f64);
             // Our choice: stop when the relative decrease of J is below tol (the remaining
             // stage-2 steps are then no-ops).
@@ -253,10 +287,55 @@ impl Lccgan {
             st.push("lcc_j", self.j_hist.last().copied().unwrap_or(0.0) / n);
         }
         if k == self.cfg.lcc_rounds {
-            self.knn = lcc::knn_table(&self.v, dim, self.cfg.latent_dim);
+            self.finish_bases();
         }
         st.push("stage", 2.0);
         Ok(st)
+    }
+
+    /// End of stage 2: the `random_bases` control swaps in its random bases, then the sampler's
+    /// neighbour table is built.
+    fn finish_bases(&mut self) {
+        let dim = self.cfg.ae_latent_dim;
+        if self.random_bases {
+            self.v = lcc::random_bases_like(&self.v, dim, &mut Rng::derive(self.seed, "random-bases"));
+        }
+        self.knn = lcc::knn_table(&self.v, dim, self.cfg.latent_dim);
+    }
+
+    /// Stages 1-2 of the run in `init_from`: its autoencoder weights, embeddings, bases and
+    /// diagnostics (its optimiser state is not needed: stage 3 never trains the autoencoder).
+    fn adopt_stages(&mut self) -> anyhow::Result<()> {
+        let dir = Path::new(&self.cfg.init_from);
+        let path = ganfold_core::train::checkpoint_file(dir);
+        let what = format!("lccgan: init_from {}", dir.display());
+        let ck = ganfold_core::checkpoint::load(&path, &self.device).with_context(|| what.clone())?;
+        anyhow::ensure!(ck.meta.method == "lccgan", "{what}: a `{}` run, not an lccgan one", ck.meta.method);
+        let meta = &ck.state.meta;
+        anyhow::ensure!(
+            meta["stage"] == "gan" && ck.state.tensors.contains_key("lcc.v"),
+            "{what}: its stages 1-2 are not finished (stage `{}` at step {}); train it to ae_steps + lcc_rounds + 1 steps first",
+            meta["stage"].as_str().unwrap_or("?"),
+            ck.meta.step
+        );
+        for (k, want) in [("latent", self.cfg.ae_latent_dim), ("bases", self.cfg.bases)] {
+            anyhow::ensure!(
+                meta[k].as_u64() == Some(want as u64),
+                "{what}: its `{k}` is {}, this run's is {want}",
+                meta[k]
+            );
+        }
+        let ae = self.ae.as_ref().context("lccgan: no autoencoder")?;
+        ae.player.vs().load(&ck.state.tensors, "ae.").with_context(|| format!("{what}: its autoencoder"))?;
+        let (steps_done, d) = (self.steps_done, self.cfg.latent_dim);
+        let mut state = ck.state;
+        // Its own neighbour table is for its own d; ours is built below.
+        state.tensors.remove("lcc.knn");
+        self.load_extra_state(&state).with_context(|| what.clone())?;
+        self.steps_done = steps_done;
+        debug_assert_eq!(d, self.cfg.latent_dim);
+        self.finish_bases();
+        Ok(())
     }
 
     fn gan_step(&mut self, batch: &Batch, rng: &mut Rng) -> anyhow::Result<StepStats> {
@@ -325,6 +404,9 @@ impl Method for Lccgan {
         if step != self.steps_done {
             anyhow::bail!("lccgan: asked for step {step} but {} steps are done", self.steps_done);
         }
+        if self.mode.is_some() && !self.cfg.init_from.is_empty() && self.v.is_empty() {
+            self.adopt_stages()?;
+        }
         let st = match self.stage() {
             "autoencoder" => self.ae_step(batch)?,
             "lcc" => self.lcc_step(step - self.cfg.ae_steps, rng)?,
@@ -371,6 +453,8 @@ impl Method for Lccgan {
             "d": self.cfg.latent_dim,
             "bases": self.cfg.bases,
             "latent": self.cfg.ae_latent_dim,
+            "lcc_nnz": self.lcc_nnz,
+            "twonn_dim": self.twonn_dim,
         });
         Ok(MethodState { tensors, meta })
     }
@@ -383,6 +467,8 @@ impl Method for Lccgan {
         };
         self.steps_done = u("steps_done")? as usize;
         self.converged = meta.get("converged").and_then(|v| v.as_bool()).unwrap_or(false);
+        self.lcc_nnz = meta.get("lcc_nnz").and_then(|v| v.as_f64());
+        self.twonn_dim = meta.get("twonn_dim").and_then(|v| v.as_f64());
         let dim = self.cfg.ae_latent_dim;
         self.h = t.get("lcc.h").map(tensor_f64).transpose()?.unwrap_or_default();
         self.v = t.get("lcc.v").map(tensor_f64).transpose()?.unwrap_or_default();

@@ -187,8 +187,8 @@ fn gaussian_baseline_and_config_errors() -> anyhow::Result<()> {
     run(&mut m, &data, 16, 0, 3, &mut Rng::new(0))?;
     assert_eq!(m.latent(4, None, &mut Rng::new(0))?.dims(), &[4, 2]);
     assert!(!m.save()?.tensors.keys().any(|k| k.starts_with("ae.") || k.starts_with("lcc.")));
-    let err = build(&toy_cfg(), &data, 8, 16).err().unwrap().to_string();
-    assert!(err.contains("leaves no GAN steps"), "{err}");
+    let err = build(&toy_cfg(), &data, 7, 16).err().unwrap().to_string();
+    assert!(err.contains("ends inside stages 1-2"), "{err}");
     let mut bad = toy_cfg();
     bad.insert("latent_dim".into(), toml::Value::Integer(9));
     assert!(build(&bad, &data, 20, 16).err().unwrap().to_string().contains("cannot exceed"));
@@ -253,4 +253,113 @@ fn nn_dist_matches_brute_force() -> anyhow::Result<()> {
         assert!((d[k] - ds[j]).abs() < 1e-4);
     }
     Ok(())
+}
+
+fn save_run(m: &Lccgan, dir: &std::path::Path, step: usize, data: &Dataset) -> anyhow::Result<()> {
+    let st = m.save()?;
+    let meta = checkpoint::CheckpointMeta {
+        format: checkpoint::FORMAT,
+        method: "lccgan".into(),
+        step,
+        rng: Rng::new(1).state(),
+        data_shape: data.shape,
+        method_meta: st.meta.clone(),
+    };
+    let path = ganfold_core::train::checkpoint_file(dir);
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    checkpoint::save(&path, &meta, &st.tensors)
+}
+
+fn with(cfg: &toml::Table, over: &[(&str, toml::Value)]) -> toml::Table {
+    let mut c = cfg.clone();
+    for (k, v) in over {
+        c.insert(k.to_string(), v.clone());
+    }
+    c
+}
+
+/// Stages 1-2 fitted once serve every arm of a sweep: a run with `init_from` adopts the
+/// source's autoencoder weights and bases bit for bit (random bases keep their norms), starts
+/// in the GAN stage, resumes bit for bit, and refuses unfinished or mismatched sources; the
+/// mixture-of-Gaussians control draws near its M means without any stage 1-2 state.
+#[test]
+fn controls_share_stages_one_and_two() -> anyhow::Result<()> {
+    use toml::Value::{Integer, String as S};
+    let data = toy(Toy::Ring8, 0, 512);
+    let tmp = tempfile::tempdir()?;
+    let (src_dir, early_dir) = (tmp.path().join("stages"), tmp.path().join("early"));
+    // A run of exactly ae_steps + lcc_rounds + 1 steps fits the bases only.
+    let mut src = build(&toy_cfg(), &data, 8, 16)?;
+    run(&mut src, &data, 16, 0, 8, &mut Rng::new(3))?;
+    save_run(&src, &src_dir, 8, &data)?;
+    let eval: Vec<String> = src.evaluate(&data)?.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(eval, ["lcc_nnz", "twonn_dim"], "an untrained G is not measured");
+    let mut early = build(&toy_cfg(), &data, 8, 16)?;
+    run(&mut early, &data, 16, 0, 3, &mut Rng::new(3))?;
+    save_run(&early, &early_dir, 3, &data)?;
+    let src_t = src.save()?.tensors;
+    let from = |d: &std::path::Path| S(d.display().to_string());
+
+    for sampler in ["paper", "random_bases"] {
+        let cfg = with(
+            &toy_cfg(),
+            &[("init_from", from(&src_dir)), ("sampler", S(sampler.into())), ("latent_dim", Integer(3))],
+        );
+        let mut m = build(&cfg, &data, 4, 16)?;
+        assert_eq!(m.phase().as_deref(), Some("gan"));
+        let stats = run(&mut m, &data, 16, 0, 4, &mut Rng::new(4))?;
+        assert!(stats.iter().all(|s| s.get("stage") == Some(3.0)));
+        let t = m.save()?.tensors;
+        for (k, v) in src_t.iter().filter(|(k, _)| k.starts_with("ae.") || *k == "lcc.h") {
+            assert_eq!(bits(v)?, bits(&t[k])?, "{sampler}: {k} is adopted");
+        }
+        assert_eq!(m.knn().len(), 8 * 3);
+        let (v0, v1) = (tensor_rows(&src_t["lcc.v"])?, tensor_rows(&t["lcc.v"])?);
+        for (a, b) in v0.iter().zip(&v1) {
+            let n = |r: &[f64]| r.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if sampler == "paper" {
+                assert_eq!(a, b);
+            } else {
+                assert!((n(a) - n(b)).abs() < 1e-9 * n(a).max(1.0) && a != b, "random bases keep their norms");
+            }
+        }
+        // Resuming an adopted run does not adopt again: the checkpoint wins.
+        let mut a = build(&cfg, &data, 4, 16)?;
+        let mut rng = Rng::new(4);
+        run(&mut a, &data, 16, 0, 2, &mut rng)?;
+        let st = MethodState { tensors: snapshot(&a.save()?.tensors), meta: a.save()?.meta };
+        let mut b = build(&with(&cfg, &[("init_from", from(&early_dir))]), &data, 4, 16)?;
+        b.load(&st)?;
+        run(&mut b, &data, 16, 2, 4, &mut rng)?;
+        assert_same(&t, &b.save()?.tensors, &format!("{sampler} resumed"))?;
+    }
+
+    let err = |over: &[(&str, toml::Value)]| -> String {
+        let mut m = build(&with(&toy_cfg(), over), &data, 4, 16).unwrap();
+        format!("{:#}", run(&mut m, &data, 16, 0, 1, &mut Rng::new(0)).unwrap_err())
+    };
+    assert!(err(&[("init_from", from(&early_dir))]).contains("not finished"));
+    assert!(err(&[("init_from", from(&tmp.path().join("none")))]).contains("init_from"));
+    assert!(err(&[("init_from", from(&src_dir)), ("bases", Integer(9))]).contains("bases"));
+
+    let cfg = with(
+        &toy_cfg(),
+        &[("sampler", S("mog".into())), ("latent_dim", Integer(3)), ("mog_sigma", toml::Value::Float(0.01))],
+    );
+    let mut m = build(&cfg, &data, 3, 16)?;
+    run(&mut m, &data, 16, 0, 3, &mut Rng::new(0))?;
+    assert!(!m.save()?.tensors.keys().any(|k| k.starts_with("ae.") || k.starts_with("lcc.")));
+    let z = m.latent(200, None, &mut Rng::new(1))?.to_vec2::<f32>()?;
+    // Each draw sits within 6 sigma of one of M = 8 means in [-1, 1]^3, and several means are used.
+    let mut near = std::collections::BTreeSet::new();
+    for zi in &z {
+        assert!(zi.iter().all(|x| x.abs() <= 1.06));
+        near.insert(zi.iter().map(|x| (x * 10.0).round() as i64).collect::<Vec<_>>());
+    }
+    assert!((2..=24).contains(&near.len()), "{} clusters", near.len());
+    Ok(())
+}
+
+fn tensor_rows(t: &Tensor) -> anyhow::Result<Vec<Vec<f64>>> {
+    Ok(t.to_vec2::<f64>()?)
 }
