@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `cargo build --release --features cuda` needs on a Debian bookworm machine
 # without a GPU: Debian's CUDA 11.8 toolkit (nvcc, cudart, cuBLAS, cuRAND headers; the
-# `nvidia-cuda-toolkit` package of the non-free component, ~1.5 GiB of downloads, ~5 GiB
+# `nvidia-cuda-toolkit` package of the non-free component, ~1.5 GiB of downloads, 6 GiB
 # installed) and the host compiler it supports (gcc 11; CUDA 11.8 refuses gcc 12).
 #
 #   scripts/setup-cuda-build.sh            # install (root or sudo), then print the exports
@@ -9,11 +9,14 @@
 #   cargo build --release --features cuda
 #
 # Candle's kernel build (candle-kernels, via cudaforge) asks `nvidia-smi` for the GPU's compute
-# capability; a machine without a GPU must say it: CUDA_COMPUTE_CAP (default 90, Hopper: H100,
-# H200; 80 for A100, 89 for L4/RTX 40xx). PTX built for 90 runs only on compute capability 9.x.
+# capability; a machine without a GPU must say it: CUDA_COMPUTE_CAP, default 80. The kernels are
+# PTX, which the driver compiles for the GPU it finds at first use, and PTX of one compute
+# capability runs on that one and every later one: 80 serves A100 (8.0), L4/RTX 40xx (8.9) and
+# H100/H200 (9.0). 90 itself cannot be built with CUDA 11.8: cudaforge turns it into `90a`,
+# which nvcc 11.8 rejects ("Unsupported gpu architecture 'compute_90a'"; 90a needs CUDA 12).
 set -euo pipefail
 
-cap="${CUDA_COMPUTE_CAP:-90}"
+cap="${CUDA_COMPUTE_CAP:-80}"
 env_lines() {
     echo "export CUDA_COMPUTE_CAP=$cap"
     echo "export NVCC_CCBIN=/usr/bin/g++-11"

@@ -36,6 +36,13 @@ pub struct BenchArgs {
     /// Python environment with torch (created with pip when missing).
     #[arg(long, default_value = ".venv-bench")]
     venv: PathBuf,
+    /// Device of the timed steps, ganfold's and PyTorch's alike: `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// First compare every layer kind on the CPU and on `--device` (forward, gradients, an Adam
+    /// step; cli/src/parity.rs); a mismatch fails the bench.
+    #[arg(long)]
+    parity: bool,
 }
 
 struct Row {
@@ -76,6 +83,11 @@ fn bench(a: &BenchArgs, threads: usize) -> anyhow::Result<()> {
         a.batch_size, a.warmup, a.steps
     );
 
+    let device = ganfold_core::train::parse_device(&a.device)?;
+    if a.parity {
+        crate::parity::check(&device)?;
+    }
+    println!("device: {} (each timed step ends with a device synchronisation)", a.device);
     let data = data::load("mnist-5k", 0)?;
     let names: Vec<String> = if a.methods.is_empty() {
         registry::methods()?.iter().map(|e| e.name.to_string()).collect()
@@ -88,7 +100,7 @@ fn bench(a: &BenchArgs, threads: usize) -> anyhow::Result<()> {
             (Some(py), "dcgan" | "lgan") => Some(TorchServer::start(py, &format!("{name}28"), threads, a)?),
             _ => None,
         };
-        let (phase, ms, torch) = time_method(name, &data, a, server)?;
+        let (phase, ms, torch) = time_method(name, &data, &device, a, server)?;
         rows.push(Row { method: name.clone(), phase, ms, img_s: a.batch_size as f64 * 1e3 / ms, torch });
     }
 
@@ -132,19 +144,19 @@ const ROUNDS: usize = 4;
 fn time_method(
     name: &str,
     data: &data::Dataset,
+    device: &Device,
     a: &BenchArgs,
     mut torch: Option<TorchServer>,
 ) -> anyhow::Result<(String, f64, Option<Reference>)> {
     let cfg = RunConfig::defaults(name)?;
     let entry = registry::method(name)?;
-    let device = Device::Cpu;
     let total = a.warmup + a.steps;
     // The run length the method plans its schedule for is its default one (staged methods such as
     // LCC-GAN need room for their stages); the bench times the first steps of it.
     let cx = BuildContext {
         config: &cfg.method,
         data,
-        device: &device,
+        device,
         seed: 0,
         batch_size: a.batch_size,
         total_steps: cfg.train.steps.max(total),
@@ -158,11 +170,13 @@ fn time_method(
         let batches = (0..m.batches_per_step())
             .map(|_| {
                 let idx: Vec<usize> = (0..a.batch_size).map(|_| rng.below(data.len())).collect();
-                data.batch(&idx, &device)
+                data.batch(&idx, device)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let t = Instant::now();
         m.step_batches(&batches, step, &mut rng).with_context(|| format!("{name} step {step}"))?;
+        // GPU kernels run asynchronously: a step is done when the device is.
+        device.synchronize()?;
         if step >= a.warmup {
             times.push(t.elapsed().as_secs_f64() * 1e3);
             let done = step + 1 - a.warmup;
@@ -279,6 +293,8 @@ impl TorchServer {
                 &a.batch_size.to_string(),
                 "--warmup",
                 &a.warmup.to_string(),
+                "--device",
+                &a.device,
                 "--serve",
             ])
             .stdin(Stdio::piped())

@@ -16,6 +16,7 @@ mod bench;
 mod eval;
 mod experiment;
 mod hub;
+mod parity;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};

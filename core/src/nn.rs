@@ -278,7 +278,7 @@ impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.bias {
             Some(b) if x.rank() == 2 => ganfold_kernels::linear(x, &param(&self.weight), &param(b)),
-            _ => add_channel_bias(x.matmul(&param(&self.weight).t()?)?, self.bias.as_ref()),
+            _ => add_channel_bias(x.contiguous()?.matmul(&param(&self.weight).t()?)?, self.bias.as_ref()),
         }
     }
 }

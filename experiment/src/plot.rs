@@ -171,7 +171,7 @@ fn curve_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, 
     chart
         .configure_mesh()
         .x_desc(ax.label.as_str())
-        .x_label_formatter(&|x| if log { format!("{:.3}", 10f64.powf(*x)) } else { format!("{x}") })
+        .x_label_formatter(&|x| if log { tick(10f64.powf(*x)) } else { format!("{x}") })
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(to_anyhow)?;
@@ -231,6 +231,12 @@ fn curve_panel(report: &Report, j: usize, area: &DrawingArea<BitMapBackend<'_>, 
     legend(&mut chart)
 }
 
+/// A log-axis tick at two significant digits (1.6, 2.5, 40, 100), not plotters' 1.585.
+fn tick(v: f64) -> String {
+    let digits = (1 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.digits$}")
+}
+
 type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// The legend of the labelled series, framed, in the corner plotters picks.
@@ -242,4 +248,13 @@ fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<()> {
         .label_font(("sans-serif", 12))
         .draw()
         .map_err(to_anyhow)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_ticks_have_two_significant_digits() {
+        let ticks: Vec<String> = [1.585, 2.512, 10.0, 63.096, 100.0, 0.03162].map(super::tick).into();
+        assert_eq!(ticks, ["1.6", "2.5", "10", "63", "100", "0.032"]);
+    }
 }

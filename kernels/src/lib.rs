@@ -30,7 +30,7 @@ pub use linear::linear;
 pub use norm::{batch_moments, batch_norm_train};
 pub use pointwise::{bias_add, leaky_relu, relu};
 
-use candle_core::{DType, Device, Error, Layout, Result, Tensor, WithDType};
+use candle_core::{DType, DeviceLocation, Error, Layout, Result, Tensor, WithDType};
 
 /// The environment switches, read once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,11 +90,17 @@ impl ConvCfg {
     }
 }
 
-/// True when the fused CPU kernels apply to all of `ts`: CPU, one float dtype (f32 or f64).
+/// The dispatch rule of every op here: whether the fused CPU kernels serve tensors of `dtype`
+/// on `location`. Only CPU f32 and f64 are fused; everything else (CUDA, Metal, other dtypes)
+/// composes Candle's ops, which have kernels on every device, so no CPU-only op is reachable
+/// from a CUDA step (`tests/dispatch.rs` checks each op's call site against this rule).
+pub fn fused(location: DeviceLocation, dtype: DType) -> bool {
+    !candle_kernels_forced() && matches!(location, DeviceLocation::Cpu) && matches!(dtype, DType::F32 | DType::F64)
+}
+
+/// True when the fused CPU kernels apply to all of `ts` ([`fused`], one dtype).
 fn fast(ts: &[&Tensor]) -> bool {
-    !candle_kernels_forced()
-        && ts.iter().all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == ts[0].dtype())
-        && matches!(ts[0].dtype(), DType::F32 | DType::F64)
+    ts.iter().all(|t| t.dtype() == ts[0].dtype() && fused(t.device().location(), t.dtype()))
 }
 
 /// The contiguous elements of a CPU storage slice described by `l`.
@@ -382,6 +388,7 @@ mod tests {
     //! gradients) and against central differences (f64, eps 1e-5).
     use super::*;
     use crate::test_rng::Rng;
+    use candle_core::Device;
     use candle_core::Var;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {

@@ -13,7 +13,8 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         bail!("linear: input {:?}, weight {:?} and bias {:?} do not match", x.dims(), w.dims(), b.dims());
     }
     if !fast(&[x, w, b]) {
-        return super::bias_add(&x.matmul(&w.t()?)?, b);
+        // Candle's CUDA GEMM rejects a strided row slice (a column narrow): make it dense first.
+        return super::bias_add(&x.contiguous()?.matmul(&w.t()?)?, b);
     }
     x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, Linear { bsz, f, o })
 }

@@ -9,6 +9,14 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDTyp
 /// in x's dtype. Two passes (mean, then centred squares) accumulated in f64.
 pub fn batch_moments(x: &Tensor) -> Result<(Tensor, Tensor)> {
     let (b, c, s) = bcs(x.dims())?;
+    if !matches!(x.device(), candle_core::Device::Cpu) {
+        // On a GPU the same two passes stay on the device (a host copy per layer would stall it).
+        let dt = x.dtype();
+        let x = x.detach().to_dtype(candle_core::DType::F64)?.reshape((b, c, s))?;
+        let mean = x.mean_keepdim(2)?.mean_keepdim(0)?;
+        let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(2)?.mean_keepdim(0)?;
+        return Ok((mean.flatten_all()?.to_dtype(dt)?, var.flatten_all()?.to_dtype(dt)?));
+    }
     let x = x.detach().contiguous()?.to_device(&candle_core::Device::Cpu)?;
     let (mean, var) = match x.dtype() {
         candle_core::DType::F64 => moments(&x.flatten_all()?.to_vec1::<f64>()?, b, c, s),

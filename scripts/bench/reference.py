@@ -1,6 +1,6 @@
 """PyTorch reference steps for `ganfold bench --reference` (same shapes as ganfold's models).
 
-  python reference.py dcgan28|lgan28 --threads T --batch B --steps N --warmup W [--serve]
+  python reference.py dcgan28|lgan28 --threads T --batch B --steps N --warmup W [--device cuda] [--serve]
 
 Prints one JSON line (median step): steps_per_s, img_per_s, ms_per_step, gflop_per_step (PyTorch's FLOP
 counter over one whole step), torch version. With --serve (what `ganfold bench --reference` uses), it
@@ -8,7 +8,8 @@ prints that line without timings once warmed up, then reads step counts from std
 answers each with {"times_ms": [...]}: ganfold alternates blocks of its own steps with blocks of these,
 so a slow spell of a shared machine hits both sides alike. Written for ganfold; the DCGAN-28 model is the
 standard MNIST-sized DCGAN defined below (DcganG, DcganD), the LGAN step matches plugins/lgan (generation
-mode, defaults).
+mode, defaults). --device (cpu, cuda, cuda:N) makes it the default device of every tensor and module;
+each timed step ends with a synchronisation of that device, as ganfold's do.
 """
 import argparse, json, sys, time
 import torch
@@ -137,10 +138,14 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--serve", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    torch.set_default_device(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     step = {"dcgan28": dcgan28, "lgan28": lgan28}[a.model](a.batch)
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc:
@@ -148,7 +153,8 @@ def main():
     flops = fc.get_total_flops()
     for _ in range(a.warmup):
         step()
-    meta = {"model": a.model, "torch": torch.__version__, "threads": a.threads, "batch": a.batch, "gflop_per_step": flops / 1e9}
+    sync()
+    meta = {"model": a.model, "torch": torch.__version__, "device": a.device, "threads": a.threads, "batch": a.batch, "gflop_per_step": flops / 1e9}
     if a.serve:
         print(json.dumps(meta), flush=True)
         for line in sys.stdin:
@@ -156,6 +162,7 @@ def main():
             for _ in range(int(line)):
                 t = time.perf_counter()
                 step()
+                sync()
                 times.append((time.perf_counter() - t) * 1e3)
             print(json.dumps({"times_ms": times}), flush=True)
         return
@@ -163,6 +170,7 @@ def main():
     for _ in range(a.steps):
         t = time.perf_counter()
         step()
+        sync()
         times.append(time.perf_counter() - t)
     dt = sorted(times)[len(times) // 2]  # the median step, as ganfold bench reports
     print(json.dumps({**meta, "steps_per_s": 1 / dt, "img_per_s": a.batch / dt, "ms_per_step": dt * 1e3}))

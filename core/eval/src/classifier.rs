@@ -142,7 +142,8 @@ impl MnistClassifier {
     }
 
     fn penultimate(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = Self::normalise(x)?;
+        // Samples may come from a generator on another device than the classifier's weights.
+        let x = Self::normalise(&x.to_device(self.conv1_w.device())?)?;
         let x = x.conv2d(&self.conv1_w, 1, 1, 1, 1)?.broadcast_add(&self.conv1_b)?.relu()?;
         let x = x.max_pool2d(2)?;
         let x = x.conv2d(&self.conv2_w, 1, 1, 1, 1)?.broadcast_add(&self.conv2_b)?.relu()?;

@@ -163,6 +163,8 @@ where
         centres.push(g(&xb, &z0)?);
     }
     let c = Tensor::cat(&centres, 0)?;
+    // G may live on another device than the evaluation's points: compare where G's output is.
+    let x = &x.to_device(c.device())?;
     let locality_rmse =
         (c.to_dtype(DType::F64)? - x.to_dtype(DType::F64)?)?.sqr()?.mean_all()?.sqrt()?.to_scalar::<f64>()?;
     let class_agreement = match classifier {

@@ -272,7 +272,8 @@ impl Encoder {
                 let eps = rng.randn(mean.shape(), 0.0, 1.0, mean.device())?.to_dtype(mean.dtype())?;
                 mean + (log_std.exp()? * eps)?
             }
-            _ => Ok(mean),
+            // A column slice is strided; CUDA's matmul and conv kernels want contiguous input.
+            _ => mean.contiguous(),
         }
     }
 }
