@@ -130,6 +130,10 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
                     .with_context(|| format!("cannot read {}/eval.json", r.dir.display()))?;
                 let sm = read_json(&r.dir.join("summary.json")).unwrap_or(Value::Null);
                 for m in &metrics {
+                    if !m.applies_to(&arm.method) {
+                        values.push(f64::NAN);
+                        continue;
+                    }
                     let (src, key) = match m.key.strip_prefix("summary.") {
                         Some(k) => (&sm, k),
                         None => (&ev, m.key.as_str()),
@@ -323,7 +327,11 @@ impl Report {
                 row += &format!(" {} |", a.x.map(|x| format!("{x}")).unwrap_or_default());
             }
             let done = a.runs.iter().filter(|r| r.status == "done").count();
-            for st in &a.stats {
+            for (st, m) in a.stats.iter().zip(&self.metrics) {
+                if !m.applies_to(&a.method) {
+                    row += " n/a |";
+                    continue;
+                }
                 // Fewer runs than the arm's: the metric was undefined for the others.
                 let of = if st.n < done { format!(" ({} of {done})", st.n) } else { String::new() };
                 row += &format!(" {}{of} |", fmt_mean_std(st.mean, st.std, st.n));

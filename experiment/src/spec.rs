@@ -158,6 +158,10 @@ pub enum MetricSpec {
         label: Option<String>,
         #[serde(default)]
         better: Option<Better>,
+        /// The methods that report this metric (empty: every arm's); other arms' cells read
+        /// "n/a" instead of failing, e.g. an encoder's reconstruction beside a plain GAN.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        methods: Vec<String>,
     },
 }
 
@@ -174,18 +178,29 @@ pub struct Metric {
     pub key: String,
     pub label: String,
     pub better: Option<Better>,
+    /// Empty: every arm reports it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+}
+
+impl Metric {
+    /// Whether arms of `method` report this metric.
+    pub fn applies_to(&self, method: &str) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m == method)
+    }
 }
 
 impl MetricSpec {
     pub fn resolve(&self) -> Metric {
-        let (key, label, better) = match self {
-            MetricSpec::Key(k) => (k.clone(), None, None),
-            MetricSpec::Full { key, label, better } => (key.clone(), label.clone(), *better),
+        let (key, label, better, methods) = match self {
+            MetricSpec::Key(k) => (k.clone(), None, None, vec![]),
+            MetricSpec::Full { key, label, better, methods } => (key.clone(), label.clone(), *better, methods.clone()),
         };
         let (known_label, known_better) = known_metric(&key);
         Metric {
             label: label.or(known_label.map(str::to_string)).unwrap_or_else(|| key.clone()),
             better: better.or(known_better),
+            methods,
             key,
         }
     }
@@ -346,6 +361,11 @@ impl Spec {
                 (None, None) => {}
             }
         }
+        for m in self.metrics() {
+            if let Some(name) = m.methods.iter().find(|n| !self.arms.iter().any(|a| &a.method == *n)) {
+                bail!("metric `{}` names method `{name}`, which no [[arm]] runs", m.key);
+            }
+        }
         Ok(())
     }
 
@@ -402,6 +422,15 @@ set = { hidden = 16, loss = { kind = "x" } }
     }
 
     #[test]
+    fn a_metric_can_belong_to_some_methods() -> Result<()> {
+        let text = OK.replace("label = \"speed\" }", "label = \"speed\", methods = [\"dcgan\"] }");
+        let m = Spec::parse(&text, "t")?.metrics();
+        assert!(m[0].applies_to("lsal") && m[0].applies_to("dcgan"), "no list: every method");
+        assert!(m[1].applies_to("dcgan") && !m[1].applies_to("lsal"));
+        Ok(())
+    }
+
+    #[test]
     fn bad_files_name_the_problem() {
         let cases = [
             (OK.replace("label = \"A b\"", "label = \"A b\"\nlr = 1"), "unknown field `lr`"),
@@ -414,6 +443,10 @@ set = { hidden = 16, loss = { kind = "x" } }
             (OK.replace("claim = \"c\"\n", ""), "missing field `claim`"),
             (OK.to_string() + "[[prepare]]\nname = \"a b\"\nmethod = \"dcgan\"\nsteps = 1\n", "name `a b`"),
             (OK.replace("[[arm]]", "[x_axis]\nlabel = \"d\"\nmarks = [\"fid.fid\"]\n[[arm]]"), "mark `fid.fid`"),
+            (
+                OK.replace("label = \"speed\" }", "label = \"speed\", methods = [\"lsa\"] }"),
+                "names method `lsa`, which no [[arm]] runs",
+            ),
         ];
         for (text, want) in cases {
             let e = format!("{:#}", Spec::parse(&text, "f.toml").unwrap_err());

@@ -36,6 +36,13 @@ pub struct LsalConfig {
     /// Adam of all three players: lr 1e-4 for generation, beta1 = 0.5, beta2 = 0.99 (paper
     /// Sec. 6). In `ssl` mode the learning rate follows `ssl_lr` and its schedule instead.
     pub adam: AdamConfig,
+    /// Q's learning rate as a multiple of the other players' (1 = the paper's one Adam for all).
+    /// Q's codes answer L's z-gradient at once (its wide last layer moves every code by up to
+    /// ~0.1 a step under Adam), faster than L can learn what tells Q's codes from the prior's: the
+    /// codes then chase the current maximum of L over z and collapse, and L never comes to depend
+    /// on z (`l_prior_gap` stays at 0). A slower Q is the two-time-scale rule of Heusel et al. 2017.
+    /// Default 0.1 by measurement on validation digits (`experiments/lsal-pullback.toml`).
+    pub encoder_lr_scale: f64,
     /// Drop probability in front of the loss network's FC layers: the paper's "ratio of 0.2"
     /// (Sec. 6), read as a drop probability as in the authors' code.
     pub dropout: f64,
@@ -50,8 +57,19 @@ pub struct LsalConfig {
     /// ||p1 - p2||_2 - 1)^2) at two random interpolates p1, p2 of each real pair (x, Q(x)) and
     /// fake pair (G(z), z), as the same lab's `glsgan-gp` code does with weight 10.
     pub lipschitz_penalty: f64,
+    /// Weight w of the margin-Lipschitz penalty on L (`objective::margin_lipschitz_penalty`): L
+    /// held 1-Lipschitz in the margin's metric mu ||.||_1 + nu ||.||_1 along the two legs from each
+    /// real pair (x, Q(x)) through (x, z) to its fake pair (G(z), z), so that it cannot separate the
+    /// two by more than Delta, the condition of Theorem 1's proof (0 = off, the paper's plain hinge).
+    /// Default 10 (the weight of the same lab's `glsgan-gp` penalty) by measurement on validation
+    /// digits (`experiments/lsal-pullback.toml`): only with it and a slower Q does L come to tell
+    /// Q's codes from the prior's and do Q's codes spread to the prior's scale.
+    pub margin_lipschitz: f64,
     /// SSL: weight of a labelled negative log-likelihood -log P(y_l | x_l, Q(x_l)) added to L's loss
-    /// (0 = off, the paper's Eq. 8; the same lab's CLS-GAN has this term).
+    /// (0 = off, the paper's Eq. 8; the same lab's CLS-GAN has this term). Default 1 by measurement
+    /// on validation digits (`experiments/lsal-ssl-screen.toml`): with the labelled hinge as the
+    /// only supervised signal L never fits the 100 labels (validation error 0.89, chance), since
+    /// the hinge goes inactive once L scores the fakes' classes high; with the NLL it is 0.20.
     pub labelled_nll: f64,
     /// Weight normalisation on the loss network's conv layers (paper Sec. 6) and, our choice,
     /// its FC layers too (the paper does not say).
@@ -62,6 +80,11 @@ pub struct LsalConfig {
     pub hidden: usize,
     /// SSL: number of labelled training images, drawn balanced over the classes.
     pub labels: usize,
+    /// SSL: validation images held out of the labelled draw (the shared `ssl::Split`, 1,000 as
+    /// Improved-GAN's and LGAN's MNIST runs): the SSL error is measured on them during training.
+    pub val: usize,
+    /// SSL: steps between validation measurements (the run's `val_error.png`); 0 = once per epoch.
+    pub eval_every: usize,
     /// SSL: lambda of Eq. (8), weight of the unlabelled objective S_u. The paper tunes it on
     /// a validation set and reports no value; 1 is our starting point.
     pub unlabelled_weight: f64,
@@ -85,15 +108,19 @@ impl Default for LsalConfig {
             weight_clip: 0.0,
             schedule: Schedule::Simultaneous,
             adam: AdamConfig { lr: 1e-4, beta1: 0.5, beta2: 0.99, eps: 1e-8, weight_decay: 0.0 },
+            encoder_lr_scale: 0.1,
             dropout: 0.2,
             conv_dropout: 0.2,
             encoder: EncoderKind::Deterministic,
             lipschitz_penalty: 0.0,
-            labelled_nll: 0.0,
+            margin_lipschitz: 10.0,
+            labelled_nll: 1.0,
             weight_norm: true,
             width: 32,
             hidden: 128,
             labels: 100,
+            val: 1000,
+            eval_every: 0,
             unlabelled_weight: 1.0,
             ssl_lr: 6e-4,
             ssl_lr_floor: 3e-4,
@@ -166,10 +193,14 @@ impl LsalConfig {
         if self.weight_clip < 0.0 {
             anyhow::bail!("lsal: `weight_clip` must be >= 0 (0 = off), got {}", self.weight_clip);
         }
-        if self.cost_slope > 0.0 && self.weight_clip == 0.0 && self.lipschitz_penalty == 0.0 {
+        if self.cost_slope > 0.0
+            && self.weight_clip == 0.0
+            && self.lipschitz_penalty == 0.0
+            && self.margin_lipschitz == 0.0
+        {
             anyhow::bail!(
                 "lsal: cost_slope = {} > 0 makes the loss-network objective unbounded below; set a Lipschitz \
-                 control, e.g. `--set weight_clip=0.04` or `--set lipschitz_penalty=10`",
+                 control, e.g. `--set margin_lipschitz=10`, `--set weight_clip=0.04` or `--set lipschitz_penalty=10`",
                 self.cost_slope
             );
         }
@@ -184,10 +215,17 @@ impl LsalConfig {
                 anyhow::bail!("lsal: `{k}` is a drop probability in [0, 1), got {v}");
             }
         }
-        for (k, v) in [("lipschitz_penalty", self.lipschitz_penalty), ("labelled_nll", self.labelled_nll)] {
+        for (k, v) in [
+            ("lipschitz_penalty", self.lipschitz_penalty),
+            ("margin_lipschitz", self.margin_lipschitz),
+            ("labelled_nll", self.labelled_nll),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 anyhow::bail!("lsal: `{k}` is a weight and must be >= 0, got {v}");
             }
+        }
+        if !(self.encoder_lr_scale.is_finite() && self.encoder_lr_scale > 0.0) {
+            anyhow::bail!("lsal: `encoder_lr_scale` must be positive and finite, got {}", self.encoder_lr_scale);
         }
         if self.width == 0 || self.hidden == 0 {
             anyhow::bail!("lsal: `width` and `hidden` must be at least 1");

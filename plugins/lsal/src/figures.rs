@@ -126,6 +126,13 @@ impl Lsal {
                     out.push(("ssl_error_unlabelled_train".into(), wrong as f64 / rest.len().max(1) as f64));
                 }
             }
+            // The validation images of the shared split (unless the held-out split is itself
+            // a validation set, reported above under the same key).
+            if let Some(err) = self.labelled.as_ref().and_then(|l| l.curve.last()).map(|c| c.1)
+                && !out.iter().any(|(k, _)| k == "ssl_val_error")
+            {
+                out.push(("ssl_val_error".into(), err));
+            }
         }
         Ok(out)
     }
@@ -135,6 +142,9 @@ impl Lsal {
         let held = data.test.as_deref().unwrap_or(data);
         let mut files = vec![];
         files.extend(self.margin_figures(dir)?);
+        if let Some(p) = self.val_error_figure(dir)? {
+            files.push(p);
+        }
         match self.arch {
             Arch::Conv { .. } => {
                 // Reconstructions: rows of 12 held-out images, each followed by a row of G(Q(x)).
@@ -196,6 +206,20 @@ fn plotters_rgb(r: u8, g: u8, b: u8) -> plotters::style::RGBColor {
 }
 
 impl Lsal {
+    /// `val_error.png` (SSL mode): the validation error against epochs; `None` before the first
+    /// measurement.
+    fn val_error_figure(&self, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+        let Some(lab) = self.labelled.as_ref().filter(|l| !l.curve.is_empty()) else { return Ok(None) };
+        let epoch = |s: usize| s as f64 / lab.steps_per_epoch as f64;
+        let series = [viz::Series {
+            name: "L(x, Q(x)) argmax",
+            points: lab.curve.iter().map(|&(s, e)| (epoch(s), e)).collect(),
+        }];
+        let p = dir.join("val_error.png");
+        atomic_write(&p, &viz::line_plot("validation error", "epochs", &series, (640, 400))?)?;
+        Ok(Some(p))
+    }
+
     /// The Fig. 5 analogue from `dir/../metrics.jsonl`: the weighted margins and the loss terms
     /// over training (left), and the per-element unweighted margins with the fixed-point value
     /// of the manifold margin, E|z - z'| = 2/sqrt(pi) per dimension, since Q(x) ~ P_Z = N(0, I) at the

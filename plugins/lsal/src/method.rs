@@ -11,15 +11,24 @@ use ganfold_core::optim::AdamConfig;
 use ganfold_core::{Batch, BuildContext, Dataset, Generator, Method, Player, Rng, StepStats};
 use std::path::{Path, PathBuf};
 
-/// The labelled subset of the semi-supervised mode, held by the method.
+/// The labelled subset and the validation images of the semi-supervised mode (drawn by the
+/// shared `ganfold_core::ssl::Split`, as every SSL method's are), held by the method.
 pub struct Labelled {
-    /// Dataset indices of the labelled images (balanced over classes).
+    /// Dataset indices of the labelled images (balanced over classes), sorted.
     pub index: Vec<usize>,
     pub x: Tensor,
     /// (n,) u32.
     pub y: Tensor,
     pub y_host: Vec<u32>,
     pub classes: usize,
+    /// Validation images (disjoint from the labelled ones) and their labels: every setting is
+    /// chosen on them, never on the test set.
+    pub val_x: Option<Tensor>,
+    pub val_y: Vec<u32>,
+    /// (step, validation error) every `eval_every` steps; saved with the checkpoint.
+    pub curve: Vec<(usize, f64)>,
+    pub eval_every: usize,
+    pub steps_per_epoch: usize,
 }
 
 /// Everything one forward pass of the game produces (the pieces the tests inspect).
@@ -55,29 +64,6 @@ pub fn build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
     Ok(Box::new(Lsal::new(cfg, cx, DType::F32)?))
 }
 
-/// A balanced, seeded draw of `n` labelled indices: n / K per class (balanced, so no class
-/// is missing from a small labelled set).
-pub fn balanced_labels(labels: &[u32], classes: usize, n: usize, seed: u64) -> anyhow::Result<Vec<usize>> {
-    if classes == 0 {
-        anyhow::bail!("lsal: mode=ssl needs a labelled dataset (this one has no classes)");
-    }
-    if n == 0 || !n.is_multiple_of(classes) {
-        anyhow::bail!("lsal: `labels` = {n} must be a positive multiple of the {classes} classes (a balanced draw)");
-    }
-    let per = n / classes;
-    let mut rng = Rng::derive(seed, "lsal-labelled-subset");
-    let mut out = vec![];
-    for k in 0..classes as u32 {
-        let of_k: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == k).collect();
-        if of_k.len() < per {
-            anyhow::bail!("lsal: class {k} has only {} samples, {per} labelled ones were asked for", of_k.len());
-        }
-        out.extend(rng.choose_distinct(of_k.len(), per).into_iter().map(|j| of_k[j]));
-    }
-    out.sort_unstable();
-    Ok(out)
-}
-
 impl Lsal {
     /// Builds the three players for `cx.data` in precision `dtype` (tests use F64).
     pub fn new(cfg: LsalConfig, cx: &BuildContext<'_>, dtype: DType) -> anyhow::Result<Self> {
@@ -92,14 +78,35 @@ impl Lsal {
         let labelled = match mode {
             Mode::Unsupervised => None,
             Mode::SemiSupervised => {
-                let labels = cx.data.labels.as_ref().ok_or_else(|| {
-                    anyhow::anyhow!("lsal: mode=ssl needs a labelled dataset; `{}` has no labels", cx.data.name)
-                })?;
-                let index = balanced_labels(labels, cx.data.num_classes, cfg.labels, cx.seed)?;
+                if cx.data.labels.is_none() {
+                    anyhow::bail!("lsal: mode=ssl needs a labelled dataset; `{}` has no labels", cx.data.name);
+                }
+                let split = ganfold_core::ssl::Split::draw(cx.data, cfg.labels, cfg.val, cx.seed, "lsal")?;
+                let mut index = split.labelled;
+                index.sort_unstable();
                 let b = cx.data.batch(&index, cx.device)?;
                 let y = b.y.context("labelled batch without labels")?;
                 let y_host = y.to_vec1::<u32>()?;
-                Some(Labelled { index, x: b.x.to_dtype(dtype)?, y, y_host, classes: cx.data.num_classes })
+                let (val_x, val_y) = if split.val.is_empty() {
+                    (None, vec![])
+                } else {
+                    let v = cx.data.batch(&split.val, cx.device)?;
+                    (Some(v.x.to_dtype(dtype)?), v.y.context("validation images without labels")?.to_vec1::<u32>()?)
+                };
+                let steps_per_epoch = (cx.data.len() / cx.batch_size.max(1)).max(1);
+                let eval_every = if cfg.eval_every > 0 { cfg.eval_every } else { steps_per_epoch };
+                Some(Labelled {
+                    index,
+                    x: b.x.to_dtype(dtype)?,
+                    y,
+                    y_host,
+                    classes: cx.data.num_classes,
+                    val_x,
+                    val_y,
+                    curve: vec![],
+                    eval_every,
+                    steps_per_epoch,
+                })
             }
         };
         let out_dim = labelled.as_ref().map_or(1, |l| l.classes);
@@ -119,8 +126,9 @@ impl Lsal {
             q_vs.num_params(),
             l_vs.num_params()
         );
+        let adam_q = AdamConfig { lr: lr * cfg.encoder_lr_scale, ..adam };
         let (player_g, player_q, player_l) =
-            (Player::new("g", g_vs, adam)?, Player::new("q", q_vs, adam)?, Player::new("l", l_vs, adam)?);
+            (Player::new("g", g_vs, adam)?, Player::new("q", q_vs, adam_q)?, Player::new("l", l_vs, adam)?);
         Ok(Self {
             cfg,
             mode,
@@ -184,14 +192,18 @@ impl Lsal {
         let loss_gq = objective::loss_gq(&out_gq.narrow(0, 0, b)?, &out_gq.narrow(0, b, b)?)?;
         let a = ((&m.delta + &l_real)? - &l_fake)?;
         let mut st = StepStats::default();
-        let loss_l = self.add_lipschitz(loss_l, [x, &z_hat], [&x_fake, z], &|o| o.squeeze(1), rng, &mut st)?;
-        self.push_diagnostics(&mut st, x, &z_hat, &|o| o.squeeze(1))?;
+        let score = |o: &Tensor| o.squeeze(1);
+        let loss_l = self.add_lipschitz(loss_l, [x, &z_hat], [&x_fake, z], &score, rng, &mut st)?;
+        let loss_l = self.add_margin_lipschitz(loss_l, [x, &z_hat], [&x_fake, z], &m, &score, rng, &mut st)?;
+        self.push_diagnostics(&mut st, x, &z_hat, z, &score)?;
         st.push_t("loss_L", &loss_l)?;
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &l_real.mean_all()?)?;
         st.push_t("l_fake", &l_fake.mean_all()?)?;
         self.push_margins(&mut st, &m)?;
         st.push_t("hinge_active", &a.gt(0.0)?.to_dtype(DType::F64)?.mean_all()?)?;
+        // How far L separates pairs beyond their margin (0 when L is 1-Lipschitz in the margin's metric).
+        st.push_t("margin_excess", &a.minimum(0.0)?.neg()?.mean_all()?)?;
         Ok(Forward { loss_l, loss_gq, stats: st })
     }
 
@@ -257,7 +269,8 @@ impl Lsal {
         let mut st = StepStats::default();
         let unl = |o: &Tensor| objective::unlabelled_loss(o);
         let loss_l = self.add_lipschitz(loss_l, [&x, &z_hat], [&x_fake, &z], &unl, rng, &mut st)?;
-        self.push_diagnostics(&mut st, x_u, &z_hat.narrow(0, bl, bu)?, &unl)?;
+        let loss_l = self.add_margin_lipschitz(loss_l, [&x, &z_hat], [&x_fake, &z], &m, &unl, rng, &mut st)?;
+        self.push_diagnostics(&mut st, x_u, &z_hat.narrow(0, bl, bu)?, z_u, &unl)?;
         st.push_t("loss_L", &loss_l)?;
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &objective::unlabelled_loss(&ru)?.mean_all()?)?;
@@ -310,18 +323,55 @@ impl Lsal {
         Ok((loss_l + (pen * w)?)?)
     }
 
+    /// `loss_l` plus w times the margin-Lipschitz penalty (`objective::margin_lipschitz_penalty`,
+    /// when `margin_lipschitz` = w > 0): the scores of the real pairs, their corners (x, z) and the
+    /// fake pairs come from one L forward on detached inputs with one set of dropout masks, so
+    /// the differences along each leg are not dropout noise.
+    #[allow(clippy::too_many_arguments)]
+    fn add_margin_lipschitz(
+        &self,
+        loss_l: Tensor,
+        real: [&Tensor; 2],
+        fake: [&Tensor; 2],
+        m: &objective::Margins,
+        score: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+        rng: &mut Rng,
+        st: &mut StepStats,
+    ) -> anyhow::Result<Tensor> {
+        let w = self.cfg.margin_lipschitz;
+        if w <= 0.0 {
+            return Ok(loss_l);
+        }
+        let b = real[0].dim(0)?;
+        let xs = Tensor::cat(&[real[0], real[0], fake[0]], 0)?.detach();
+        let zs = Tensor::cat(&[real[1], fake[1], fake[1]], 0)?.detach();
+        let masks = match self.l.draw_masks(b, rng, self.dtype, &self.device)? {
+            Some(mk) => Some(mk.repeat(3)?),
+            None => None,
+        };
+        let s = score(&self.l.forward(&xs, &zs, masks.as_ref(), false)?)?;
+        let (s_real, s_corner, s_fake) = (s.narrow(0, 0, b)?, s.narrow(0, b, b)?, s.narrow(0, 2 * b, b)?);
+        let (mu, nu) = (self.cfg.ambient_weight, self.cfg.manifold_weight);
+        let pen = objective::margin_lipschitz_penalty(&s_real, &s_corner, &s_fake, m, mu, nu)?;
+        st.push_t("margin_lipschitz_penalty", &pen)?;
+        Ok((loss_l + (pen * w)?)?)
+    }
+
     /// Logged diagnostics of the real pairs: Q's code statistics (`q_std`, the mean
     /// per-dimension batch standard deviation, 1 under the prior; `q_mean_rms`, 0 under it);
     /// `l_code_sens`, how much L's score moves when x is given another image's code (mean
     /// |s(L(x, Q(x'))) - s(L(x, Q(x)))|, no dropout; 0 when L ignores z); and `l_code_gap`, the
     /// signed mean of the same difference: how much worse L scores x with another image's code
     /// than with its own. A score additive in x and z moves (`l_code_sens` > 0) but gives a gap
-    /// of 0 over the batch: it does not tell x's own code from another's.
+    /// of 0 over the batch: it does not tell x's own code from another's. `l_prior_gap`: mean
+    /// s(L(x, z)) - s(L(x, Q(x))) for prior draws z, how much more fake L finds x with a prior
+    /// code than with its own (> 0 once L tells Q's codes from the prior's; Q's only signal).
     fn push_diagnostics(
         &self,
         st: &mut StepStats,
         x: &Tensor,
         z_hat: &Tensor,
+        prior: &Tensor,
         score: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
     ) -> anyhow::Result<()> {
         let (x, z) = (x.detach(), z_hat.detach());
@@ -333,9 +383,11 @@ impl Lsal {
             let rolled = Tensor::cat(&[z.narrow(0, 1, b - 1)?, z.narrow(0, 0, 1)?], 0)?;
             let own = score(&self.l.forward(&x, &z, None, false)?)?;
             let other = score(&self.l.forward(&x, &rolled, None, false)?)?;
-            let d = (other - own)?;
+            let d = (&other - &own)?;
             st.push_t("l_code_sens", &d.abs()?.mean_all()?)?;
             st.push_t("l_code_gap", &d.mean_all()?)?;
+            let with_prior = score(&self.l.forward(&x, &prior.detach(), None, false)?)?;
+            st.push_t("l_prior_gap", &(with_prior - &own)?.mean_all()?)?;
         }
         Ok(())
     }
@@ -391,6 +443,31 @@ impl Lsal {
     }
 }
 
+impl Lsal {
+    /// Every `eval_every` steps in SSL mode: the error of argmax a(x, Q(x)) on the validation
+    /// images, recorded in the curve and logged as `val_error`.
+    fn measure_validation(&mut self, step: usize, st: &mut StepStats) -> anyhow::Result<()> {
+        let Some(lab) = self.labelled.as_ref() else { return Ok(()) };
+        let Some(vx) = lab.val_x.as_ref() else { return Ok(()) };
+        if !(step + 1).is_multiple_of(lab.eval_every) {
+            return Ok(());
+        }
+        let n = vx.dim(0)?;
+        let mut wrong = 0usize;
+        for start in (0..n).step_by(500) {
+            let len = 500.min(n - start);
+            let pred = objective::predict(&self.class_scores(&vx.narrow(0, start, len)?)?)?.to_vec1::<u32>()?;
+            wrong += pred.iter().zip(&lab.val_y[start..start + len]).filter(|(p, y)| p != y).count();
+        }
+        let err = wrong as f64 / n as f64;
+        st.push("val_error", err);
+        if let Some(lab) = self.labelled.as_mut() {
+            lab.curve.push((step + 1, err));
+        }
+        Ok(())
+    }
+}
+
 impl Generator for Lsal {
     fn latent_dim(&self) -> usize {
         self.dz
@@ -405,9 +482,10 @@ impl Method for Lsal {
         if self.mode == Mode::SemiSupervised {
             let epoch = (step * self.batch_size) as f64 / self.data_len.max(1) as f64;
             let lr = self.cfg.ssl_lr_at(epoch);
-            for o in [&mut self.player_g, &mut self.player_q, &mut self.player_l] {
+            for o in [&mut self.player_g, &mut self.player_l] {
                 o.set_lr(lr);
             }
+            self.player_q.set_lr(lr * self.cfg.encoder_lr_scale);
         }
         let fwd = self.forward_step(batch, step, rng)?;
         let alternating = self.cfg.schedule == Schedule::Alternating;
@@ -434,6 +512,7 @@ impl Method for Lsal {
         let mut st = fwd.stats;
         if self.mode == Mode::SemiSupervised {
             st.push("lr", self.player_l.lr());
+            self.measure_validation(step, &mut st)?;
         }
         Ok(st)
     }
@@ -453,6 +532,22 @@ impl Method for Lsal {
 
     fn generator(&self) -> Option<&dyn Generator> {
         Some(self)
+    }
+
+    /// The SSL validation curve (checkpoint meta `val_curve`), so a resumed run keeps it.
+    fn extra_state(&self) -> anyhow::Result<ganfold_core::MethodState> {
+        let curve = self.labelled.as_ref().map(|l| l.curve.clone()).unwrap_or_default();
+        Ok(ganfold_core::MethodState { tensors: Default::default(), meta: serde_json::json!({ "val_curve": curve }) })
+    }
+
+    fn load_extra_state(&mut self, state: &ganfold_core::MethodState) -> anyhow::Result<()> {
+        if let Some(lab) = self.labelled.as_mut() {
+            lab.curve = match state.meta.get("val_curve") {
+                Some(v) => serde_json::from_value(v.clone()).context("checkpoint meta `val_curve` is malformed")?,
+                None => vec![],
+            };
+        }
+        Ok(())
     }
 
     fn phase(&self) -> Option<String> {

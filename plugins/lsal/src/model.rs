@@ -357,6 +357,14 @@ pub struct Masks {
     pub conv: Vec<Tensor>,
 }
 
+impl Masks {
+    /// The same masks for `k` stacked copies of the batch (rows i, b + i, 2b + i, ... share one mask).
+    pub fn repeat(&self, k: usize) -> Result<Masks> {
+        let rep = |v: &[Tensor]| -> Result<Vec<Tensor>> { v.iter().map(|t| Tensor::cat(&vec![t; k], 0)).collect() };
+        Ok(Masks { fc: rep(&self.fc)?, conv: rep(&self.conv)? })
+    }
+}
+
 /// An inverted-dropout mask of `shape`: 0 with probability p, else 1 / (1 - p).
 fn mask(shape: &[usize], p: f64, rng: &mut Rng, dtype: DType, dev: &Device) -> Result<Tensor> {
     let u = rng.rand(shape, 0.0, 1.0, dev)?;

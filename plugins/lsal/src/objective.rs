@@ -44,6 +44,30 @@ pub fn loss_l(delta: &Tensor, l_real: &Tensor, l_fake: &Tensor, eta: f64) -> Res
     cost(&((delta + l_real)? - l_fake)?, eta)?.mean_all()
 }
 
+/// L's Lipschitz condition in the margin's metric d((x, z), (x', z')) = mu ||x - x'||_1 + nu ||z - z'||_1,
+/// checked along the two legs from each real pair p = (x, Q(x)) to its fake pair p' = (G(z), z)
+/// through the corner c = (x, z): only the code changes on the first leg, only the image on the
+/// second, so |s(c) - s(p)| <= nu ||Q(x) - z||_1 and |s(p') - s(c)| <= mu ||x - G(z)||_1. By the
+/// triangle inequality the two imply s(p') - s(p) <= Delta: L cannot separate a real and a fake
+/// pair by more than their margin (the condition of Theorem 1's proof), and it cannot spend the
+/// manifold margin on image differences, so the only way to reach Delta is to tell Q's codes
+/// from the prior's. Returns mean_i [relu(|s(c) - s(p)| - nu m_z)^2 + relu(|s(p') - s(c)| - mu m_x)^2]
+/// for scores `s` (B,).
+pub fn margin_lipschitz_penalty(
+    s_real: &Tensor,
+    s_corner: &Tensor,
+    s_fake: &Tensor,
+    m: &Margins,
+    mu: f64,
+    nu: f64,
+) -> Result<Tensor> {
+    let excess =
+        |a: &Tensor, b: &Tensor, bound: &Tensor| -> Result<Tensor> { ((a - b)?.abs()? - bound)?.relu()?.sqr() };
+    let z_leg = excess(s_corner, s_real, &(&m.manifold * nu)?)?;
+    let x_leg = excess(s_fake, s_corner, &(&m.ambient * mu)?)?;
+    (z_leg + x_leg)?.mean_all()
+}
+
 /// Objectives (II) and (III) as one minimisation over G and Q (as the authors'
 /// `lsal-blocks` code does: one loss for encoder and decoder together):
 /// mean_i L(G(z_i), z_i) - mean_i L(x_i, Q(x_i)); G minimises T, Q maximises R.

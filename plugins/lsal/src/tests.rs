@@ -3,7 +3,7 @@
 //! finite-difference gradients, shapes, resume equality and the figures.
 
 use crate::config::{LsalConfig, Mode, Schedule};
-use crate::method::{Lsal, balanced_labels};
+use crate::method::Lsal;
 use crate::model::{self, Arch, WnLinear};
 use crate::objective::{self, SslActs};
 use candle_core::{DType, Device, Tensor, Var};
@@ -159,7 +159,8 @@ fn hinge_with_nu_zero_and_z_blind_loss_is_ls_gan_and_q_gets_no_gradient() -> R {
 #[test]
 fn zero_margins_and_hinge_reduce_to_the_plain_loss_sensitive_form_on_the_real_networks() -> R {
     let d = ring();
-    let cfg = LsalConfig { ambient_weight: 0.0, manifold_weight: 0.0, ..no_dropout() };
+    // The paper's plain hinge: without the margin-Lipschitz term the defaults add.
+    let cfg = LsalConfig { ambient_weight: 0.0, manifold_weight: 0.0, margin_lipschitz: 0.0, ..no_dropout() };
     let m = build(cfg, &d, DType::F64, 8)?;
     let x = d.head(8, &Device::Cpu)?.to_dtype(DType::F64)?;
     let mut rng = Rng::new(2);
@@ -193,8 +194,15 @@ fn slope_one_is_wgan_and_the_margin_drops_out_of_every_gradient() -> R {
     let mut gl = vec![];
     let mut ggq = vec![];
     for (mu, nu) in [(0.0, 0.0), (0.004, 0.018), (0.5, 0.9)] {
-        let cfg =
-            LsalConfig { cost_slope: 1.0, weight_clip: 10.0, ambient_weight: mu, manifold_weight: nu, ..no_dropout() };
+        // The margin-Lipschitz term depends on (mu, nu) by design; the claim is about the cost alone.
+        let cfg = LsalConfig {
+            cost_slope: 1.0,
+            weight_clip: 10.0,
+            ambient_weight: mu,
+            manifold_weight: nu,
+            margin_lipschitz: 0.0,
+            ..no_dropout()
+        };
         let m = build(cfg, &d, DType::F64, 8)?;
         let mut rng = Rng::new(4);
         let z = rng.randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
@@ -277,13 +285,21 @@ fn each_players_loss_reaches_only_its_parameters_mlp_conv_and_ssl() -> R {
     assert_isolated(&f.loss_l, &f.loss_gq, &mc)?;
 
     let ms = build(
-        LsalConfig { mode: Mode::SemiSupervised, labels: 16, hidden: 16, ..Default::default() },
+        LsalConfig { mode: Mode::SemiSupervised, labels: 16, val: 64, hidden: 16, ..Default::default() },
         &d,
         DType::F32,
         8,
     )?;
     let f = ms.forward_step_for_tests(&b, 0, &mut rng)?;
     assert_isolated(&f.loss_l, &f.loss_gq, &ms)?;
+
+    // The margin-Lipschitz penalty's corner pass is L's alone, in both modes.
+    for mode in [Mode::Unsupervised, Mode::SemiSupervised] {
+        let cfg = LsalConfig { mode, labels: 16, val: 64, hidden: 16, margin_lipschitz: 10.0, ..Default::default() };
+        let mm = build(cfg, &d, DType::F32, 8)?;
+        let f = mm.forward_step_for_tests(&b, 0, &mut rng)?;
+        assert_isolated(&f.loss_l, &f.loss_gq, &mm)?;
+    }
     Ok(())
 }
 
@@ -406,16 +422,49 @@ fn ssl_objectives_match_hand_computed_values() -> R {
 }
 
 #[test]
-fn labelled_subset_is_balanced_and_seeded() -> R {
+fn labelled_and_validation_images_come_from_the_shared_split() -> R {
     let mnist = data::mnist_5k()?;
     let labels = mnist.labels.clone().unwrap();
-    let a = balanced_labels(&labels, 10, 100, 1)?;
-    assert_eq!(a, balanced_labels(&labels, 10, 100, 1)?);
-    assert_ne!(a, balanced_labels(&labels, 10, 100, 2)?);
+    let cfg = LsalConfig { mode: Mode::SemiSupervised, labels: 100, val: 200, width: 4, ..Default::default() };
+    let m = build(cfg, &mnist, DType::F32, 8)?;
+    let lab = m.labelled.as_ref().unwrap();
+    let split = ganfold_core::ssl::Split::draw(&mnist, 100, 200, 7, "t")?;
+    let mut want = split.labelled.clone();
+    want.sort_unstable();
+    assert_eq!(lab.index, want);
     for k in 0..10u32 {
-        assert_eq!(a.iter().filter(|&&i| labels[i] == k).count(), 10);
+        assert_eq!(lab.index.iter().filter(|&&i| labels[i] == k).count(), 10);
     }
-    assert!(balanced_labels(&labels, 10, 105, 1).is_err());
+    assert!(split.val.iter().all(|i| lab.index.binary_search(i).is_err()));
+    let val_y: Vec<u32> = split.val.iter().map(|&i| labels[i]).collect();
+    assert_eq!(lab.val_y, val_y);
+    assert_eq!(lab.val_x.as_ref().unwrap().dims(), &[200, 1, 28, 28]);
+    Ok(())
+}
+
+#[test]
+fn validation_error_is_measured_every_eval_every_steps_and_survives_resume() -> R {
+    let d = ring();
+    let cfg =
+        LsalConfig { mode: Mode::SemiSupervised, labels: 16, val: 64, eval_every: 2, hidden: 16, ..Default::default() };
+    let mut m = build(cfg.clone(), &d, DType::F32, 8)?;
+    let mut rng = Rng::new(5);
+    let b = d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?;
+    let st0 = m.step(&b, 0, &mut rng)?;
+    assert!(!st0.0.iter().any(|(k, _)| k == "val_error"));
+    let st1 = m.step(&b, 1, &mut rng)?;
+    let err = st1.0.iter().find(|(k, _)| k == "val_error").unwrap().1;
+    assert!((0.0..=1.0).contains(&err));
+    // By hand: the share of validation points whose argmax a(x, Q(x)) is not their label.
+    let lab = m.labelled.as_ref().unwrap();
+    let pred = objective::predict(&m.class_scores(lab.val_x.as_ref().unwrap())?)?.to_vec1::<u32>()?;
+    let wrong = pred.iter().zip(&lab.val_y).filter(|(p, y)| p != y).count();
+    assert_eq!(err, wrong as f64 / 64.0);
+    assert_eq!(lab.curve, vec![(2, err)]);
+    let saved = m.save()?;
+    let mut again = build(cfg, &d, DType::F32, 8)?;
+    again.load(&saved)?;
+    assert_eq!(again.labelled.as_ref().unwrap().curve, vec![(2, err)]);
     Ok(())
 }
 
@@ -464,7 +513,7 @@ fn network_shapes_for_images_and_points() -> R {
     assert_eq!(m.l.forward(&x, &z, None, false)?.dims(), &[3, 1]);
     let r = ring();
     let m = build(
-        LsalConfig { mode: Mode::SemiSupervised, labels: 16, hidden: 8, ..Default::default() },
+        LsalConfig { mode: Mode::SemiSupervised, labels: 16, val: 64, hidden: 8, ..Default::default() },
         &r,
         DType::F32,
         4,
@@ -484,7 +533,7 @@ fn config_rejects_impossible_values_with_clear_messages() {
         assert!(e.contains(want), "{e}");
     };
     bad(LsalConfig { cost_slope: 1.5, ..Default::default() }, "cost_slope");
-    bad(LsalConfig { cost_slope: 0.5, ..Default::default() }, "weight_clip");
+    bad(LsalConfig { cost_slope: 0.5, margin_lipschitz: 0.0, ..Default::default() }, "weight_clip");
     bad(LsalConfig { ambient_weight: -1.0, ..Default::default() }, "ambient_weight");
     bad(
         LsalConfig { adam: AdamConfig { lr: -1.0, ..LsalConfig::default().adam }, ..Default::default() },
@@ -494,14 +543,17 @@ fn config_rejects_impossible_values_with_clear_messages() {
     bad(LsalConfig { conv_dropout: -0.1, ..Default::default() }, "conv_dropout");
     bad(LsalConfig { lipschitz_penalty: -1.0, ..Default::default() }, "lipschitz_penalty");
     bad(LsalConfig { labelled_nll: f64::NAN, ..Default::default() }, "labelled_nll");
+    bad(LsalConfig { margin_lipschitz: -1.0, ..Default::default() }, "margin_lipschitz");
+    bad(LsalConfig { encoder_lr_scale: 0.0, ..Default::default() }, "encoder_lr_scale");
     assert!(LsalConfig { cost_slope: 0.5, lipschitz_penalty: 10.0, ..Default::default() }.validate().is_ok());
     assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
     // SSL on unlabelled or wrongly sized subsets is a clear error.
     let d = ring();
-    let e = build(LsalConfig { mode: Mode::SemiSupervised, labels: 10, ..Default::default() }, &d, DType::F32, 4)
-        .err()
-        .unwrap();
-    assert!(e.to_string().contains("multiple"), "{e}");
+    let e =
+        build(LsalConfig { mode: Mode::SemiSupervised, labels: 4, val: 64, ..Default::default() }, &d, DType::F32, 4)
+            .err()
+            .unwrap();
+    assert!(e.to_string().contains("fewer than the 8 classes"), "{e}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -530,7 +582,7 @@ fn resume_equals_continuing_and_same_seed_same_result() -> R {
     let d = ring();
     for (cfg, tag) in [
         (LsalConfig { hidden: 16, ..Default::default() }, "unsup"),
-        (LsalConfig { hidden: 16, mode: Mode::SemiSupervised, labels: 16, ..Default::default() }, "ssl"),
+        (LsalConfig { hidden: 16, mode: Mode::SemiSupervised, labels: 16, val: 64, ..Default::default() }, "ssl"),
         (LsalConfig { hidden: 16, schedule: Schedule::Alternating, ..Default::default() }, "alternating"),
     ] {
         let mut a = build(cfg.clone(), &d, DType::F32, 8)?;
@@ -568,7 +620,7 @@ fn resume_equals_continuing_and_same_seed_same_result() -> R {
 fn figures_and_evaluation_on_a_tiny_run() -> R {
     let mnist = data::mnist_5k()?;
     let mut m = build(
-        LsalConfig { width: 4, mode: Mode::SemiSupervised, labels: 20, ..Default::default() },
+        LsalConfig { width: 4, mode: Mode::SemiSupervised, labels: 20, eval_every: 2, ..Default::default() },
         &mnist,
         DType::F32,
         8,
@@ -589,7 +641,8 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
     }
     std::fs::write(run.path().join("metrics.jsonl"), log)?;
     let files = m.figures(&run.path().join("figures"), &mnist, &mut rng)?;
-    for name in ["reconstructions.png", "interpolations.png", "margins.png", "margins_and_losses.png"] {
+    for name in ["reconstructions.png", "interpolations.png", "margins.png", "margins_and_losses.png", "val_error.png"]
+    {
         let p = run.path().join("figures").join(name);
         assert!(files.contains(&p) && std::fs::metadata(&p)?.len() > 100, "{name} missing");
     }
@@ -604,6 +657,7 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
             "q_mean_rms_train",
             "recon_class_agreement_train",
             "ssl_error_unlabelled_train",
+            "ssl_val_error",
         ]
     );
     let agree = ev.iter().find(|(k, _)| k == "recon_class_agreement_train").map(|(_, v)| *v);
@@ -662,6 +716,76 @@ fn lipschitz_penalty_adds_to_the_loss_network_only() -> R {
     Ok(())
 }
 
+#[test]
+fn margin_lipschitz_penalty_by_hand_and_zero_for_a_lipschitz_score() -> R {
+    // Bounds: nu * 10 = 0.18 on the code leg, mu * 100 = 0.2 on the image leg.
+    let m = objective::Margins { ambient: t1(&[100.0, 100.0]), manifold: t1(&[10.0, 10.0]), delta: t1(&[0.0, 0.0]) };
+    let (sr, sc, sf) = (t1(&[0.0, 1.0]), t1(&[0.5, 1.0]), t1(&[0.6, 3.0]));
+    // Row 0: code leg 0.5 - 0.18 = 0.32 over; row 1: image leg 2 - 0.2 = 1.8 over.
+    let p = s(&objective::margin_lipschitz_penalty(&sr, &sc, &sf, &m, 0.002, 0.018)?);
+    assert!((p - (0.32f64.powi(2) + 1.8f64.powi(2)) / 2.0).abs() < 1e-12, "{p}");
+    // s(x, z) = mu ||x||_1 - nu ||z||_1 is 1-Lipschitz in the margin's metric: no penalty.
+    let dev = Device::Cpu;
+    let mut rng = Rng::new(4);
+    let r =
+        |rng: &mut Rng, shape: (usize, usize)| rng.randn(shape, 0.0, 1.0, &dev).unwrap().to_dtype(DType::F64).unwrap();
+    let (x, xf, zh, z) = (r(&mut rng, (6, 5)), r(&mut rng, (6, 5)), r(&mut rng, (6, 3)), r(&mut rng, (6, 3)));
+    let (mu, nu) = (0.3, 0.7);
+    let sc =
+        |x: &Tensor, z: &Tensor| -> candle_core::Result<Tensor> { (x.abs()?.sum(1)? * mu)? - (z.abs()?.sum(1)? * nu)? };
+    let mg = objective::margins(&x, &xf, &zh, &z, mu, nu)?;
+    let p = objective::margin_lipschitz_penalty(&sc(&x, &zh)?, &sc(&x, &z)?, &sc(&xf, &z)?, &mg, mu, nu)?;
+    assert_eq!(s(&p), 0.0);
+    // Twice that score breaks the bound on every leg where the norms differ.
+    let p2 = objective::margin_lipschitz_penalty(
+        &(sc(&x, &zh)? * 2.0)?,
+        &(sc(&x, &z)? * 2.0)?,
+        &(sc(&xf, &z)? * 2.0)?,
+        &mg,
+        mu,
+        nu,
+    )?;
+    assert!(s(&p2) > 0.0);
+    Ok(())
+}
+
+/// The margin-Lipschitz term adds exactly w times its logged value to L's loss, leaves G/Q's
+/// loss alone, and is logged with `l_prior_gap`.
+#[test]
+fn margin_lipschitz_adds_to_the_loss_network_only() -> R {
+    let d = ring();
+    let off = forward_with(no_dropout(), &d, 3)?;
+    let on = forward_with(LsalConfig { margin_lipschitz: 10.0, ..no_dropout() }, &d, 3)?;
+    let pen = stat(&on, "margin_lipschitz_penalty");
+    assert!(pen.is_finite() && pen >= 0.0, "{pen}");
+    assert!((s(&on.loss_l) - s(&off.loss_l) - 10.0 * pen).abs() < 1e-9 * (1.0 + pen));
+    assert_eq!(s(&on.loss_gq), s(&off.loss_gq));
+    assert!(stat(&off, "l_prior_gap").is_finite());
+    Ok(())
+}
+
+#[test]
+fn encoder_learning_rate_is_scaled_in_both_modes() -> R {
+    let d = ring();
+    let mut m = build(LsalConfig { encoder_lr_scale: 0.1, hidden: 16, ..Default::default() }, &d, DType::F32, 8)?;
+    assert!((m.player_q.lr() - 1e-5).abs() < 1e-15 && m.player_l.lr() == 1e-4 && m.player_g.lr() == 1e-4);
+    let b = d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?;
+    m.step(&b, 0, &mut Rng::new(1))?;
+    assert!((m.player_q.lr() - 1e-5).abs() < 1e-15);
+    let cfg = LsalConfig {
+        mode: Mode::SemiSupervised,
+        labels: 16,
+        val: 64,
+        hidden: 16,
+        encoder_lr_scale: 0.5,
+        ..Default::default()
+    };
+    let mut ms = build(cfg, &d, DType::F32, 8)?;
+    ms.step(&b, 0, &mut Rng::new(1))?;
+    assert!((ms.player_q.lr() - 3e-4).abs() < 1e-12 && (ms.player_l.lr() - 6e-4).abs() < 1e-12);
+    Ok(())
+}
+
 /// The penalty is (slope - 1)^2: where every real pair equals its fake pair, the two points of
 /// each row coincide, L's slope between them is 0 and the penalty is exactly 1.
 #[test]
@@ -700,7 +824,7 @@ fn gaussian_q_samples_in_training_and_uses_its_mean_otherwise() -> R {
 #[test]
 fn labelled_nll_adds_the_labelled_loss() -> R {
     let d = ring();
-    let ssl = LsalConfig { mode: Mode::SemiSupervised, labels: 16, ..no_dropout() };
+    let ssl = LsalConfig { mode: Mode::SemiSupervised, labels: 16, val: 64, labelled_nll: 0.0, ..no_dropout() };
     let off = forward_with(ssl.clone(), &d, 5)?;
     let on = forward_with(LsalConfig { labelled_nll: 2.0, ..ssl }, &d, 5)?;
     let nll = stat(&off, "l_real_labelled");
