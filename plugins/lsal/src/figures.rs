@@ -126,10 +126,10 @@ impl Lsal {
                     out.push(("ssl_error_unlabelled_train".into(), wrong as f64 / rest.len().max(1) as f64));
                 }
             }
-            // The validation images of the shared split (unless the held-out split is itself
-            // a validation set, reported above under the same key).
-            if let Some(err) = self.labelled.as_ref().and_then(|l| l.curve.last()).map(|c| c.1)
-                && !out.iter().any(|(k, _)| k == "ssl_val_error")
+            // The final model on the validation images of the shared split (unless the held-out
+            // split is itself a validation set, reported above under the same key).
+            if !out.iter().any(|(k, _)| k == "ssl_val_error")
+                && let Some(err) = self.validation_error()?
             {
                 out.push(("ssl_val_error".into(), err));
             }

@@ -444,14 +444,10 @@ impl Lsal {
 }
 
 impl Lsal {
-    /// Every `eval_every` steps in SSL mode: the error of argmax a(x, Q(x)) on the validation
-    /// images, recorded in the curve and logged as `val_error`.
-    fn measure_validation(&mut self, step: usize, st: &mut StepStats) -> anyhow::Result<()> {
-        let Some(lab) = self.labelled.as_ref() else { return Ok(()) };
-        let Some(vx) = lab.val_x.as_ref() else { return Ok(()) };
-        if !(step + 1).is_multiple_of(lab.eval_every) {
-            return Ok(());
-        }
+    /// The error of argmax a(x, Q(x)) on the validation images of the shared split (SSL mode).
+    pub(crate) fn validation_error(&self) -> anyhow::Result<Option<f64>> {
+        let Some(lab) = self.labelled.as_ref() else { return Ok(None) };
+        let Some(vx) = lab.val_x.as_ref() else { return Ok(None) };
         let n = vx.dim(0)?;
         let mut wrong = 0usize;
         for start in (0..n).step_by(500) {
@@ -459,7 +455,17 @@ impl Lsal {
             let pred = objective::predict(&self.class_scores(&vx.narrow(0, start, len)?)?)?.to_vec1::<u32>()?;
             wrong += pred.iter().zip(&lab.val_y[start..start + len]).filter(|(p, y)| p != y).count();
         }
-        let err = wrong as f64 / n as f64;
+        Ok(Some(wrong as f64 / n.max(1) as f64))
+    }
+
+    /// Every `eval_every` steps in SSL mode: the validation error, recorded in the curve and
+    /// logged as `val_error`.
+    fn measure_validation(&mut self, step: usize, st: &mut StepStats) -> anyhow::Result<()> {
+        let Some(lab) = self.labelled.as_ref() else { return Ok(()) };
+        if !(step + 1).is_multiple_of(lab.eval_every) {
+            return Ok(());
+        }
+        let Some(err) = self.validation_error()? else { return Ok(()) };
         st.push("val_error", err);
         if let Some(lab) = self.labelled.as_mut() {
             lab.curve.push((step + 1, err));
