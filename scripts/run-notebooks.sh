@@ -6,7 +6,7 @@
 #   scripts/run-notebooks.sh notebooks/01-lgan.ipynb
 #
 # Installs what is missing first: evcxr_jupyter 0.22.0 (cargo install, about 6 min once per
-# machine), a small Python venv in .venv-nb with the Jupyter execution stack (about 20 s), and the
+# machine), a small Python venv in .venv-nb with the Jupyter execution stack and jupytext (about 20 s), and the
 # `rust` kernel registration. Executed notebooks (with their outputs) go to target/nb/.
 # EVCXR_TMPDIR (default target/evcxr) keeps evcxr's compiled dependencies between runs: the first
 # run compiles them (minutes), later runs reuse them.
@@ -20,12 +20,14 @@ if ! command -v evcxr_jupyter >/dev/null 2>&1 || ! cargo install --list | grep -
   echo "== installing evcxr_jupyter 0.22.0 (about 6 minutes, once per machine)"
   cargo install --locked evcxr_jupyter --version 0.22.0
 fi
-if [ ! -x .venv-nb/bin/jupyter-nbconvert ]; then
-  echo "== creating .venv-nb (Jupyter execution stack)"
+if [ ! -x .venv-nb/bin/jupyter-nbconvert ] || [ ! -x .venv-nb/bin/jupytext ]; then
+  echo "== creating .venv-nb (Jupyter execution stack, jupytext)"
   python3 -m venv .venv-nb
   .venv-nb/bin/pip install -q --disable-pip-version-check \
-    nbclient==0.11.0 nbconvert==7.17.2 nbformat==5.11.1 jupyter_client==8.10.0 jupyter_core
+    nbclient==0.11.0 nbconvert==7.17.2 nbformat==5.11.1 jupyter_client==8.10.0 jupyter_core jupytext==1.19.7
 fi
+# The committed notebooks must hold their sources' cells (notebooks/src/*.rs): no drift.
+.venv-nb/bin/python scripts/check-notebooks.py
 evcxr_jupyter --install >/dev/null
 
 export EVCXR_TMPDIR="${EVCXR_TMPDIR:-$ROOT/target/evcxr}"
