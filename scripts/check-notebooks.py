@@ -1,12 +1,22 @@
 #!/usr/bin/env python3
-"""Fails when a committed notebook's cells differ from its text source.
+"""Checks the committed notebooks against their text sources; `--fix` formats the sources.
 
 The sources are notebooks/src/*.rs in jupytext's percent format (each notebook is paired with its
 source: `formats: ipynb,src//rs:percent`). Edit either side, then `jupytext --sync notebooks/*.ipynb`
-(or open the notebook in Jupyter with jupytext installed) brings the other up to date. Run with the
-notebook venv, which scripts/run-notebooks.sh creates: `.venv-nb/bin/python scripts/check-notebooks.py`.
+(or save in JupyterLab with jupytext installed) brings the other up to date. Fails when:
+
+- a committed notebook's cells differ from its source (drift);
+- a source's code cell is not rustfmt-clean: each cell is formatted as the body of a function (a
+  cell is a sequence of statements and items, which is what a function body holds), with the
+  workspace's rustfmt.toml and the width of one indent more; evcxr's `:dep` lines are left alone;
+- a committed notebook shows no picture, holds an error, or holds the outputs of a short run
+  (`GANFOLD_NB_STEPS` set): readers on the web see the committed outputs, which come from
+  `scripts/run-notebooks.sh --commit` (full runs).
+
+Run with the notebook venv (scripts/setup-notebooks.sh): `.venv-nb/bin/python scripts/check-notebooks.py`.
 """
 import pathlib
+import subprocess
 import sys
 
 import jupytext
@@ -14,22 +24,89 @@ import nbformat
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NB = ROOT / "notebooks"
+INDENT = "    "
 
 
 def cells(nb):
     return [(c.cell_type, c.source.strip("\n")) for c in nb.cells]
 
 
+def rustfmt_config():
+    conf = {}
+    for line in (ROOT / "rustfmt.toml").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            k, v = (s.strip() for s in line.split("=", 1))
+            conf[k] = v.strip('"')
+    conf["max_width"] = str(int(conf.get("max_width", "100")) + len(INDENT))
+    return ",".join("%s=%s" % kv for kv in conf.items())
+
+
+def formatted(code, config):
+    """The cell formatted by rustfmt, or None when rustfmt cannot parse it (its message is printed)."""
+    lines = code.split("\n")
+    commands = [l for l in lines if l.startswith(":")]
+    body = [l for l in lines if not l.startswith(":")]
+    if not any(l.strip() for l in body):
+        return code
+    wrapped = "fn cell() {\n" + "\n".join(INDENT + l if l else l for l in body) + "\n}\n"
+    res = subprocess.run(
+        ["rustfmt", "--edition", "2024", "--emit", "stdout", "--config", config],
+        input=wrapped, capture_output=True, text=True,
+    )
+    if res.returncode != 0:
+        print(res.stderr, file=sys.stderr)
+        return None
+    out = res.stdout.rstrip("\n").split("\n")
+    assert out[0] == "fn cell() {" and out[-1] == "}", out
+    inner = [l[len(INDENT):] if l.startswith(INDENT) else l for l in out[1:-1]]
+    return "\n".join(commands + inner)
+
+
+def outputs_problems(name, nb):
+    outs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    bad = []
+    if not any("image/png" in o.get("data", {}) for o in outs):
+        bad.append("%s: the committed notebook shows no picture (run scripts/run-notebooks.sh --commit)" % name)
+    if any(o.get("output_type") == "error" for o in outs):
+        bad.append("%s: the committed notebook holds an error output" % name)
+    text = "".join("".join(o.get("text", "")) for o in outs)
+    if "GANFOLD_NB_STEPS = Some(" in text:
+        bad.append("%s: the committed outputs are of a short run (GANFOLD_NB_STEPS was set)" % name)
+    return bad
+
+
 def main():
+    fix = "--fix" in sys.argv[1:]
+    config = rustfmt_config()
     sources = {p.stem: p for p in sorted((NB / "src").glob("*.rs"))}
     notebooks = {p.stem: p for p in sorted(NB.glob("*.ipynb"))}
     bad = []
     for name in sorted(set(sources) ^ set(notebooks)):
         side = "notebooks/src/%s.rs" % name if name not in sources else "notebooks/%s.ipynb" % name
         bad.append("%s: missing (every notebook has a source and every source a notebook)" % side)
+    for name, path in sources.items():
+        nb = jupytext.read(path)
+        changed = False
+        for i, c in enumerate(nb.cells):
+            if c.cell_type != "code":
+                continue
+            code = c.source.strip("\n")
+            f = formatted(code, config)
+            if f is None:
+                bad.append("%s: code cell %d does not parse as Rust statements" % (name, i))
+            elif f != code:
+                if fix:
+                    c.source, changed = f, True
+                else:
+                    bad.append("%s: code cell %d is not rustfmt-clean (scripts/check-notebooks.py --fix)" % (name, i))
+        if changed:
+            jupytext.write(nb, path, fmt="rs:percent")
+            print("formatted %s; now run `.venv-nb/bin/jupytext --sync notebooks/*.ipynb`" % path.relative_to(ROOT))
     for name in sorted(set(sources) & set(notebooks)):
         src = cells(jupytext.read(sources[name]))
-        ipynb = cells(nbformat.read(notebooks[name], as_version=4))
+        committed = nbformat.read(notebooks[name], as_version=4)
+        ipynb = cells(committed)
+        bad += outputs_problems(name, committed)
         if src == ipynb:
             continue
         for i, (a, b) in enumerate(zip(src, ipynb)):
@@ -41,9 +118,9 @@ def main():
     for line in bad:
         print(line, file=sys.stderr)
     if bad:
-        print("run `.venv-nb/bin/jupytext --sync notebooks/*.ipynb` after an edit", file=sys.stderr)
+        print("after an edit: `.venv-nb/bin/jupytext --sync notebooks/*.ipynb`", file=sys.stderr)
         return 1
-    print("notebooks match their sources (%d)" % len(sources))
+    print("notebooks match their sources, are formatted and carry a full run's outputs (%d)" % len(sources))
     return 0
 
 

@@ -5,36 +5,27 @@
 #   GANFOLD_NB_STEPS=20 scripts/run-notebooks.sh  # short runs (CI)
 #   scripts/run-notebooks.sh notebooks/01-lgan.ipynb
 #
-# Installs what is missing first: evcxr_jupyter 0.22.0 (cargo install, about 6 min once per
-# machine), a small Python venv in .venv-nb with the Jupyter execution stack and jupytext (about 20 s), and the
-# `rust` kernel registration. Executed notebooks (with their outputs) go to target/nb/.
-# EVCXR_TMPDIR (default target/evcxr) keeps evcxr's compiled dependencies between runs: the first
-# run compiles them (minutes), later runs reuse them.
+# Sets up what is missing first (scripts/setup-notebooks.sh --headless: evcxr_jupyter, the
+# .venv-nb execution stack, the `ganfold` kernel). The kernel keeps its compiled dependencies in
+# target/evcxr between runs: the first run compiles them (minutes), later runs reuse them.
+# Executed notebooks (with their outputs) go to target/nb/; `--commit` copies them over the
+# committed notebooks/*.ipynb (after a full run, so that readers see its pictures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PATH="$HOME/.cargo/bin:$PATH"
+commit=0
+if [ "${1:-}" = --commit ]; then commit=1; shift; fi
 
-# (evcxr_jupyter has no --version; cargo's install list records it.)
-if ! command -v evcxr_jupyter >/dev/null 2>&1 || ! cargo install --list | grep -q '^evcxr_jupyter v0\.22\.0'; then
-  echo "== installing evcxr_jupyter 0.22.0 (about 6 minutes, once per machine)"
-  cargo install --locked evcxr_jupyter --version 0.22.0
-fi
-if [ ! -x .venv-nb/bin/jupyter-nbconvert ] || [ ! -x .venv-nb/bin/jupytext ]; then
-  echo "== creating .venv-nb (Jupyter execution stack, jupytext)"
-  python3 -m venv .venv-nb
-  .venv-nb/bin/pip install -q --disable-pip-version-check \
-    nbclient==0.11.0 nbconvert==7.17.2 nbformat==5.11.1 jupyter_client==8.10.0 jupyter_core jupytext==1.19.7
-fi
-# The committed notebooks must hold their sources' cells (notebooks/src/*.rs): no drift.
+scripts/setup-notebooks.sh --headless
+# The committed notebooks must hold their sources' cells (notebooks/src/*.rs): no drift, and the
+# sources' code cells are rustfmt-clean.
 .venv-nb/bin/python scripts/check-notebooks.py
-evcxr_jupyter --install >/dev/null
 
-export EVCXR_TMPDIR="${EVCXR_TMPDIR:-$ROOT/target/evcxr}"
 export GANFOLD_NB_RUNS="${GANFOLD_NB_RUNS:-$ROOT/target/nb-runs}"
 # The pretrained notebook installs the shipped models into this cache (not the user's).
 export HF_HUB_CACHE="${HF_HUB_CACHE:-$ROOT/target/nb-hf-cache}"
-mkdir -p "$EVCXR_TMPDIR" "$GANFOLD_NB_RUNS" target/nb
+mkdir -p "$GANFOLD_NB_RUNS" target/nb
 
 if [ $# -gt 0 ]; then nbs=("$@"); else nbs=(notebooks/*.ipynb); fi
 echo "== executing ${#nbs[@]} notebooks (GANFOLD_NB_STEPS=${GANFOLD_NB_STEPS:-unset, full runs})"
@@ -46,7 +37,7 @@ nbformat.validate(nbformat.read(sys.argv[1], as_version=4))
 PY
   start=$(date +%s)
   .venv-nb/bin/jupyter-nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-    --ExecutePreprocessor.kernel_name=rust --output-dir target/nb "$nb"
+    --ExecutePreprocessor.kernel_name=ganfold --output-dir target/nb "$nb"
   echo "== $nb: $(( $(date +%s) - start )) s"
 done
 # Every executed notebook must show pictures and hold no error output.
@@ -65,3 +56,8 @@ for nb in nbs:
 sys.exit(1 if bad else 0)
 PY
 echo "== all notebooks executed in $(( $(date +%s) - total_start )) s; outputs in target/nb/"
+if [ "$commit" = 1 ]; then
+  [ -z "${GANFOLD_NB_STEPS:-}" ] || { echo "--commit keeps full runs only: unset GANFOLD_NB_STEPS" >&2; exit 2; }
+  for nb in "${nbs[@]}"; do cp "target/nb/$(basename "$nb")" "$nb"; done
+  echo "== copied the executed notebooks over ${nbs[*]}"
+fi

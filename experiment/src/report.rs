@@ -107,13 +107,14 @@ pub fn build(exp: &Experiment, plan: &[PlannedRun]) -> Result<Report> {
     let metrics = spec.metrics();
     let eval = exp.eval_options();
     let keys = exp.eval_keys();
+    let prepared = exp.prepare_suffixes();
     let mut commits: Vec<String> = vec![];
     let mut complete = true;
     let mut arms = vec![];
     for (i, arm) in spec.arms.iter().enumerate() {
         let mut runs = vec![];
         for r in plan.iter().filter(|r| r.arm == i) {
-            let state = run_state(r, &eval, &keys)?;
+            let state = run_state(r, &eval, &keys, &prepared)?;
             complete &= matches!(state, RunState::Done | RunState::Diverged);
             let summary = read_summary(&r.dir);
             let train_seconds = summary

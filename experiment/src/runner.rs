@@ -108,6 +108,13 @@ impl Experiment {
         self.dir.join("prepare").join(name)
     }
 
+    /// `<experiment>/prepare/<name>` of every `[[prepare]]` run: the part of a substituted
+    /// `{prepare.NAME}` path that does not depend on where the results directory is, so runs made
+    /// with `--results results` still match a definition loaded with an absolute results root.
+    pub fn prepare_suffixes(&self) -> Vec<String> {
+        self.spec.prepares.iter().map(|p| format!("{}/prepare/{}", self.name, p.name)).collect()
+    }
+
     /// The resolved configuration of every `[[prepare]]` run, with its directory.
     pub fn prepare_plan(&self) -> Result<Vec<(PathBuf, RunConfig)>> {
         let s = &self.spec;
@@ -255,7 +262,8 @@ impl Experiment {
         self.check_foreign_dirs(plan)?;
         let eval = self.eval_options();
         let keys = self.eval_keys();
-        plan.iter().map(|r| run_state(r, &eval, &keys)).collect()
+        let prepared = self.prepare_suffixes();
+        plan.iter().map(|r| run_state(r, &eval, &keys, &prepared)).collect()
     }
 
     pub(crate) fn check_foreign_dirs(&self, plan: &[PlannedRun]) -> Result<()> {
@@ -331,7 +339,7 @@ impl Experiment {
             let text =
                 std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?;
             let found = RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", cfg_path.display()))?;
-            let diff = config_diff(&found, &config)?;
+            let diff = config_diff(&found, &config, &self.prepare_suffixes())?;
             ensure!(
                 diff.is_empty(),
                 "{} was made from another definition of the experiment ({}); move it away to run this one",
@@ -515,7 +523,8 @@ fn quick_stand_in(data: &str) -> Option<&'static str> {
 /// The state of one planned run's directory.
 /// A trained run counts as evaluated when its `eval.json` was made with the file's settings and
 /// holds every metric in `keys` (a metric added to the file re-evaluates the runs, never retrains).
-pub fn run_state(r: &PlannedRun, eval: &EvalOptions, keys: &[String]) -> Result<RunState> {
+/// `prepared` are the experiment's [`Experiment::prepare_suffixes`].
+pub fn run_state(r: &PlannedRun, eval: &EvalOptions, keys: &[String], prepared: &[String]) -> Result<RunState> {
     let cfg_path = r.dir.join("config.toml");
     if !cfg_path.exists() {
         if r.dir.exists() && !only_empty_dirs(&r.dir) {
@@ -528,7 +537,7 @@ pub fn run_state(r: &PlannedRun, eval: &EvalOptions, keys: &[String]) -> Result<
     }
     let text = std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?;
     let found = RunConfig::from_toml(&text, None).with_context(|| format!("invalid {}", cfg_path.display()))?;
-    let diff = config_diff(&found, &r.config)?;
+    let diff = config_diff(&found, &r.config, prepared)?;
     if !diff.is_empty() {
         bail!(
             "{} was made from another definition of the experiment ({}); move the results directory away (or restore the file) to run this one",
@@ -555,8 +564,9 @@ pub fn run_state(r: &PlannedRun, eval: &EvalOptions, keys: &[String]) -> Result<
     Ok(if evaluated { RunState::Done } else { RunState::Trained })
 }
 
-/// `key: found -> expected` for every setting that differs (the device does not count).
-fn config_diff(found: &RunConfig, expected: &RunConfig) -> Result<Vec<String>> {
+/// `key: found -> expected` for every setting that differs. The device does not count, nor where
+/// the results directory was: two paths to the same `[[prepare]]` run (`prepared`) are equal.
+fn config_diff(found: &RunConfig, expected: &RunConfig, prepared: &[String]) -> Result<Vec<String>> {
     let flat = |c: &RunConfig| -> Result<Vec<(String, String)>> {
         let mut c = c.clone();
         c.train.device = String::new();
@@ -569,7 +579,7 @@ fn config_diff(found: &RunConfig, expected: &RunConfig) -> Result<Vec<String>> {
     let mut diff = vec![];
     for (k, v) in &e {
         match f.iter().find(|(fk, _)| fk == k) {
-            Some((_, fv)) if fv == v => {}
+            Some((_, fv)) if fv == v || same_prepared_run(fv, v, prepared) => {}
             Some((_, fv)) => diff.push(format!("{k} is {fv} there, {v} in the file")),
             None => diff.push(format!("{k} is missing there")),
         }
@@ -580,6 +590,15 @@ fn config_diff(found: &RunConfig, expected: &RunConfig) -> Result<Vec<String>> {
         }
     }
     Ok(diff)
+}
+
+/// Whether two TOML string values name the same `[[prepare]]` run under different results roots.
+fn same_prepared_run(a: &str, b: &str, prepared: &[String]) -> bool {
+    let run = |v: &str| -> Option<usize> {
+        let path = v.strip_prefix('"')?.strip_suffix('"')?;
+        prepared.iter().position(|s| path == s || path.ends_with(&format!("/{s}")))
+    };
+    run(a).is_some() && run(a) == run(b)
 }
 
 fn flat_into(prefix: &str, t: &toml::Table, out: &mut Vec<(String, String)>) {
@@ -744,5 +763,23 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_prepared_run;
+
+    #[test]
+    fn prepared_runs_match_across_results_roots_only() {
+        let p = ["dsweep/prepare/stages".to_string(), "dsweep/prepare/other".to_string()];
+        let rel = "\"results/dsweep/prepare/stages\"";
+        assert!(same_prepared_run(rel, "\"/work/main/results/dsweep/prepare/stages\"", &p));
+        assert!(same_prepared_run(rel, "\"dsweep/prepare/stages\"", &p));
+        // Another prepared run, another experiment, a name that only ends the same way.
+        assert!(!same_prepared_run(rel, "\"/r/dsweep/prepare/other\"", &p));
+        assert!(!same_prepared_run(rel, "\"/r/xsweep/prepare/stages\"", &p));
+        assert!(!same_prepared_run("\"/r/my-dsweep/prepare/stages\"", rel, &p));
+        assert!(!same_prepared_run("3", "3", &p));
     }
 }

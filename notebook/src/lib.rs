@@ -12,6 +12,9 @@
 //! bundled DejaVu font, no system fonts) and [`Table`] show themselves through evcxr's
 //! `evcxr_display` protocol when they are a cell's last expression.
 //!
+//! Pretrained models (`pretrained`, `model_card`, `model_png`) need the `hub` feature:
+//! `:dep ganfold-notebook = { path = "../notebook", features = ["hub"] }`.
+//!
 //! Training in a notebook goes through the same trainer as `ganfold train` ([`train`]), for a
 //! step budget the reader chooses and CI shortens ([`steps`], `GANFOLD_NB_STEPS`).
 
@@ -25,6 +28,7 @@ pub use ganfold_core::registry::{self, MethodEntry};
 pub use ganfold_core::train::{LoadedRun, Summary};
 pub use ganfold_core::{Dataset, Player, Rng, RunConfig, viz};
 pub use ganfold_experiment as experiment;
+#[cfg(feature = "hub")]
 pub use ganfold_hub;
 pub use ganfold_plugins;
 pub use ganfold_plugins::{dcgan, lccgan, lgan, lsal, mmgan};
@@ -333,6 +337,7 @@ impl Run {
 
 /// Installs the pretrained model folder shipped in this repository (`pretrained/<name>`) into
 /// the local Hub cache, then resolves and loads it offline (no network). Returns the loaded run.
+#[cfg(feature = "hub")]
 pub fn pretrained(repo_root: impl AsRef<Path>, folder: &str) -> anyhow::Result<LoadedRun> {
     let dir = repo_root.as_ref().join("pretrained").join(folder);
     let (manifest, _) = ganfold_hub::verify_dir(&dir)?;
@@ -341,12 +346,14 @@ pub fn pretrained(repo_root: impl AsRef<Path>, folder: &str) -> anyhow::Result<L
     hub.load(&manifest.id, None)
 }
 
+#[cfg(feature = "hub")]
 fn offline_hub() -> anyhow::Result<ganfold_hub::Hub> {
     ganfold_hub::Hub::new(ganfold_hub::HubOptions { offline: true, ..Default::default() })
 }
 
 /// A PNG file of an installed model (e.g. `figures/charts.png`), checked against its manifest,
 /// from the local cache only.
+#[cfg(feature = "hub")]
 pub fn model_png(id: &str, file: &str) -> anyhow::Result<Png> {
     let hub = offline_hub()?;
     let mid = ganfold_hub::ModelId::parse(id)?;
@@ -355,6 +362,7 @@ pub fn model_png(id: &str, file: &str) -> anyhow::Result<Png> {
 }
 
 /// What an installed model's manifest and `summary.json` say, as a table (local cache only).
+#[cfg(feature = "hub")]
 pub fn model_card(id: &str) -> anyhow::Result<Table> {
     let hub = offline_hub()?;
     let mid = ganfold_hub::ModelId::parse(id)?;

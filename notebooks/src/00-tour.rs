@@ -8,9 +8,9 @@
 //       format_version: '1.3'
 //       jupytext_version: 1.19.7
 //   kernelspec:
-//     display_name: Rust
+//     display_name: Rust (ganfold)
 //     language: rust
-//     name: rust
+//     name: ganfold
 // ---
 
 // %% [markdown]

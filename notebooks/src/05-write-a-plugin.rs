@@ -8,9 +8,9 @@
 //       format_version: '1.3'
 //       jupytext_version: 1.19.7
 //   kernelspec:
-//     display_name: Rust
+//     display_name: Rust (ganfold)
 //     language: rust
-//     name: rust
+//     name: ganfold
 // ---
 
 // %% [markdown]
@@ -44,11 +44,19 @@ use ganfold_core::nn::{self, Linear, VarStore, VsPath};
 use ganfold_core::optim::AdamConfig;
 
 /// A 3-layer MLP.
-pub struct Mlp { l1: Linear, l2: Linear, l3: Linear }
+pub struct Mlp {
+    l1: Linear,
+    l2: Linear,
+    l3: Linear,
+}
 
 impl Mlp {
     pub fn new(inp: usize, hidden: usize, out: usize, vs: VsPath) -> candle_core::Result<Mlp> {
-        Ok(Mlp { l1: nn::linear(inp, hidden, vs.pp("l1"))?, l2: nn::linear(hidden, hidden, vs.pp("l2"))?, l3: nn::linear(hidden, out, vs.pp("l3"))? })
+        Ok(Mlp {
+            l1: nn::linear(inp, hidden, vs.pp("l1"))?,
+            l2: nn::linear(hidden, hidden, vs.pp("l2"))?,
+            l3: nn::linear(hidden, out, vs.pp("l3"))?,
+        })
     }
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         // nn::relu: ganfold's kernel (Candle's `.relu()` is serial and takes several ops to differentiate).
@@ -61,7 +69,12 @@ impl Mlp {
 
 // %%
 pub struct LsGan {
-    g: Mlp, d: Mlp, players: [Player; 2], nz: usize, dim: usize, device: Device,
+    g: Mlp,
+    d: Mlp,
+    players: [Player; 2],
+    nz: usize,
+    dim: usize,
+    device: Device,
 }
 
 fn lsgan_defaults() -> toml::Table {
@@ -73,9 +86,19 @@ fn lsgan_defaults() -> toml::Table {
 }
 
 fn lsgan_build(cx: &BuildContext<'_>) -> anyhow::Result<Box<dyn Method>> {
-    let int = |k: &str| cx.config.get(k).and_then(|v| v.as_integer()).filter(|v| *v > 0).map(|v| v as usize)
-        .ok_or_else(|| anyhow::anyhow!("lsgan-nb: `{k}` must be a positive integer"));
-    let lr = cx.config.get("lr").and_then(|v| v.as_float()).ok_or_else(|| anyhow::anyhow!("lsgan-nb: `lr` must be a number"))?;
+    let int = |k: &str| {
+        cx.config
+            .get(k)
+            .and_then(|v| v.as_integer())
+            .filter(|v| *v > 0)
+            .map(|v| v as usize)
+            .ok_or_else(|| anyhow::anyhow!("lsgan-nb: `{k}` must be a positive integer"))
+    };
+    let lr = cx
+        .config
+        .get("lr")
+        .and_then(|v| v.as_float())
+        .ok_or_else(|| anyhow::anyhow!("lsgan-nb: `lr` must be a number"))?;
     let ganfold_core::data::SampleShape::Points { dim } = cx.shape() else {
         anyhow::bail!("lsgan-nb is an MLP GAN for 2-D points, not {}", cx.shape());
     };

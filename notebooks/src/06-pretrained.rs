@@ -8,9 +8,9 @@
 //       format_version: '1.3'
 //       jupytext_version: 1.19.7
 //   kernelspec:
-//     display_name: Rust
+//     display_name: Rust (ganfold)
 //     language: rust
-//     name: rust
+//     name: ganfold
 // ---
 
 // %% [markdown]
@@ -25,9 +25,12 @@
 // (`~/.cache/huggingface/hub/models--org--name/...`, or `HF_HUB_CACHE`). Here everything is **offline**: the shipped
 // folders are installed into the local cache layout and resolved from it with no network access (the command line
 // does the same with `ganfold hub install` and `ganfold sample --model org/name --offline`).
+//
+// The Hub client is the prelude's `hub` feature: its HTTP stack roughly doubles what the first cell compiles, so
+// only this notebook asks for it (the first run of this cell compiles that stack once; later kernels reuse it).
 
 // %%
-// :dep ganfold-notebook = { path = "../notebook" }
+// :dep ganfold-notebook = { path = "../notebook", features = ["hub"] }
 
 // %%
 use ganfold_notebook::*;
@@ -58,7 +61,10 @@ model_png("ganfold/lgan-ring8", "figures/charts.png")?
     let mut t = Table::default();
     for folder in ["dcgan-ring8", "lgan-ring8", "lccgan-ring8", "lsal-ring8", "mmgan-ring8"] {
         let run = pretrained("..", folder)?;
-        t.push(folder, format!("{} steps of {}, {} tensors", run.step, run.config.train.method, run.method.save()?.tensors.len()));
+        t.push(
+            folder,
+            format!("{} steps of {}, {} tensors", run.step, run.config.train.method, run.method.save()?.tensors.len()),
+        );
     }
     t
 }
@@ -85,7 +91,8 @@ samples_of(&pretrained("..", "lccgan-ring8")?, 1000, 7)?
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     std::fs::write(&w, &bytes)?;
-    let hub = ganfold_hub::Hub::new(ganfold_hub::HubOptions { cache_dir: Some(tmp.clone()), offline: true, endpoint: None })?;
+    let hub =
+        ganfold_hub::Hub::new(ganfold_hub::HubOptions { cache_dir: Some(tmp.clone()), offline: true, endpoint: None })?;
     let res = hub.load("ganfold/dcgan-ring8", None);
     assert!(res.is_err(), "a tampered checkpoint loaded");
     println!("refused: {:#}", res.err().unwrap());
