@@ -7,7 +7,7 @@
 # evcxr build directory would overwrite each other's code). The first free slot is taken, so one
 # kernel at a time always reuses slot-0's compiled dependencies; a second kernel at the same time
 # compiles its own slot once. target/evcxr/.cargo/config.toml (from notebooks/kernel/) sets the
-# dependencies' profile.
+# dependencies' profile; the slot's Cargo.lock is the workspace's.
 #
 #   scripts/evcxr-kernel.sh --control_file CONNECTION_FILE   (what Jupyter runs)
 set -euo pipefail
@@ -26,6 +26,9 @@ for i in $(seq 0 15); do
     # the kernel exits.
     export EVCXR_TMPDIR="$base/slot-$i"
     mkdir -p "$EVCXR_TMPDIR"
+    # The workspace's lock file: a notebook builds the dependency versions that the CLI and the
+    # tests build (evcxr's generated crate would otherwise resolve the newest ones).
+    cp "$ROOT/Cargo.lock" "$EVCXR_TMPDIR/Cargo.lock"
     exec evcxr_jupyter "$@"
   fi
   exec {lock}>&-

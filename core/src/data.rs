@@ -172,6 +172,9 @@ impl Dataset {
 /// Loads a dataset by name (see [`NAMED`]) or from a path to IDX files (a directory holding
 /// `train-images-idx3-ubyte[.gz]` etc., or one images file). `seed` fixes the toy data.
 pub fn load(spec: &str, seed: u64) -> anyhow::Result<Dataset> {
+    // Data comes before the first tensor in most programs (a notebook's first cells plot it):
+    // the kernels' process settings must be in place before Candle sizes its thread pool.
+    ganfold_kernels::runtime::tune();
     match spec {
         "mnist-5k" => mnist_5k(),
         "ring8" => Ok(toy(Toy::Ring8, seed, TOY_SIZE)),

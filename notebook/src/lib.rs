@@ -129,11 +129,15 @@ fn committed_experiment(name: &str) -> anyhow::Result<(experiment::Experiment, e
     Ok((exp, report))
 }
 
-/// The table of `experiments/<name>.toml` (Markdown), rebuilt from the committed run directories
-/// under `results/<name>` (nothing is trained or written).
+/// The claim and table of `experiments/<name>.toml` (Markdown), rebuilt from the committed run
+/// directories under `results/<name>` (nothing is trained or written). The page's plot is
+/// [`experiment_plot`]; its commands are in `results/<name>/table.md`. Paths are shown relative
+/// to the repository, as on that page.
 pub fn experiment_table(name: &str) -> anyhow::Result<Markdown> {
     let (exp, report) = committed_experiment(name)?;
-    Ok(Markdown(report.markdown(&exp)))
+    let page = report.markdown(&exp).replace(&format!("{}/", repo_dir().display()), "");
+    let table = page.split("\n![").next().unwrap_or_default().trim_end();
+    Ok(Markdown(format!("{table}\n\nThe commands of every run: `results/{name}/table.md`.")))
 }
 
 /// The plot of the same results (one panel per metric).

@@ -49,6 +49,8 @@ fn every_experiment_a_notebook_shows_is_committed() -> anyhow::Result<()> {
         for exp in names {
             let table = experiment_table(&exp)?;
             assert!(table.0.contains("| arm |"), "{name}: {exp}: {}", table.0);
+            let root = repo_dir().display().to_string();
+            assert!(!table.0.contains(&root) && !table.0.contains("## Commands"), "{name}: {exp}: {}", table.0);
             let plot = experiment_plot(&exp)?;
             assert!(plot.0.starts_with(b"\x89PNG") && plot.size().0 > 100, "{name}: {exp}: no plot");
             shown += 1;
