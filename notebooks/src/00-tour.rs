@@ -26,8 +26,10 @@
 // | `mmgan` | Park et al. *MMGAN: Manifold-Matching GANs.* ICPR 2018 | real and fake feature manifolds are summarised by spheres and matched |
 //
 // plus a DCGAN baseline. Every notebook here calls the library (the same code as the `ganfold` command line),
-// trains a **small model on the CPU in a few minutes**, and shows what its paper shows. The first cell pulls in
-// one crate, `ganfold-notebook`, which links every plugin and shows pictures inline.
+// trains a **small model on the CPU in under a minute or two**, and shows what its paper shows. The first cell pulls
+// in one crate, `ganfold-notebook`, which links every plugin and shows pictures inline. With the `ganfold` kernel
+// (`scripts/setup-notebooks.sh`) that cell compiles for about 3 minutes the first time on a 2-core machine and
+// takes seconds afterwards: the compiled crates stay in `target/evcxr` (`notebooks/README.md`).
 //
 // Training length: each notebook reads `GANFOLD_NB_STEPS` (CI sets it to a few steps so that every notebook is
 // executed on every change); without it you get the full run written in the cell.

@@ -43,7 +43,7 @@ use ganfold_notebook::*;
 println!("GANFOLD_NB_STEPS = {:?}", std::env::var("GANFOLD_NB_STEPS").ok());
 
 // %% [markdown]
-// ## Train LGAN on ring8 ($N = 1$, $\eta = 1$; 10,000 steps, about a minute)
+// ## Train LGAN on ring8 ($N = 1$, $\eta = 1$; 10,000 steps, about 35 s on 2 cores)
 
 // %%
 let n = steps(10000);
