@@ -14,7 +14,8 @@ source: `formats: ipynb,src//rs:percent`). Edit either side, then `jupytext --sy
   `scripts/run-notebooks.sh --commit` (full runs).
 
 Run with the notebook venv (scripts/setup-notebooks.sh): `.venv-nb/bin/python scripts/check-notebooks.py`
-(`--fix`: format the sources' code cells; `--no-outputs`: skip the output checks).
+(`--fix`: format the sources' code cells; `--no-outputs`: skip the output checks; `--executed NB...`:
+check only the outputs of executed copies, as scripts/run-notebooks.sh does after a run).
 """
 import pathlib
 import subprocess
@@ -63,20 +64,39 @@ def formatted(code, config):
     return "\n".join(commands + inner)
 
 
-def outputs_problems(name, nb):
+def outputs_problems(name, nb, committed=True):
+    """What is wrong with a notebook's outputs: no picture, an error, and for a committed notebook
+    the outputs of a short run."""
     outs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     bad = []
     if not any("image/png" in o.get("data", {}) for o in outs):
-        bad.append("%s: the committed notebook shows no picture (run scripts/run-notebooks.sh --commit)" % name)
+        bad.append("%s: the notebook shows no picture%s" % (name, " (run scripts/run-notebooks.sh --commit)" * committed))
     if any(o.get("output_type") == "error" for o in outs):
-        bad.append("%s: the committed notebook holds an error output" % name)
+        bad.append("%s: the notebook holds an error output" % name)
     text = "".join("".join(o.get("text", "")) for o in outs)
-    if "GANFOLD_NB_STEPS = Some(" in text:
+    if committed and "GANFOLD_NB_STEPS = Some(" in text:
         bad.append("%s: the committed outputs are of a short run (GANFOLD_NB_STEPS was set)" % name)
     return bad
 
 
+def check_executed(paths):
+    """`--executed NB...`: the outputs of freshly executed notebooks (scripts/run-notebooks.sh)."""
+    bad = []
+    for path in map(pathlib.Path, paths):
+        nb = nbformat.read(path, as_version=4)
+        outs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        images = sum("image/png" in o.get("data", {}) for o in outs)
+        errors = sum(o.get("output_type") == "error" for o in outs)
+        print("%s: %d inline images, %d errors" % (path.name, images, errors))
+        bad += outputs_problems(path.stem, nb, committed=False)
+    for line in bad:
+        print(line, file=sys.stderr)
+    return 1 if bad else 0
+
+
 def main():
+    if sys.argv[1:2] == ["--executed"]:
+        return check_executed(sys.argv[2:])
     fix = "--fix" in sys.argv[1:]
     # Before a run that will replace the committed outputs (run-notebooks.sh --commit).
     check_outputs = "--no-outputs" not in sys.argv[1:]

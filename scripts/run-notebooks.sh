@@ -50,20 +50,9 @@ PY
   echo "== $nb: $(( $(date +%s) - start )) s"
 done
 # Every executed notebook must show pictures and hold no error output.
-.venv-nb/bin/python - target/nb "${nbs[@]}" <<'PY'
-import os, sys, nbformat
-out, nbs = sys.argv[1], sys.argv[2:]
-bad = False
-for nb in nbs:
-    ex = nbformat.read(os.path.join(out, os.path.basename(nb)), as_version=4)
-    outs = [o for c in ex.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    images = sum("image/png" in o.get("data", {}) for o in outs)
-    errors = [o for o in outs if o.get("output_type") == "error"]
-    print(f"{os.path.basename(nb)}: {images} inline images, {len(errors)} errors")
-    if images == 0 or errors:
-        bad = True
-sys.exit(1 if bad else 0)
-PY
+executed=()
+for nb in "${nbs[@]}"; do executed+=("target/nb/$(basename "$nb")"); done
+.venv-nb/bin/python scripts/check-notebooks.py --executed "${executed[@]}"
 echo "== all notebooks executed in $(( $(date +%s) - total_start )) s; outputs in target/nb/"
 if [ "$commit" = 1 ]; then
   for nb in "${nbs[@]}"; do cp "target/nb/$(basename "$nb")" "$nb"; done

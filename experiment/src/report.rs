@@ -264,6 +264,14 @@ impl Report {
 
     /// The table as Markdown: claim, settings, one row per arm, commands, commits.
     pub fn markdown(&self, exp: &Experiment) -> String {
+        let mut s = self.summary_markdown(exp);
+        self.write_commands(&mut s, exp);
+        s
+    }
+
+    /// The page's head: claim, settings and the table, without the plot and the commands (what a
+    /// notebook shows beside [`crate::plot::plot`]).
+    pub fn summary_markdown(&self, exp: &Experiment) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# {}\n", self.experiment);
         let _ = writeln!(s, "**Claim.** {}\n", self.claim.trim());
@@ -352,6 +360,11 @@ impl Report {
             }
             let _ = writeln!(s, "{row} — | — |");
         }
+        s
+    }
+
+    fn write_commands(&self, s: &mut String, exp: &Experiment) {
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
         let _ = writeln!(s, "\n![{}](plot.png)\n", self.experiment);
         let _ = writeln!(s, "## Commands\n\n```sh");
         let _ = writeln!(s, "ganfold experiment run {}     # every run below, then this table", self.file);
@@ -380,7 +393,6 @@ impl Report {
             "Runs recorded by commit {commits}. Regenerate this page from the run directories: `ganfold experiment report {}`.",
             self.file
         );
-        s
     }
 }
 

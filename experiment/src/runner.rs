@@ -598,7 +598,8 @@ fn same_prepared_run(a: &str, b: &str, prepared: &[String]) -> bool {
         let path = v.strip_prefix('"')?.strip_suffix('"')?;
         prepared.iter().position(|s| path == s || path.ends_with(&format!("/{s}")))
     };
-    run(a).is_some() && run(a) == run(b)
+    let ra = run(a);
+    ra.is_some() && ra == run(b)
 }
 
 fn flat_into(prefix: &str, t: &toml::Table, out: &mut Vec<(String, String)>) {

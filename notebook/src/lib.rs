@@ -135,9 +135,8 @@ fn committed_experiment(name: &str) -> anyhow::Result<(experiment::Experiment, e
 /// to the repository, as on that page.
 pub fn experiment_table(name: &str) -> anyhow::Result<Markdown> {
     let (exp, report) = committed_experiment(name)?;
-    let page = report.markdown(&exp).replace(&format!("{}/", repo_dir().display()), "");
-    let table = page.split("\n![").next().unwrap_or_default().trim_end();
-    Ok(Markdown(format!("{table}\n\nThe commands of every run: `results/{name}/table.md`.")))
+    let table = report.summary_markdown(&exp).replace(&format!("{}/", repo_dir().display()), "");
+    Ok(Markdown(format!("{}\n\nThe commands of every run: `results/{name}/table.md`.", table.trim_end())))
 }
 
 /// The plot of the same results (one panel per metric).
