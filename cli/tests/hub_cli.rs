@@ -54,7 +54,7 @@ fn pack_install_and_sample_offline() {
         &[],
     );
     assert!(is_png(&t.join("s.png")), "{out}");
-    // HF_HUB_OFFLINE=1 works like --offline (hf-hub alone would ignore it).
+    // HF_HUB_OFFLINE=1 works like --offline.
     ok(&["sample", "--model", "me/mm-test", "--cache-dir", cache_s, "--out", "s2.png"], t, &[("HF_HUB_OFFLINE", "1")]);
     assert!(is_png(&t.join("s2.png")));
     // Tampering with the cached checkpoint is caught.

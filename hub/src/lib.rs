@@ -12,8 +12,13 @@
 //!
 //! Every file is checked against the manifest's sha256 before it is used, and model ids and file
 //! names are validated so that nothing can resolve outside the cache directory. Offline mode
-//! (`HubOptions::offline` or `HF_HUB_OFFLINE=1`; hf-hub 1.0 itself ignores that variable) answers
-//! from the local cache only and never touches the network.
+//! (`HubOptions::offline` or `HF_HUB_OFFLINE=1`) answers from the local cache only and never
+//! touches the network.
+//!
+//! The client is hf-hub's blocking API over `ureq` (hf-hub 0.4). hf-hub 1.0's client brings
+//! tokio, reqwest, hyper, aws-lc and the Xet storage stack, some 230 crates, which a notebook
+//! kernel compiles before its first cell; ganfold's models are a few small files that the Hub's
+//! `resolve` endpoint serves to either client.
 //!
 //! [`pack`] turns a finished run directory into such a repository (ready to upload), and
 //! [`install`] writes one into the local cache layout
@@ -23,7 +28,8 @@ use anyhow::{Context, anyhow, bail};
 use ganfold_core::RunConfig;
 use ganfold_core::checkpoint::{self, atomic_write};
 use ganfold_core::train::{self, LoadedRun};
-use hf_hub::{HFClientBuilder, HFClientSync, HFError};
+use hf_hub::api::sync::{Api, ApiBuilder, ApiError};
+use hf_hub::{Cache, Repo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -196,14 +202,22 @@ pub struct HubOptions {
     pub endpoint: Option<String>,
 }
 
-/// The default cache directory (the one hf-hub and huggingface_hub use).
+/// The default cache directory, found as huggingface_hub finds it: `HF_HUB_CACHE`, then
+/// `HUGGINGFACE_HUB_CACHE`, `$HF_HOME/hub`, `$XDG_CACHE_HOME/huggingface/hub`,
+/// `~/.cache/huggingface/hub`.
 pub fn default_cache_dir() -> PathBuf {
-    hf_hub::resolve_cache_dir()
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("HF_HUB_CACHE")
+        .or_else(|| var("HUGGINGFACE_HUB_CACHE"))
+        .or_else(|| var("HF_HOME").map(|h| h.join("hub")))
+        .or_else(|| var("XDG_CACHE_HOME").map(|c| c.join("huggingface/hub")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/huggingface/hub")))
+        .unwrap_or_else(|| PathBuf::from(".cache/huggingface/hub"))
 }
 
 /// A client for ganfold model repositories.
 pub struct Hub {
-    client: HFClientSync,
+    api: Api,
     cache: PathBuf,
     offline: bool,
 }
@@ -212,13 +226,16 @@ impl Hub {
     pub fn new(opts: HubOptions) -> anyhow::Result<Self> {
         let cache = opts.cache_dir.unwrap_or_else(default_cache_dir);
         let offline = opts.offline || offline_from_env();
-        let mut b = HFClientBuilder::new().cache_dir(&cache);
-        if let Some(e) = opts.endpoint {
-            b = b.endpoint(e);
-        }
-        let inner = b.build().context("cannot set up the Hub client")?;
-        let client = HFClientSync::from_inner(inner).context("cannot set up the Hub client")?;
-        Ok(Hub { client, cache, offline })
+        let endpoint = opts
+            .endpoint
+            .or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()))
+            .unwrap_or_else(|| "https://huggingface.co".into());
+        let api = ApiBuilder::from_cache(Cache::new(cache.clone()))
+            .with_endpoint(endpoint.trim_end_matches('/').to_string())
+            .with_retries(2)
+            .build()
+            .context("cannot set up the Hub client")?;
+        Ok(Hub { api, cache, offline })
     }
 
     pub fn offline(&self) -> bool {
@@ -229,29 +246,19 @@ impl Hub {
         &self.cache
     }
 
-    /// The local path of `file` in model `id` (downloaded unless offline); not checksummed: use
-    /// [`Hub::fetch`] / [`Hub::file`] for verified contents.
+    /// The local path of `file` in model `id` (from the cache, else downloaded unless offline);
+    /// not checksummed: use [`Hub::fetch`] / [`Hub::file`] for verified contents.
     pub fn resolve_file(&self, id: &ModelId, file: &str) -> anyhow::Result<PathBuf> {
         check_file_name(file)?;
-        let res =
-            self.client.model(&id.org, &id.name).download_file().filename(file).local_files_only(self.offline).send();
-        let path = match res {
-            Ok(p) => p,
-            Err(HFError::LocalEntryNotFound { .. }) => bail!(
+        let cached = Cache::new(self.cache.clone()).repo(Repo::model(id.to_string())).get(file);
+        let path = match cached {
+            Some(p) => p,
+            None if self.offline => bail!(
                 "model `{id}`: `{file}` is not in the local cache {} and offline mode is on (--offline or HF_HUB_OFFLINE); \
                  install the model first (e.g. `ganfold hub install`) or go online",
                 self.cache.display()
             ),
-            Err(HFError::EntryNotFound { .. }) => bail!("model `{id}` has no file `{file}`"),
-            Err(HFError::RepoNotFound { .. }) => bail!("model `{id}` does not exist on the Hub (or is private)"),
-            Err(e) => {
-                return Err(anyhow!(e)).with_context(|| {
-                    format!(
-                        "cannot fetch `{file}` of model `{id}` (to use the local cache {} only, pass --offline or set HF_HUB_OFFLINE=1)",
-                        self.cache.display()
-                    )
-                });
-            }
+            None => self.download(id, file)?,
         };
         // The cache may hold symlinks: whatever they point at must still be inside the cache.
         let root =
@@ -263,6 +270,33 @@ impl Hub {
             bail!("model `{id}`: `{file}` resolves to {}, outside the cache {}", real.display(), root.display());
         }
         Ok(path)
+    }
+
+    fn download(&self, id: &ModelId, file: &str) -> anyhow::Result<PathBuf> {
+        let repo = self.api.repo(Repo::model(id.to_string()));
+        // hf-hub unwraps a few server headers (a redirect without a Location, for one): a broken or
+        // hostile endpoint must give an error, not abort the caller.
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| repo.download(file)))
+            .map_err(|_| anyhow!("the Hub endpoint sent a response hf-hub cannot read"));
+        let context = || {
+            format!(
+                "cannot fetch `{file}` of model `{id}` (to use the local cache {} only, pass --offline or set HF_HUB_OFFLINE=1)",
+                self.cache.display()
+            )
+        };
+        match res.with_context(context)? {
+            Ok(p) => Ok(p),
+            Err(ApiError::RequestError(e)) => match &*e {
+                ureq::Error::Status(code, r) => match r.header("x-error-code") {
+                    Some("EntryNotFound") => bail!("model `{id}` has no file `{file}`"),
+                    Some("RepoNotFound") => bail!("model `{id}` does not exist on the Hub (or is private)"),
+                    _ if *code == 404 => bail!("model `{id}`: `{file}` was not found on the Hub (HTTP 404)"),
+                    _ => Err(anyhow!("HTTP {code} {}", r.status_text())).with_context(context),
+                },
+                other => Err(anyhow!("{other}")).with_context(context),
+            },
+            Err(e) => Err(anyhow!(e)).with_context(context),
+        }
     }
 
     /// The verified manifest of model `id`, and the snapshot folder holding it.
