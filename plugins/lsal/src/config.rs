@@ -71,6 +71,16 @@ pub struct LsalConfig {
     /// only supervised signal L never fits the 100 labels (validation error 0.89, chance), since
     /// the hinge goes inactive once L scores the fakes' classes high; with the NLL it is 0.20.
     pub labelled_nll: f64,
+    /// Hidden layers of the loss network's joint head, the only layers that see x's and z's
+    /// features together, so the only place where L can tell x's own code from another image's.
+    /// The paper's Fig. 2 says "a sequence of fully connected layers"; the authors' code has 2 with
+    /// maxout. Default 1 by measurement on validation digits (`experiments/lsal-joint.toml`): 2,
+    /// with or without maxout, left L as blind to the pairing as 1 (`l_code_gap` ~ 0) at 1.3 to
+    /// 1.9 times L's head cost.
+    pub joint_layers: usize,
+    /// Pieces of a maxout unit in the joint head's hidden layers (1 = leaky ReLU). The authors' code
+    /// uses maxout with 2 pieces throughout L; the paper names no nonlinearity.
+    pub joint_maxout: usize,
     /// Weight normalisation on the loss network's conv layers (paper Sec. 6) and, our choice,
     /// its FC layers too (the paper does not say).
     pub weight_norm: bool,
@@ -115,6 +125,8 @@ impl Default for LsalConfig {
             lipschitz_penalty: 0.0,
             margin_lipschitz: 10.0,
             labelled_nll: 1.0,
+            joint_layers: 1,
+            joint_maxout: 1,
             weight_norm: true,
             width: 32,
             hidden: 128,
@@ -226,6 +238,13 @@ impl LsalConfig {
         }
         if !(self.encoder_lr_scale.is_finite() && self.encoder_lr_scale > 0.0) {
             anyhow::bail!("lsal: `encoder_lr_scale` must be positive and finite, got {}", self.encoder_lr_scale);
+        }
+        if !(1..=8).contains(&self.joint_layers) || !(1..=8).contains(&self.joint_maxout) {
+            anyhow::bail!(
+                "lsal: `joint_layers` and `joint_maxout` must be in 1..=8, got {} and {}",
+                self.joint_layers,
+                self.joint_maxout
+            );
         }
         if self.width == 0 || self.hidden == 0 {
             anyhow::bail!("lsal: `width` and `hidden` must be at least 1");

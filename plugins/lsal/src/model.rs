@@ -298,9 +298,9 @@ impl Enc {
 // ---------------------------------------------------------------------------------------------
 // Loss network L(x, z) (Fig. 2)
 
-/// x -> (conv net | fc) -> n features; z -> fc -> fc -> m features; concat -> fc -> fc -> out
-/// (1 output, or K for the semi-supervised L(x, z, y)). No BatchNorm: WN plus dropout (paper
-/// Sec. 6).
+/// x -> (conv net | fc) -> n features; z -> fc -> fc -> m features; concat -> `joint_layers`
+/// hidden fc layers (leaky ReLU or maxout) -> fc -> out (1 output, or K for the semi-supervised
+/// L(x, z, y)). No BatchNorm: WN plus dropout (paper Sec. 6).
 pub struct LossNet {
     convs: Vec<WnConv>,
     /// Shape (C, H, W) of each conv layer's input, in forward order (for the dropout masks).
@@ -309,7 +309,9 @@ pub struct LossNet {
     pub conv_dropout: f64,
     x_fc: WnLinear,
     z_fc: Vec<WnLinear>,
+    /// The joint head: hidden layers (each `maxout` x j wide before its maxout), then the output.
     head: Vec<WnLinear>,
+    maxout: usize,
     /// Input width of each FC layer, in forward order (for the dropout masks).
     fc_inputs: Vec<usize>,
     pub dropout: f64,
@@ -331,10 +333,19 @@ pub fn loss_net(arch: Arch, dz: usize, out_dim: usize, cfg: &LsalConfig, vs: VsP
         }
         Arch::Mlp { dim } => (vec![], vec![], dim, cfg.hidden, cfg.hidden, cfg.hidden),
     };
+    let layers = cfg.joint_layers;
     let x_fc = wn_linear(x_in, n, wn, vs.pp("xfc"))?;
     let z_fc = vec![wn_linear(dz, m, wn, vs.pp("zfc1"))?, wn_linear(m, m, wn, vs.pp("zfc2"))?];
-    let head = vec![wn_linear(n + m, j, wn, vs.pp("jfc1"))?, wn_linear(j, out_dim, wn, vs.pp("jfc2"))?];
-    let fc_inputs = vec![x_in, dz, m, n + m, j];
+    // Layer k's input: the concatenation for the first, j for the others (and for the output).
+    let mut head = vec![];
+    let mut fc_inputs = vec![x_in, dz, m];
+    for k in 0..layers {
+        let inp = if k == 0 { n + m } else { j };
+        head.push(wn_linear(inp, j * cfg.joint_maxout, wn, vs.pp(&format!("jfc{}", k + 1)))?);
+        fc_inputs.push(inp);
+    }
+    head.push(wn_linear(j, out_dim, wn, vs.pp(&format!("jfc{}", layers + 1)))?);
+    fc_inputs.push(j);
     Ok(LossNet {
         convs,
         conv_inputs,
@@ -342,6 +353,7 @@ pub fn loss_net(arch: Arch, dz: usize, out_dim: usize, cfg: &LsalConfig, vs: VsP
         x_fc,
         z_fc,
         head,
+        maxout: cfg.joint_maxout,
         fc_inputs,
         dropout: cfg.dropout,
         out_dim,
@@ -412,9 +424,18 @@ impl LossNet {
         let hx = nn::leaky_relu(&self.x_fc.forward(&drop(h, 0)?, frozen)?, L_LEAK)?;
         let hz = nn::leaky_relu(&self.z_fc[0].forward(&drop(z.clone(), 1)?, frozen)?, L_LEAK)?;
         let hz = nn::leaky_relu(&self.z_fc[1].forward(&drop(hz, 2)?, frozen)?, L_LEAK)?;
-        let j = Tensor::cat(&[hx, hz], D::Minus1)?;
-        let j = nn::leaky_relu(&self.head[0].forward(&drop(j, 3)?, frozen)?, L_LEAK)?;
+        let mut j = Tensor::cat(&[hx, hz], D::Minus1)?;
+        let (hidden, out) = self.head.split_at(self.head.len() - 1);
+        for (k, layer) in hidden.iter().enumerate() {
+            let a = layer.forward(&drop(j, 3 + k)?, frozen)?;
+            j = if self.maxout > 1 {
+                let (b, w) = a.dims2()?;
+                a.reshape((b, w / self.maxout, self.maxout))?.max(D::Minus1)?
+            } else {
+                nn::leaky_relu(&a, L_LEAK)?
+            };
+        }
         // Linear output: L is a real-valued loss (no ReLU or sigmoid, as in the authors' code).
-        self.head[1].forward(&drop(j, 4)?, frozen)
+        out[0].forward(&drop(j, 3 + hidden.len())?, frozen)
     }
 }

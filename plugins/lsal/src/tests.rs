@@ -545,6 +545,8 @@ fn config_rejects_impossible_values_with_clear_messages() {
     bad(LsalConfig { labelled_nll: f64::NAN, ..Default::default() }, "labelled_nll");
     bad(LsalConfig { margin_lipschitz: -1.0, ..Default::default() }, "margin_lipschitz");
     bad(LsalConfig { encoder_lr_scale: 0.0, ..Default::default() }, "encoder_lr_scale");
+    bad(LsalConfig { joint_maxout: 0, ..Default::default() }, "joint_maxout");
+    bad(LsalConfig { joint_layers: 0, ..Default::default() }, "joint_layers");
     assert!(LsalConfig { cost_slope: 0.5, lipschitz_penalty: 10.0, ..Default::default() }.validate().is_ok());
     assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
     // SSL on unlabelled or wrongly sized subsets is a clear error.
@@ -865,5 +867,61 @@ fn loss_network_depends_on_its_code() -> R {
     let c = m.l.forward(&x2, &z1, None, false)?;
     let (dz, dx) = (s(&(&a - &b)?.abs()?.mean_all()?), s(&(&a - &c)?.abs()?.mean_all()?));
     assert!(dz > 0.2 * dx && dz > 0.1 * s(&a.abs()?.mean_all()?), "z moves L by {dz}, x by {dx}");
+    Ok(())
+}
+
+/// The joint head's layout: 1 hidden layer by default for images and points (the names of the
+/// published models' tensors), maxout widening each hidden layer; and L's gradients through two
+/// maxout layers match finite differences (f64).
+#[test]
+fn joint_head_layouts_and_maxout_gradients() -> R {
+    let names = |m: &Lsal| -> Vec<(String, Vec<usize>)> {
+        let mut v: Vec<_> = m
+            .player_l
+            .vs()
+            .trainable_vars()
+            .into_iter()
+            .filter(|(n, _)| n.contains("jfc") && n.ends_with(".v"))
+            .map(|(n, v)| (n, v.dims().to_vec()))
+            .collect();
+        v.sort();
+        v
+    };
+    let d = ring();
+    let pts = build(no_dropout(), &d, DType::F32, 4)?;
+    let got: Vec<String> = names(&pts).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let mnist = data::mnist_5k()?;
+    let img = build(LsalConfig { width: 4, ..Default::default() }, &mnist, DType::F32, 4)?;
+    assert_eq!(names(&img).len(), 2, "{:?}", names(&img));
+    let cfg = LsalConfig { joint_layers: 2, joint_maxout: 2, ..no_dropout() };
+    let mo = build(cfg, &d, DType::F64, 8)?;
+    let shapes: Vec<Vec<usize>> = names(&mo).into_iter().map(|(_, s)| s).collect();
+    // hidden 16: (2 * 16, 16 + 16), (2 * 16, 16), then the output (1, 16).
+    assert_eq!(shapes, vec![vec![32, 32], vec![32, 16], vec![1, 16]]);
+
+    let x = d.head(8, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let z = Rng::new(11).randn((8, mo.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let loss = |m: &Lsal| s(&m.forward_unsup(&x, &z, &mut Rng::new(0)).unwrap().loss_l);
+    let grads = mo.forward_unsup(&x, &z, &mut Rng::new(0))?.loss_l.backward()?;
+    for (name, v) in mo.player_l.vs().trainable_vars().into_iter().filter(|(n, _)| n.contains("jfc")) {
+        let g = grads.get(v.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
+        let base = v.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+        let i = base.len() / 3;
+        let set = |delta: f64| {
+            let mut p = base.clone();
+            p[i] += delta;
+            v.set(&Tensor::from_vec(p, v.shape(), &Device::Cpu).unwrap()).unwrap();
+        };
+        // 1e-6, not 1e-5: a maxout or hinge kink lies within 1e-5 of this point (the gap shrinks with eps).
+        let eps = 1e-6;
+        set(eps);
+        let up = loss(&mo);
+        set(-eps);
+        let dn = loss(&mo);
+        set(0.0);
+        let fd = (up - dn) / (2.0 * eps);
+        assert!((fd - g[i]).abs() < 1e-6 + 1e-4 * g[i].abs(), "{name}[{i}]: autograd {} vs fd {fd}", g[i]);
+    }
     Ok(())
 }
