@@ -29,9 +29,10 @@ since() { echo "$(( $(date +%s) - t0 )) s"; }
 # evcxr_jupyter has no --version; cargo's install list records it.
 if ! command -v evcxr_jupyter >/dev/null 2>&1 || ! cargo install --list | grep -q '^evcxr_jupyter v0\.22\.0'; then
   echo "== installing evcxr_jupyter 0.22.0 (cargo install, a few minutes)"
-  # The kernel only parses cells and drives cargo; the notebooks' own code is compiled by cargo
-  # with the kernel profile, not by this build. opt-level 1 instead of release's 3 cuts the
-  # install time (rust-analyzer's crates dominate it) without slowing what a notebook runs.
+  # The notebooks' own code is compiled by cargo with the kernel profile, not by this build.
+  # opt-level 1 instead of release's 3 cuts the install time (rust-analyzer's crates dominate
+  # it); 0 would halve it again but makes the kernel's per-cell analysis ~4x slower
+  # (notebooks/README.md).
   CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install --locked evcxr_jupyter --version 0.22.0
   echo "== evcxr_jupyter installed ($(since))"
 fi
