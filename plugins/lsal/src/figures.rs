@@ -223,7 +223,9 @@ impl Lsal {
     /// The Fig. 5 analogue from `dir/../metrics.jsonl`: the weighted margins and the loss terms
     /// over training (left), and the per-element unweighted margins with the fixed-point value
     /// of the manifold margin, E|z - z'| = 2/sqrt(pi) per dimension, since Q(x) ~ P_Z = N(0, I) at the
-    /// fixed point of Theorem 1 (right).
+    /// fixed point of Theorem 1 (right). Then `pullback.png`: Q's code statistics against the
+    /// prior's (std 1, means 0) and how L uses the code (`l_code_gap` > 0 once L scores a code
+    /// against its own image, which Corollary 1's G(Q(x)) = x needs).
     fn margin_figures(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let Some(run) = dir.parent() else { return Ok(vec![]) };
         let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return Ok(vec![]) };
@@ -239,24 +241,35 @@ impl Lsal {
         let series = |k: &str| -> Vec<(f64, f64)> {
             rows.iter().filter_map(|m| Some((m.get("step")?.as_f64()?, m.get(k)?.as_f64()?))).collect()
         };
+        let level = |like: &[(f64, f64)], v: f64| -> Vec<(f64, f64)> { like.iter().map(|&(s, _)| (s, v)).collect() };
         let left: Vec<viz::Series> = ["margin_ambient_w", "margin_manifold_w", "loss_L", "l_real", "l_fake"]
             .iter()
             .map(|k| viz::Series { name: k, points: series(k) })
             .collect();
         let man = series("manifold_l1_per_dim");
-        let plateau = 2.0 / std::f64::consts::PI.sqrt();
-        let flat: Vec<(f64, f64)> = man.iter().map(|&(s, _)| (s, plateau)).collect();
+        let flat = level(&man, 2.0 / std::f64::consts::PI.sqrt());
         let right = vec![
             viz::Series { name: "ambient |x - G(z)|_1 per pixel", points: series("ambient_l1_per_px") },
             viz::Series { name: "manifold |Q(x) - z|_1 per dim", points: man },
             viz::Series { name: "fixed point 2/sqrt(pi)", points: flat },
         ];
+        let q_std = series("q_std");
+        let pullback = vec![
+            viz::Series { name: "q_std (prior: 1)", points: q_std.clone() },
+            viz::Series { name: "q_mean_rms (prior: 0)", points: series("q_mean_rms") },
+            viz::Series { name: "l_prior_gap: L(x, z) - L(x, Q(x))", points: series("l_prior_gap") },
+            viz::Series { name: "l_code_gap: L(x, Q(x')) - L(x, Q(x))", points: series("l_code_gap") },
+            viz::Series { name: "0", points: level(&q_std, 0.0) },
+        ];
         let a = viz::line_plot("LSAL: weighted margins and loss terms", "step", &left, (800, 450))?;
         let b = viz::line_plot("LSAL: unweighted margins (Fig. 5 analogue)", "step", &right, (800, 450))?;
+        let c = viz::line_plot("LSAL: Q's codes and L's use of them", "step", &pullback, (800, 450))?;
         let pa = dir.join("margins_and_losses.png");
         let pb = dir.join("margins.png");
+        let pc = dir.join("pullback.png");
         atomic_write(&pa, &a)?;
         atomic_write(&pb, &b)?;
-        Ok(vec![pb, pa])
+        atomic_write(&pc, &c)?;
+        Ok(vec![pb, pa, pc])
     }
 }

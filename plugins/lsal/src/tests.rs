@@ -643,8 +643,14 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
     }
     std::fs::write(run.path().join("metrics.jsonl"), log)?;
     let files = m.figures(&run.path().join("figures"), &mnist, &mut rng)?;
-    for name in ["reconstructions.png", "interpolations.png", "margins.png", "margins_and_losses.png", "val_error.png"]
-    {
+    for name in [
+        "reconstructions.png",
+        "interpolations.png",
+        "margins.png",
+        "margins_and_losses.png",
+        "pullback.png",
+        "val_error.png",
+    ] {
         let p = run.path().join("figures").join(name);
         assert!(files.contains(&p) && std::fs::metadata(&p)?.len() > 100, "{name} missing");
     }
