@@ -141,7 +141,7 @@ impl Lsal {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let held = data.test.as_deref().unwrap_or(data);
         let mut files = vec![];
-        files.extend(self.margin_figures(dir)?);
+        files.extend(self.curve_figures(dir)?);
         if let Some(p) = self.val_error_figure(dir)? {
             files.push(p);
         }
@@ -226,7 +226,7 @@ impl Lsal {
     /// fixed point of Theorem 1 (right). Then `pullback.png`: Q's code statistics against the
     /// prior's (std 1, means 0) and how L uses the code (`l_code_gap` > 0 once L scores a code
     /// against its own image, which Corollary 1's G(Q(x)) = x needs).
-    fn margin_figures(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    fn curve_figures(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let Some(run) = dir.parent() else { return Ok(vec![]) };
         let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl")) else { return Ok(vec![]) };
         let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = vec![];
