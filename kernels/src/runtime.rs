@@ -35,21 +35,19 @@ pub fn tune() {
 fn keep_freed_memory() {
     // glibc's mallopt parameters (malloc.h). The mmap threshold cannot go above 32 MiB, and an
     // LGAN step on MNIST allocates 49 MiB blocks, which glibc then mmaps and unmaps every step:
-    // M_MMAP_MAX = 0 serves every block from a heap instead. The rayon workers allocate from
-    // per-thread heaps of 64 MiB, which glibc unmaps as soon as they are empty unless the top pad
-    // is a whole heap; the main heap is trimmed only with 1 GiB free at its top. Measured with
-    // strace on a notebook kernel training LGAN: 280 mmap/munmap calls in 10 s before (about
-    // 1.4 ms each, plus the page faults of the fresh pages), none after (notebooks/README.md).
+    // M_MMAP_MAX = 0 serves every block from a heap instead (so no threshold is needed). The
+    // rayon workers allocate from per-thread heaps of 64 MiB, which glibc unmaps as soon as they
+    // are empty unless the top pad is a whole heap; the main heap is trimmed only with 1 GiB free
+    // at its top. Measured with strace on a notebook kernel training LGAN: 280 mmap/munmap calls
+    // in 10 s before (about 1.4 ms each, plus the page faults of the fresh pages), none after.
     const M_TRIM_THRESHOLD: i32 = -1;
     const M_TOP_PAD: i32 = -2;
-    const M_MMAP_THRESHOLD: i32 = -3;
     const M_MMAP_MAX: i32 = -4;
     unsafe extern "C" {
         fn mallopt(param: i32, value: i32) -> i32;
     }
     // SAFETY: mallopt only changes thresholds of the allocator; it is thread-safe.
     unsafe {
-        mallopt(M_MMAP_THRESHOLD, 32 << 20);
         mallopt(M_MMAP_MAX, 0);
         mallopt(M_TOP_PAD, 64 << 20);
         mallopt(M_TRIM_THRESHOLD, 1 << 30);
