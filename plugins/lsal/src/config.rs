@@ -71,6 +71,13 @@ pub struct LsalConfig {
     /// only supervised signal L never fits the 100 labels (validation error 0.89, chance), since
     /// the hinge goes inactive once L scores the fakes' classes high; with the NLL it is 0.20.
     pub labelled_nll: f64,
+    /// Weight of a latent-regression term added to Q's loss: w * mean |Q(G(z)) - z| over the batch
+    /// and the d_z dimensions, with G(z) detached, so only Q learns from it (0 = off, the paper:
+    /// Q learns from L alone). Not in the paper; Corollary 1 says Q = G^-1 at the game's fixed
+    /// point, and this asks it of Q on G's own samples from the start (BiGAN's "latent regressor"
+    /// baseline, Donahue et al. 2017; ALICE's cycle terms, Li et al. 2017). Measured:
+    /// `experiments/lsal-cycle.toml`.
+    pub latent_regression: f64,
     /// Hidden layers of the loss network's joint head, the only layers that see x's and z's
     /// features together, so the only place where L can tell x's own code from another image's.
     /// The paper's Fig. 2 says "a sequence of fully connected layers"; the authors' code has 2 with
@@ -125,6 +132,7 @@ impl Default for LsalConfig {
             lipschitz_penalty: 0.0,
             margin_lipschitz: 10.0,
             labelled_nll: 1.0,
+            latent_regression: 0.0,
             joint_layers: 1,
             joint_maxout: 1,
             weight_norm: true,
@@ -231,6 +239,7 @@ impl LsalConfig {
             ("lipschitz_penalty", self.lipschitz_penalty),
             ("margin_lipschitz", self.margin_lipschitz),
             ("labelled_nll", self.labelled_nll),
+            ("latent_regression", self.latent_regression),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 anyhow::bail!("lsal: `{k}` is a weight and must be >= 0, got {v}");

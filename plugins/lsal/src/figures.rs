@@ -76,6 +76,25 @@ impl Lsal {
         Ok((std, mean.sqr()?.mean_all()?.sqrt()?.to_scalar::<f64>()?))
     }
 
+    /// How far Q is from G^-1 on G's own samples (Corollary 1 asks Q = G^-1): mean |Q(G(z)) - z|
+    /// over `n` prior draws and the code's dimensions, both networks in eval mode. The draws come
+    /// from a fixed seed, so the measure is the same for the same weights. 2/sqrt(pi) = 1.13 for a
+    /// code independent of z, sqrt(2/pi) = 0.80 for Q(G(z)) = 0, and 0 for an exact inverse.
+    pub fn code_recovery_error(&self, n: usize) -> anyhow::Result<f64> {
+        let mut rng = Rng::new(0x15a1);
+        let (mut sum, mut cnt) = (0.0, 0usize);
+        for start in (0..n).step_by(500) {
+            let k = (start + 500).min(n) - start;
+            let z = self.prior(k, &mut rng)?;
+            let z_rec = self.q.forward(&self.g.forward(&z, false)?, false, None)?;
+            sum += objective::latent_regression(&z_rec.to_dtype(DType::F64)?, &z.to_dtype(DType::F64)?)?
+                .to_scalar::<f64>()?
+                * k as f64;
+            cnt += k;
+        }
+        Ok(sum / cnt.max(1) as f64)
+    }
+
     /// Classification error of argmax_k a_k(x, Q(x)) on `data` (which must be labelled).
     pub fn classification_error(&self, data: &Dataset) -> anyhow::Result<f64> {
         let labels = data.labels.as_ref().context("classification needs labels")?;
@@ -105,6 +124,7 @@ impl Lsal {
             (format!("recon_l2_ratio_{split}"), ratio),
             (format!("q_std_{split}"), q_std),
             (format!("q_mean_rms_{split}"), q_mean),
+            ("code_recovery_error".into(), self.code_recovery_error(2000)?),
         ];
         if let Some(a) = self.reconstruction_class_agreement(held, 2000)? {
             out.push((format!("recon_class_agreement_{split}"), a));

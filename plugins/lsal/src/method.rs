@@ -149,7 +149,7 @@ impl Lsal {
         })
     }
 
-    fn prior(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
+    pub(crate) fn prior(&self, n: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
         // P_Z = N(0, I): the paper does not state P_Z; the authors' `lsal-blocks` code uses N(0, I).
         rng.randn((n, self.dz), 0.0, 1.0, &self.device)?.to_dtype(self.dtype)
     }
@@ -196,6 +196,7 @@ impl Lsal {
         let loss_l = self.add_lipschitz(loss_l, [x, &z_hat], [&x_fake, z], &score, rng, &mut st)?;
         let loss_l = self.add_margin_lipschitz(loss_l, [x, &z_hat], [&x_fake, z], &m, &score, rng, &mut st)?;
         self.push_diagnostics(&mut st, x, &z_hat, z, &score)?;
+        let loss_gq = self.add_latent_regression(loss_gq, &x_fake, z, rng, &mut st)?;
         st.push_t("loss_L", &loss_l)?;
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &l_real.mean_all()?)?;
@@ -271,6 +272,7 @@ impl Lsal {
         let loss_l = self.add_lipschitz(loss_l, [&x, &z_hat], [&x_fake, &z], &unl, rng, &mut st)?;
         let loss_l = self.add_margin_lipschitz(loss_l, [&x, &z_hat], [&x_fake, &z], &m, &unl, rng, &mut st)?;
         self.push_diagnostics(&mut st, x_u, &z_hat.narrow(0, bl, bu)?, z_u, &unl)?;
+        let loss_gq = self.add_latent_regression(loss_gq, &x_fake, &z, rng, &mut st)?;
         st.push_t("loss_L", &loss_l)?;
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &objective::unlabelled_loss(&ru)?.mean_all()?)?;
@@ -355,6 +357,28 @@ impl Lsal {
         let pen = objective::margin_lipschitz_penalty(&s_real, &s_corner, &s_fake, m, mu, nu)?;
         st.push_t("margin_lipschitz_penalty", &pen)?;
         Ok((loss_l + (pen * w)?)?)
+    }
+
+    /// `loss_gq` plus w times the latent-regression term (when `latent_regression` = w > 0):
+    /// Q run in training mode on the detached fakes G(z), asked to return their codes. Its
+    /// BatchNorm running statistics then also see the fakes, as BiGAN's encoder does when it is
+    /// trained on both. Logged as `latent_regression` (the unweighted mean |Q(G(z)) - z|).
+    fn add_latent_regression(
+        &self,
+        loss_gq: Tensor,
+        x_fake: &Tensor,
+        z: &Tensor,
+        rng: &mut Rng,
+        st: &mut StepStats,
+    ) -> anyhow::Result<Tensor> {
+        let w = self.cfg.latent_regression;
+        if w <= 0.0 {
+            return Ok(loss_gq);
+        }
+        let z_rec = self.q.forward(&x_fake.detach(), true, Some(rng))?;
+        let term = objective::latent_regression(&z_rec, z)?;
+        st.push_t("latent_regression", &term)?;
+        Ok((loss_gq + (term * w)?)?)
     }
 
     /// Logged diagnostics of the real pairs: Q's code statistics (`q_std`, the mean

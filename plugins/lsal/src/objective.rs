@@ -75,6 +75,12 @@ pub fn loss_gq(l_real: &Tensor, l_fake: &Tensor) -> Result<Tensor> {
     l_fake.mean_all()? - l_real.mean_all()?
 }
 
+/// The latent-regression term (`latent_regression` > 0; not in the paper): mean |z_rec - z| over
+/// the batch and the code's dimensions, z_rec = Q(G(z)).
+pub fn latent_regression(z_rec: &Tensor, z: &Tensor) -> Result<Tensor> {
+    (z_rec - z)?.abs()?.mean_all()
+}
+
 /// logsumexp([0, a_1..a_K]) per row of (B, K) activations: the "1 + sum" denominator of Sec. 5.
 fn lse_with_zero(a: &Tensor) -> Result<Tensor> {
     let zero = a.narrow(1, 0, 1)?.zeros_like()?;

@@ -663,6 +663,7 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
             "recon_l2_ratio_train",
             "q_std_train",
             "q_mean_rms_train",
+            "code_recovery_error",
             "recon_class_agreement_train",
             "ssl_error_unlabelled_train",
             "ssl_val_error",
@@ -671,7 +672,10 @@ fn figures_and_evaluation_on_a_tiny_run() -> R {
     let agree = ev.iter().find(|(k, _)| k == "recon_class_agreement_train").map(|(_, v)| *v);
     assert!(agree.is_some_and(|a| (0.0..=1.0).contains(&a)), "{agree:?}");
     assert!(ev.iter().all(|(_, v)| v.is_finite()));
-    assert!(ev[4].1 > 0.0 && ev[4].1 <= 1.0);
+    assert!(ev[5].1 > 0.0 && ev[5].1 <= 1.0);
+    // Q o G on prior draws from a fixed seed: the same weights give the same value.
+    let rec = m.code_recovery_error(700)?;
+    assert!(rec > 0.0 && rec.is_finite() && rec == m.code_recovery_error(700)?, "{rec}");
     // The code statistics against a host computation over the same rows.
     let rows: Vec<usize> = (0..mnist.len().min(2000)).collect();
     let codes =
@@ -928,6 +932,47 @@ fn joint_head_layouts_and_maxout_gradients() -> R {
         set(0.0);
         let fd = (up - dn) / (2.0 * eps);
         assert!((fd - g[i]).abs() < 1e-6 + 1e-4 * g[i].abs(), "{name}[{i}]: autograd {} vs fd {fd}", g[i]);
+    }
+    Ok(())
+}
+
+#[test]
+fn latent_regression_by_hand() -> R {
+    let z_rec = Tensor::new(&[[0.5f64, -1.0], [2.0, 0.0]], &Device::Cpu)?;
+    let z = Tensor::new(&[[0.0f64, 1.0], [1.5, -0.5]], &Device::Cpu)?;
+    // |0.5| + |-2| + |0.5| + |0.5| = 3.5 over 4 entries.
+    assert!((s(&objective::latent_regression(&z_rec, &z)?) - 0.875).abs() < 1e-15);
+    Ok(())
+}
+
+/// The latent-regression term adds exactly w times its logged value to G/Q's loss, leaves L's
+/// loss alone, and its gradient reaches Q but not G (the fakes are detached) nor L, in both modes.
+#[test]
+fn latent_regression_adds_to_the_encoder_only() -> R {
+    let d = ring();
+    let off = forward_with(no_dropout(), &d, 3)?;
+    let on = forward_with(LsalConfig { latent_regression: 2.0, ..no_dropout() }, &d, 3)?;
+    let t = stat(&on, "latent_regression");
+    assert!(t.is_finite() && t > 0.0, "{t}");
+    assert!((s(&on.loss_gq) - s(&off.loss_gq) - 2.0 * t).abs() < 1e-9 * (1.0 + t));
+    assert_eq!(s(&on.loss_l), s(&off.loss_l));
+    assert!(off.stats.0.iter().all(|(k, _)| k != "latent_regression"));
+
+    let b = d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?;
+    for mode in [Mode::Unsupervised, Mode::SemiSupervised] {
+        let cfg = LsalConfig { mode, labels: 16, val: 64, hidden: 16, latent_regression: 1.0, ..Default::default() };
+        let m = build(cfg, &d, DType::F32, 8)?;
+        let f = m.forward_step_for_tests(&b, 0, &mut Rng::new(4))?;
+        assert_isolated(&f.loss_l, &f.loss_gq, &m)?;
+        // The term alone: its gradient reaches Q and nothing else.
+        let x_fake = m.g.forward(&m.prior(8, &mut Rng::new(5))?, true)?;
+        let z = m.prior(8, &mut Rng::new(5))?;
+        let term = objective::latent_regression(&m.q.forward(&x_fake.detach(), true, None)?, &z)?;
+        let g = term.backward()?;
+        for (vs, reach) in [(m.player_g.vs(), false), (m.player_q.vs(), true), (m.player_l.vs(), false)] {
+            let any = vs.trainable_vars().iter().any(|(_, v)| g.get(v.as_tensor()).is_some());
+            assert_eq!(any, reach);
+        }
     }
     Ok(())
 }
