@@ -159,8 +159,14 @@ fn hinge_with_nu_zero_and_z_blind_loss_is_ls_gan_and_q_gets_no_gradient() -> R {
 #[test]
 fn zero_margins_and_hinge_reduce_to_the_plain_loss_sensitive_form_on_the_real_networks() -> R {
     let d = ring();
-    // The paper's plain hinge: without the margin-Lipschitz term the defaults add.
-    let cfg = LsalConfig { ambient_weight: 0.0, manifold_weight: 0.0, margin_lipschitz: 0.0, ..no_dropout() };
+    // The paper's plain hinge: without the margin-Lipschitz and latent-regression terms the defaults add.
+    let cfg = LsalConfig {
+        ambient_weight: 0.0,
+        manifold_weight: 0.0,
+        margin_lipschitz: 0.0,
+        latent_regression: 0.0,
+        ..no_dropout()
+    };
     let m = build(cfg, &d, DType::F64, 8)?;
     let x = d.head(8, &Device::Cpu)?.to_dtype(DType::F64)?;
     let mut rng = Rng::new(2);
@@ -201,6 +207,7 @@ fn slope_one_is_wgan_and_the_margin_drops_out_of_every_gradient() -> R {
             ambient_weight: mu,
             manifold_weight: nu,
             margin_lipschitz: 0.0,
+            latent_regression: 0.0,
             ..no_dropout()
         };
         let m = build(cfg, &d, DType::F64, 8)?;
@@ -306,7 +313,8 @@ fn each_players_loss_reaches_only_its_parameters_mlp_conv_and_ssl() -> R {
 #[test]
 fn one_step_on_loss_gq_lowers_fake_loss_and_raises_real_loss() -> R {
     let d = ring();
-    let m = build(no_dropout(), &d, DType::F64, 16)?;
+    // The adversarial terms (II)-(III) alone: the latent regression pulls Q elsewhere.
+    let m = build(LsalConfig { latent_regression: 0.0, ..no_dropout() }, &d, DType::F64, 16)?;
     let x = d.head(16, &Device::Cpu)?.to_dtype(DType::F64)?;
     let mut rng = Rng::new(9);
     let z = rng.randn((16, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
@@ -334,16 +342,26 @@ fn one_step_on_loss_gq_lowers_fake_loss_and_raises_real_loss() -> R {
 #[test]
 fn loss_gradients_match_finite_differences_in_f64() -> R {
     let d = ring();
-    let m = build(no_dropout(), &d, DType::F64, 8)?;
     let x = d.head(8, &Device::Cpu)?.to_dtype(DType::F64)?;
-    let z = Rng::new(11).randn((8, m.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
-    let eval = |m: &Lsal, which: usize| {
+    let eval = |m: &Lsal, z: &Tensor, which: usize| {
         s(&{
-            let f = m.forward_unsup(&x, &z, &mut Rng::new(0)).unwrap();
+            let f = m.forward_unsup(&x, z, &mut Rng::new(0)).unwrap();
             if which == 0 { f.loss_l } else { f.loss_gq }
         })
     };
-    for (which, vs) in [(0, m.player_l.vs()), (1, m.player_g.vs()), (1, m.player_q.vs())] {
+    // Without the latent regression for every player; with it (the default) for L and Q only,
+    // since it detaches G(z) on purpose and so has no gradient to G that a difference would see.
+    let plain = build(LsalConfig { latent_regression: 0.0, ..no_dropout() }, &d, DType::F64, 8)?;
+    let dflt = build(no_dropout(), &d, DType::F64, 8)?;
+    let z = Rng::new(11).randn((8, plain.dz), 0.0, 1.0, &Device::Cpu)?.to_dtype(DType::F64)?;
+    let cases = [
+        (&plain, 0, plain.player_l.vs()),
+        (&plain, 1, plain.player_g.vs()),
+        (&plain, 1, plain.player_q.vs()),
+        (&dflt, 0, dflt.player_l.vs()),
+        (&dflt, 1, dflt.player_q.vs()),
+    ];
+    for (m, which, vs) in cases {
         let f = m.forward_unsup(&x, &z, &mut Rng::new(0))?;
         let loss = if which == 0 { f.loss_l } else { f.loss_gq };
         let grads = loss.backward()?;
@@ -358,9 +376,9 @@ fn loss_gradients_match_finite_differences_in_f64() -> R {
                 v.set(&Tensor::from_vec(p, v.shape(), &Device::Cpu).unwrap()).unwrap();
             };
             set(eps);
-            let up = eval(&m, which);
+            let up = eval(m, &z, which);
             set(-eps);
-            let dn = eval(&m, which);
+            let dn = eval(m, &z, which);
             set(0.0);
             let fd = (up - dn) / (2.0 * eps);
             assert!((fd - g[i]).abs() < 1e-6 + 1e-4 * g[i].abs(), "{name}[{i}]: autograd {} vs fd {fd}", g[i]);
@@ -547,6 +565,7 @@ fn config_rejects_impossible_values_with_clear_messages() {
     bad(LsalConfig { encoder_lr_scale: 0.0, ..Default::default() }, "encoder_lr_scale");
     bad(LsalConfig { joint_maxout: 0, ..Default::default() }, "joint_maxout");
     bad(LsalConfig { joint_layers: 0, ..Default::default() }, "joint_layers");
+    bad(LsalConfig { latent_regression: -1.0, ..Default::default() }, "latent_regression");
     assert!(LsalConfig { cost_slope: 0.5, lipschitz_penalty: 10.0, ..Default::default() }.validate().is_ok());
     assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
     // SSL on unlabelled or wrongly sized subsets is a clear error.
@@ -950,7 +969,7 @@ fn latent_regression_by_hand() -> R {
 #[test]
 fn latent_regression_adds_to_the_encoder_only() -> R {
     let d = ring();
-    let off = forward_with(no_dropout(), &d, 3)?;
+    let off = forward_with(LsalConfig { latent_regression: 0.0, ..no_dropout() }, &d, 3)?;
     let on = forward_with(LsalConfig { latent_regression: 2.0, ..no_dropout() }, &d, 3)?;
     let t = stat(&on, "latent_regression");
     assert!(t.is_finite() && t > 0.0, "{t}");

@@ -13,6 +13,7 @@ fn lsal_is_registered_with_documented_defaults() -> anyhow::Result<()> {
     assert_eq!(d["manifold_weight"].as_float(), Some(0.018));
     assert_eq!(d["cost_slope"].as_float(), Some(0.0));
     assert_eq!(d["labels"].as_integer(), Some(100));
+    assert_eq!(d["latent_regression"].as_float(), Some(30.0));
     let data = ganfold_core::data::load("ring8", 0)?;
     let mut bad = d.clone();
     bad.insert("cost_slope".into(), toml::Value::Float(2.0));
