@@ -77,8 +77,11 @@ pub struct LsalConfig {
     /// point, and this asks it of Q on G's own samples from the start (BiGAN's "latent regressor"
     /// baseline, Donahue et al. 2017; ALICE's cycle terms, Li et al. 2017). Default 30, chosen on
     /// validation digits by `experiments/lsal-cycle.toml` (reconstructions keep x's class in 31 %
-    /// against 11 % without it; 1, 10 and 100 were worse).
+    /// against 11 % without it; 1, 10 and 100 were worse). Unsupervised mode only; SSL has its own.
     pub latent_regression: f64,
+    /// SSL: the same term's weight in semi-supervised mode. Default 0: at weight 30 the validation
+    /// error rose from 0.196 to 0.217 (`experiments/lsal-ssl-cycle.toml`).
+    pub ssl_latent_regression: f64,
     /// Hidden layers of the loss network's joint head, the only layers that see x's and z's
     /// features together, so the only place where L can tell x's own code from another image's.
     /// The paper's Fig. 2 says "a sequence of fully connected layers"; the authors' code has 2 with
@@ -134,6 +137,7 @@ impl Default for LsalConfig {
             margin_lipschitz: 10.0,
             labelled_nll: 1.0,
             latent_regression: 30.0,
+            ssl_latent_regression: 0.0,
             joint_layers: 1,
             joint_maxout: 1,
             weight_norm: true,
@@ -241,6 +245,7 @@ impl LsalConfig {
             ("margin_lipschitz", self.margin_lipschitz),
             ("labelled_nll", self.labelled_nll),
             ("latent_regression", self.latent_regression),
+            ("ssl_latent_regression", self.ssl_latent_regression),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 anyhow::bail!("lsal: `{k}` is a weight and must be >= 0, got {v}");

@@ -359,7 +359,8 @@ impl Lsal {
         Ok((loss_l + (pen * w)?)?)
     }
 
-    /// `loss_gq` plus w times the latent-regression term (when `latent_regression` = w > 0):
+    /// `loss_gq` plus w times the latent-regression term (w = `latent_regression`, or
+    /// `ssl_latent_regression` in SSL mode; nothing when w = 0):
     /// Q run in training mode on the detached fakes G(z), asked to return their codes. Its
     /// BatchNorm running statistics then also see the fakes, as BiGAN's encoder does when it is
     /// trained on both. Logged as `latent_regression` (the unweighted mean |Q(G(z)) - z|).
@@ -371,7 +372,10 @@ impl Lsal {
         rng: &mut Rng,
         st: &mut StepStats,
     ) -> anyhow::Result<Tensor> {
-        let w = self.cfg.latent_regression;
+        let w = match self.mode {
+            Mode::Unsupervised => self.cfg.latent_regression,
+            Mode::SemiSupervised => self.cfg.ssl_latent_regression,
+        };
         if w <= 0.0 {
             return Ok(loss_gq);
         }

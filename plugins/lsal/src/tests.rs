@@ -566,6 +566,7 @@ fn config_rejects_impossible_values_with_clear_messages() {
     bad(LsalConfig { joint_maxout: 0, ..Default::default() }, "joint_maxout");
     bad(LsalConfig { joint_layers: 0, ..Default::default() }, "joint_layers");
     bad(LsalConfig { latent_regression: -1.0, ..Default::default() }, "latent_regression");
+    bad(LsalConfig { ssl_latent_regression: f64::INFINITY, ..Default::default() }, "ssl_latent_regression");
     assert!(LsalConfig { cost_slope: 0.5, lipschitz_penalty: 10.0, ..Default::default() }.validate().is_ok());
     assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
     // SSL on unlabelled or wrongly sized subsets is a clear error.
@@ -978,8 +979,22 @@ fn latent_regression_adds_to_the_encoder_only() -> R {
     assert!(off.stats.0.iter().all(|(k, _)| k != "latent_regression"));
 
     let b = d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?;
+    // By default the term is on in unsupervised mode and off in SSL mode.
+    for (mode, on) in [(Mode::Unsupervised, true), (Mode::SemiSupervised, false)] {
+        let m = build(LsalConfig { mode, labels: 16, val: 64, hidden: 16, ..Default::default() }, &d, DType::F32, 8)?;
+        let f = m.forward_step_for_tests(&b, 0, &mut Rng::new(4))?;
+        assert_eq!(f.stats.0.iter().any(|(k, _)| k == "latent_regression"), on, "{mode:?}");
+    }
     for mode in [Mode::Unsupervised, Mode::SemiSupervised] {
-        let cfg = LsalConfig { mode, labels: 16, val: 64, hidden: 16, latent_regression: 1.0, ..Default::default() };
+        let cfg = LsalConfig {
+            mode,
+            labels: 16,
+            val: 64,
+            hidden: 16,
+            latent_regression: 1.0,
+            ssl_latent_regression: 1.0,
+            ..Default::default()
+        };
         let m = build(cfg, &d, DType::F32, 8)?;
         let f = m.forward_step_for_tests(&b, 0, &mut Rng::new(4))?;
         assert_isolated(&f.loss_l, &f.loss_gq, &m)?;
