@@ -82,6 +82,14 @@ pub struct LsalConfig {
     /// SSL: the same term's weight in semi-supervised mode. Default 0: at weight 30 the validation
     /// error rose from 0.196 to 0.217 (`experiments/lsal-ssl-cycle.toml`).
     pub ssl_latent_regression: f64,
+    /// Weight of a reconstruction term added to Q's loss: w * mean |G(Q(x)) - x| over the batch
+    /// and the pixels of the real images, through a frozen G in evaluation mode (the G that
+    /// samples), so only Q learns from it and G's running statistics are untouched (0 = the paper).
+    /// Not in the paper: Corollary 1 asks G(Q(x)) = x of the fixed point, and the latent regression
+    /// asks Q to invert G only on G's own samples, which real digits do not resemble early on;
+    /// this asks it on the real digits, in the L1 metric of the ambient margin (ALICE's cycle
+    /// term on x, Li et al. 2017, trained here on Q alone). Unsupervised mode only.
+    pub reconstruction: f64,
     /// Hidden layers of the loss network's joint head, the only layers that see x's and z's
     /// features together, so the only place where L can tell x's own code from another image's.
     /// The paper's Fig. 2 says "a sequence of fully connected layers"; the authors' code has 2 with
@@ -138,6 +146,7 @@ impl Default for LsalConfig {
             labelled_nll: 1.0,
             latent_regression: 30.0,
             ssl_latent_regression: 0.0,
+            reconstruction: 0.0,
             joint_layers: 1,
             joint_maxout: 1,
             weight_norm: true,
@@ -246,6 +255,7 @@ impl LsalConfig {
             ("labelled_nll", self.labelled_nll),
             ("latent_regression", self.latent_regression),
             ("ssl_latent_regression", self.ssl_latent_regression),
+            ("reconstruction", self.reconstruction),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 anyhow::bail!("lsal: `{k}` is a weight and must be >= 0, got {v}");

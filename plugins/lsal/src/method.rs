@@ -197,6 +197,7 @@ impl Lsal {
         let loss_l = self.add_margin_lipschitz(loss_l, [x, &z_hat], [&x_fake, z], &m, &score, rng, &mut st)?;
         self.push_diagnostics(&mut st, x, &z_hat, z, &score)?;
         let loss_gq = self.add_latent_regression(loss_gq, &x_fake, z, rng, &mut st)?;
+        let loss_gq = self.add_reconstruction(loss_gq, x, &z_hat, &mut st)?;
         st.push_t("loss_L", &loss_l)?;
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &l_real.mean_all()?)?;
@@ -382,6 +383,27 @@ impl Lsal {
         let z_rec = self.q.forward(&x_fake.detach(), true, Some(rng))?;
         let term = objective::latent_regression(&z_rec, z)?;
         st.push_t("latent_regression", &term)?;
+        Ok((loss_gq + (term * w)?)?)
+    }
+
+    /// `loss_gq` plus w times the reconstruction term (w = `reconstruction`; unsupervised mode):
+    /// G(Q(x)) through G with frozen parameters in evaluation mode, so the gradient reaches Q's
+    /// codes and not G, and G's BatchNorm running statistics see only G's own samples. Logged as
+    /// `reconstruction` (the unweighted mean |G(Q(x)) - x|).
+    fn add_reconstruction(
+        &self,
+        loss_gq: Tensor,
+        x: &Tensor,
+        z_hat: &Tensor,
+        st: &mut StepStats,
+    ) -> anyhow::Result<Tensor> {
+        let w = self.cfg.reconstruction;
+        if w <= 0.0 {
+            return Ok(loss_gq);
+        }
+        let x_rec = ganfold_core::nn::frozen(|| self.g.forward(z_hat, false))?;
+        let term = objective::reconstruction(&x_rec, x)?;
+        st.push_t("reconstruction", &term)?;
         Ok((loss_gq + (term * w)?)?)
     }
 

@@ -81,6 +81,12 @@ pub fn latent_regression(z_rec: &Tensor, z: &Tensor) -> Result<Tensor> {
     (z_rec - z)?.abs()?.mean_all()
 }
 
+/// The reconstruction term (`reconstruction` > 0; not in the paper): mean |x_rec - x| over the
+/// batch and every element of a sample, x_rec = G(Q(x)).
+pub fn reconstruction(x_rec: &Tensor, x: &Tensor) -> Result<Tensor> {
+    (x_rec - x)?.abs()?.mean_all()
+}
+
 /// logsumexp([0, a_1..a_K]) per row of (B, K) activations: the "1 + sum" denominator of Sec. 5.
 fn lse_with_zero(a: &Tensor) -> Result<Tensor> {
     let zero = a.narrow(1, 0, 1)?.zeros_like()?;

@@ -567,6 +567,7 @@ fn config_rejects_impossible_values_with_clear_messages() {
     bad(LsalConfig { joint_layers: 0, ..Default::default() }, "joint_layers");
     bad(LsalConfig { latent_regression: -1.0, ..Default::default() }, "latent_regression");
     bad(LsalConfig { ssl_latent_regression: f64::INFINITY, ..Default::default() }, "ssl_latent_regression");
+    bad(LsalConfig { reconstruction: -0.5, ..Default::default() }, "reconstruction");
     assert!(LsalConfig { cost_slope: 0.5, lipschitz_penalty: 10.0, ..Default::default() }.validate().is_ok());
     assert!(LsalConfig { cost_slope: 0.5, weight_clip: 0.04, ..Default::default() }.validate().is_ok());
     // SSL on unlabelled or wrongly sized subsets is a clear error.
@@ -1008,5 +1009,80 @@ fn latent_regression_adds_to_the_encoder_only() -> R {
             assert_eq!(any, reach);
         }
     }
+    Ok(())
+}
+
+#[test]
+fn reconstruction_by_hand() -> R {
+    let x_rec = Tensor::new(&[[0.5f64, -1.0], [0.25, 0.0]], &Device::Cpu)?;
+    let x = Tensor::new(&[[1.0f64, -1.0], [-0.25, 1.0]], &Device::Cpu)?;
+    // |-0.5| + 0 + |0.5| + |-1| = 2 over 4 entries.
+    assert!((s(&objective::reconstruction(&x_rec, &x)?) - 0.5).abs() < 1e-15);
+    Ok(())
+}
+
+/// The reconstruction term adds exactly w times its logged value to G/Q's loss and leaves L's
+/// loss and G's running statistics alone; alone, its gradient reaches Q only and matches finite
+/// differences (f64); SSL mode ignores it, and it is off by default.
+#[test]
+fn reconstruction_adds_to_the_encoder_only() -> R {
+    let d = ring();
+    let build16 = |w: f64| build(LsalConfig { reconstruction: w, ..no_dropout() }, &d, DType::F64, 16);
+    let (m_off, m_on) = (build16(0.0)?, build16(2.0)?);
+    let batch = d.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu)?;
+    let off = m_off.forward_step_for_tests(&batch, 0, &mut Rng::new(3))?;
+    let on = m_on.forward_step_for_tests(&batch, 0, &mut Rng::new(3))?;
+    let t = stat(&on, "reconstruction");
+    assert!(t.is_finite() && t > 0.0, "{t}");
+    assert!((s(&on.loss_gq) - s(&off.loss_gq) - 2.0 * t).abs() < 1e-9 * (1.0 + t));
+    assert_eq!(s(&on.loss_l), s(&off.loss_l));
+    assert!(off.stats.0.iter().all(|(k, _)| k != "reconstruction"));
+    assert!(LsalConfig::default().reconstruction == 0.0 && off.stats.get("reconstruction").is_none());
+    let (g_on, g_off) = (m_on.player_g.vs().tensors(), m_off.player_g.vs().tensors());
+    for (k, v) in &g_on {
+        assert_eq!(v.flatten_all()?.to_vec1::<f64>()?, g_off[k].flatten_all()?.to_vec1::<f64>()?, "G's {k}");
+    }
+    assert_isolated(&on.loss_l, &on.loss_gq, &m_on)?;
+
+    // The term alone, as `add_reconstruction` forms it.
+    let x = batch.x.to_dtype(DType::F64)?;
+    let term = |m: &Lsal| -> anyhow::Result<Tensor> {
+        let z_hat = m.q.forward(&x, true, None)?;
+        Ok(objective::reconstruction(&ganfold_core::nn::frozen(|| m.g.forward(&z_hat, false))?, &x)?)
+    };
+    let grads = term(&m_on)?.backward()?;
+    for (vs, reach) in [(m_on.player_g.vs(), false), (m_on.player_q.vs(), true), (m_on.player_l.vs(), false)] {
+        let any = vs.trainable_vars().iter().any(|(_, v)| grads.get(v.as_tensor()).is_some());
+        assert_eq!(any, reach);
+    }
+    for (name, v) in m_on.player_q.vs().trainable_vars().into_iter().filter(|(n, _)| !n.contains("bn")).take(3) {
+        let g = grads.get(v.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
+        let base = v.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+        let (i, eps) = (base.len() / 2, 1e-5);
+        let at = |delta: f64| -> anyhow::Result<f64> {
+            let mut p = base.clone();
+            p[i] += delta;
+            v.set(&Tensor::from_vec(p, v.shape(), &Device::Cpu)?)?;
+            Ok(s(&term(&m_on)?))
+        };
+        let fd = (at(eps)? - at(-eps)?) / (2.0 * eps);
+        at(0.0)?;
+        assert!((fd - g[i]).abs() < 1e-6 + 1e-4 * g[i].abs(), "{name}[{i}]: autograd {} vs fd {fd}", g[i]);
+    }
+
+    let ssl = LsalConfig {
+        mode: Mode::SemiSupervised,
+        labels: 16,
+        val: 64,
+        hidden: 16,
+        reconstruction: 1.0,
+        ..Default::default()
+    };
+    let f = build(ssl, &d, DType::F32, 8)?.forward_step_for_tests(
+        &d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?,
+        0,
+        &mut Rng::new(4),
+    )?;
+    assert!(f.stats.0.iter().all(|(k, _)| k != "reconstruction"));
     Ok(())
 }
