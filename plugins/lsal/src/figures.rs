@@ -87,7 +87,7 @@ impl Lsal {
             let k = (start + 500).min(n) - start;
             let z = self.prior(k, &mut rng)?;
             let z_rec = self.q.forward(&self.g.forward(&z, false)?, false, None)?;
-            sum += objective::latent_regression(&z_rec.to_dtype(DType::F64)?, &z.to_dtype(DType::F64)?)?
+            sum += objective::mean_abs_error(&z_rec.to_dtype(DType::F64)?, &z.to_dtype(DType::F64)?)?
                 .to_scalar::<f64>()?
                 * k as f64;
             cnt += k;

@@ -381,7 +381,7 @@ impl Lsal {
             return Ok(loss_gq);
         }
         let z_rec = self.q.forward(&x_fake.detach(), true, Some(rng))?;
-        let term = objective::latent_regression(&z_rec, z)?;
+        let term = objective::mean_abs_error(&z_rec, z)?;
         st.push_t("latent_regression", &term)?;
         Ok((loss_gq + (term * w)?)?)
     }
@@ -402,7 +402,7 @@ impl Lsal {
             return Ok(loss_gq);
         }
         let x_rec = ganfold_core::nn::frozen(|| self.g.forward(z_hat, false))?;
-        let term = objective::reconstruction(&x_rec, x)?;
+        let term = objective::mean_abs_error(&x_rec, x)?;
         st.push_t("reconstruction", &term)?;
         Ok((loss_gq + (term * w)?)?)
     }

@@ -75,16 +75,10 @@ pub fn loss_gq(l_real: &Tensor, l_fake: &Tensor) -> Result<Tensor> {
     l_fake.mean_all()? - l_real.mean_all()?
 }
 
-/// The latent-regression term (`latent_regression` > 0; not in the paper): mean |z_rec - z| over
-/// the batch and the code's dimensions, z_rec = Q(G(z)).
-pub fn latent_regression(z_rec: &Tensor, z: &Tensor) -> Result<Tensor> {
-    (z_rec - z)?.abs()?.mean_all()
-}
-
-/// The reconstruction term (`reconstruction` > 0; not in the paper): mean |x_rec - x| over the
-/// batch and every element of a sample, x_rec = G(Q(x)).
-pub fn reconstruction(x_rec: &Tensor, x: &Tensor) -> Result<Tensor> {
-    (x_rec - x)?.abs()?.mean_all()
+/// mean |a - b| over every element: the latent-regression term (a = Q(G(z)), b = z) and the
+/// reconstruction term (a = G(Q(x)), b = x), neither of them in the paper.
+pub fn mean_abs_error(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    (a - b)?.abs()?.mean_all()
 }
 
 /// logsumexp([0, a_1..a_K]) per row of (B, K) activations: the "1 + sum" denominator of Sec. 5.
