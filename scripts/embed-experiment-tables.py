@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Rewrites every `<!-- experiment: NAME -->` ... `<!-- /experiment -->` block of README.md and
-plugins/*/README.md with the table of results/NAME/table.md (its lines starting with `|`).
+plugins/*/README.md with the table of results/NAME/table.md (its table: the header above the `|---` rule and the rows below it).
 
 Run it after `ganfold experiment run`/`report`; experiment/tests/readme_tables.rs fails while a
 README shows a table its results do not hold. Stdlib only.
@@ -18,7 +18,15 @@ def table(name, old):
     if not path.exists():
         print(f"warning: {path} does not exist (run `ganfold experiment run experiments/{name}.toml`); block left as it is", file=sys.stderr)
         return old
-    return "\n".join(l for l in path.read_text().splitlines() if l.startswith("|")) + "\n"
+    lines = path.read_text().splitlines()
+    # The table starts at the line above its `|---` rule; a wrapped note line may also begin with `|`.
+    start = next((i for i in range(len(lines) - 1) if lines[i + 1].startswith("|---")), len(lines))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return "\n".join(rows) + "\n"
 
 
 def main():

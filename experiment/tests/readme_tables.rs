@@ -8,9 +8,19 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// The Markdown table of a `table.md`: its lines starting with `|`.
+/// The Markdown table of a `table.md`: the header above its `|---` rule and the rows below it
+/// (a wrapped note line may also begin with `|`).
 fn table_of(md: &str) -> String {
-    md.lines().filter(|l| l.starts_with('|')).collect::<Vec<_>>().join("\n")
+    let lines: Vec<&str> = md.lines().collect();
+    let start = (0..lines.len().saturating_sub(1)).find(|&i| lines[i + 1].starts_with("|---")).unwrap_or(lines.len());
+    let rows: Vec<&str> = lines[start..].iter().take_while(|l| l.starts_with('|')).copied().collect();
+    rows.join("\n")
+}
+
+#[test]
+fn a_note_line_beginning_with_a_bar_is_not_part_of_the_table() {
+    let md = "notes\n|mean| <= 0.25.\n\n| arm | x |\n|---|---:|\n| a | 1 |\n\nafter\n| not | this |\n";
+    assert_eq!(table_of(md), "| arm | x |\n|---|---:|\n| a | 1 |");
 }
 
 fn readmes() -> Vec<PathBuf> {
