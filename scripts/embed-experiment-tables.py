@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Rewrites every `<!-- experiment: NAME -->` ... `<!-- /experiment -->` block of README.md and
-plugins/*/README.md with the table of results/NAME/table.md (its table: the header above the `|---` rule and the rows below it).
+plugins/*/README.md with the table of results/NAME/table.md (the header above its `|---` rule and
+the rows below it).
 
 Run it after `ganfold experiment run`/`report`; experiment/tests/readme_tables.rs fails while a
 README shows a table its results do not hold. Stdlib only.
