@@ -59,13 +59,25 @@ pub trait Regularizer {
     fn penalty(&self, cx: &mut RegContext<'_>) -> anyhow::Result<Tensor>;
 }
 
-/// Named scalars reported by one training step, in a fixed order (losses first).
+/// Named scalars reported by one training step, in a fixed order (losses first). The flag is
+/// set by [`StepStats::push_periodic`]: the trainer then logs this step even between its
+/// `log_every` steps, so a measurement taken every so often is never dropped.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct StepStats(pub Vec<(String, f64)>);
+pub struct StepStats(pub Vec<(String, f64)>, pub(crate) bool);
 
 impl StepStats {
     pub fn push(&mut self, name: &str, v: f64) {
         self.0.push((name.to_string(), v));
+    }
+    /// Adds a measurement that a method takes only on some steps (a validation error every
+    /// `eval_every` steps), and asks the trainer to log this step whatever `log_every` is.
+    pub fn push_periodic(&mut self, name: &str, v: f64) {
+        self.push(name, v);
+        self.1 = true;
+    }
+    /// Whether this step holds a [`StepStats::push_periodic`] measurement.
+    pub fn has_periodic(&self) -> bool {
+        self.1
     }
     /// Adds a scalar tensor's value.
     pub fn push_t(&mut self, name: &str, t: &Tensor) -> candle_core::Result<()> {

@@ -396,8 +396,8 @@ impl SslClassifier {
         if (step + 1).is_multiple_of(self.eval_every) && !self.split.val.is_empty() {
             let (raw, avg) = (self.error(data, &self.split.val, false)?, self.error(data, &self.split.val, true)?);
             self.curve.push((step + 1, raw, avg));
-            st.push("val_error", raw);
-            st.push("val_error_ema", avg);
+            st.push_periodic("val_error", raw);
+            st.push_periodic("val_error_ema", avg);
         }
         Ok(())
     }

@@ -412,6 +412,7 @@ fn read_metrics(path: &Path, upto: usize) -> anyhow::Result<(Vec<(usize, StepSta
         }
         let st = StepStats(
             m.iter().filter(|(k, _)| *k != "step").filter_map(|(k, v)| Some((k.clone(), v.as_f64()?))).collect(),
+            false,
         );
         out.push((step as usize, st));
         kept.push_str(line);
@@ -474,7 +475,7 @@ impl Session {
             let done = self.step;
             let rate =
                 ((done - start_step) * t.batch_size * per_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            if done.is_multiple_of(t.log_every) || done == t.steps {
+            if done.is_multiple_of(t.log_every) || done == t.steps || stats.has_periodic() {
                 metrics
                     .write_all(metrics_line(done, &stats).as_bytes())
                     .with_context(|| format!("cannot append to {}", self.dir.join("metrics.jsonl").display()))?;

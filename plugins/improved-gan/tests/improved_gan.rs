@@ -117,3 +117,31 @@ fn config_errors_name_the_key() {
         assert!(err.contains(want), "{k} = {v}: {err}");
     }
 }
+
+/// Through the shared trainer: a validation error measured every 3 steps reaches metrics.jsonl
+/// even when it falls between the trainer's `log_every` (5) steps.
+#[test]
+fn validation_errors_between_log_steps_are_logged() -> R {
+    let mut c = ganfold_core::RunConfig::defaults("improved-gan")?;
+    c.train.data = "mnist-5k".into();
+    c.train.steps = 7;
+    c.train.batch_size = 20;
+    c.train.log_every = 5;
+    c.train.sample_every = 100;
+    c.train.checkpoint_every = 100;
+    for kv in
+        ["widths=[16, 8]", "gen_width=16", "latent_dim=4", "labels=20", "val=100", "init_batch=50", "eval_every=3"]
+    {
+        c.set(kv)?;
+    }
+    let dir = tempfile::tempdir()?;
+    ganfold_core::train::train(c, Some(dir.path().join("run")), false)?;
+    let log = std::fs::read_to_string(dir.path().join("run/metrics.jsonl"))?;
+    let rows: Vec<serde_json::Value> = log.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let steps: Vec<u64> = rows.iter().filter_map(|r| r["step"].as_u64()).collect();
+    assert_eq!(steps, [3, 5, 6, 7], "{log}");
+    let measured: Vec<u64> =
+        rows.iter().filter(|r| r["val_error"].is_f64()).filter_map(|r| r["step"].as_u64()).collect();
+    assert_eq!(measured, [3, 6], "{log}");
+    Ok(())
+}

@@ -198,6 +198,7 @@ impl Lsal {
         self.push_diagnostics(&mut st, x, &z_hat, z, &score)?;
         let loss_gq = self.add_latent_regression(loss_gq, &x_fake, z, rng, &mut st)?;
         let loss_gq = self.add_reconstruction(loss_gq, x, &z_hat, &mut st)?;
+        let loss_gq = self.add_code_prior(loss_gq, &z_hat, &mut st)?;
         st.push_t("loss_L", &loss_l)?;
         st.push_t("loss_GQ", &loss_gq)?;
         st.push_t("l_real", &l_real.mean_all()?)?;
@@ -407,6 +408,19 @@ impl Lsal {
         Ok((loss_gq + (term * w)?)?)
     }
 
+    /// `loss_gq` plus w times `objective::code_prior_kl` of the real images' codes (w =
+    /// `code_prior`; unsupervised mode): only Q produced them, so only Q learns from it. Logged
+    /// as `code_prior_kl` (unweighted).
+    fn add_code_prior(&self, loss_gq: Tensor, z_hat: &Tensor, st: &mut StepStats) -> anyhow::Result<Tensor> {
+        let w = self.cfg.code_prior;
+        if w <= 0.0 {
+            return Ok(loss_gq);
+        }
+        let term = objective::code_prior_kl(z_hat)?;
+        st.push_t("code_prior_kl", &term)?;
+        Ok((loss_gq + (term * w)?)?)
+    }
+
     /// Logged diagnostics of the real pairs: Q's code statistics (`q_std`, the mean
     /// per-dimension batch standard deviation, 1 under the prior; `q_mean_rms`, 0 under it);
     /// `l_code_sens`, how much L's score moves when x is given another image's code (mean
@@ -516,7 +530,7 @@ impl Lsal {
             return Ok(());
         }
         let Some(err) = self.validation_error()? else { return Ok(()) };
-        st.push("val_error", err);
+        st.push_periodic("val_error", err);
         if let Some(lab) = self.labelled.as_mut() {
             lab.curve.push((step + 1, err));
         }

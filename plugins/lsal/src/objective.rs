@@ -81,6 +81,18 @@ pub fn mean_abs_error(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     (a - b)?.abs()?.mean_all()
 }
 
+/// AGE's estimate of KL(Q's codes || N(0, I)) from a batch (Ulyanov et al., AAAI 2018, Sec. 3):
+/// each of the d code dimensions is fitted by a Gaussian N(m_j, s_j^2) (batch mean, biased
+/// variance), and the closed-form KL to N(0, 1), 0.5 (m_j^2 + s_j^2 - 1) - log s_j, is averaged
+/// over the d dimensions. 0 exactly when every dimension has mean 0 and variance 1. `codes` (B, d).
+pub fn code_prior_kl(codes: &Tensor) -> Result<Tensor> {
+    let m = codes.mean_keepdim(0)?;
+    let var = (codes.broadcast_sub(&m)?.sqr()?.mean(0)? + 1e-8)?;
+    let m = m.squeeze(0)?;
+    let kl = ((((m.sqr()? + &var)? - 1.0)? - var.log()?)? * 0.5)?;
+    kl.mean_all()
+}
+
 /// logsumexp([0, a_1..a_K]) per row of (B, K) activations: the "1 + sum" denominator of Sec. 5.
 fn lse_with_zero(a: &Tensor) -> Result<Tensor> {
     let zero = a.narrow(1, 0, 1)?.zeros_like()?;

@@ -1066,3 +1066,66 @@ fn reconstruction_adds_to_the_encoder_only() -> R {
     assert!(f.stats.0.iter().all(|(k, _)| k != "reconstruction"));
     Ok(())
 }
+
+/// AGE's per-dimension KL to N(0, 1), by hand: 0 at mean 0 and variance 1, and
+/// 0.5 (m^2 + s^2 - 1) - log s otherwise, averaged over the dimensions.
+#[test]
+fn code_prior_kl_by_hand() -> R {
+    let kl = |rows: [[f64; 2]; 2]| s(&objective::code_prior_kl(&Tensor::new(&rows, &Device::Cpu).unwrap()).unwrap());
+    // Both dimensions have mean 0 and biased variance 1.
+    assert!(kl([[1.0, -1.0], [-1.0, 1.0]]).abs() < 1e-7);
+    // Dimension 0: m = 2, s^2 = 1 gives 2; dimension 1: m = 1, s^2 = 1 gives 0.5.
+    assert!((kl([[1.0, 0.0], [3.0, 2.0]]) - 1.25).abs() < 1e-7);
+    // m = 0, s^2 = 0.25 gives -0.375 + ln 2 in each dimension.
+    assert!((kl([[0.5, 0.5], [-0.5, -0.5]]) - (-0.375 + std::f64::consts::LN_2)).abs() < 1e-7);
+    Ok(())
+}
+
+/// The code-prior term adds exactly w times its logged value to G/Q's loss and leaves L's loss
+/// alone; alone, its gradient reaches Q only and matches finite differences (f64); SSL mode
+/// ignores it, and it is off by default.
+#[test]
+fn code_prior_adds_to_the_encoder_only() -> R {
+    let d = ring();
+    let build16 = |w: f64| build(LsalConfig { code_prior: w, ..no_dropout() }, &d, DType::F64, 16);
+    let (m_off, m_on) = (build16(0.0)?, build16(2.0)?);
+    let batch = d.batch(&(0..16).collect::<Vec<_>>(), &Device::Cpu)?;
+    let off = m_off.forward_step_for_tests(&batch, 0, &mut Rng::new(3))?;
+    let on = m_on.forward_step_for_tests(&batch, 0, &mut Rng::new(3))?;
+    let t = stat(&on, "code_prior_kl");
+    assert!(t.is_finite() && t > 0.0, "{t}");
+    assert!((s(&on.loss_gq) - s(&off.loss_gq) - 2.0 * t).abs() < 1e-9 * (1.0 + t));
+    assert_eq!(s(&on.loss_l), s(&off.loss_l));
+    assert!(off.stats.0.iter().all(|(k, _)| k != "code_prior_kl"));
+    assert_eq!(LsalConfig::default().code_prior, 0.0);
+    assert_isolated(&on.loss_l, &on.loss_gq, &m_on)?;
+
+    let x = batch.x.to_dtype(DType::F64)?;
+    let term = |m: &Lsal| -> anyhow::Result<Tensor> { Ok(objective::code_prior_kl(&m.q.forward(&x, true, None)?)?) };
+    let grads = term(&m_on)?.backward()?;
+    for (vs, reach) in [(m_on.player_g.vs(), false), (m_on.player_q.vs(), true), (m_on.player_l.vs(), false)] {
+        let any = vs.trainable_vars().iter().any(|(_, v)| grads.get(v.as_tensor()).is_some());
+        assert_eq!(any, reach);
+    }
+    for (name, v) in m_on.player_q.vs().trainable_vars().into_iter().filter(|(n, _)| !n.contains("bn")).take(3) {
+        let g = grads.get(v.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
+        let i = g.len() / 2;
+        assert_central_difference(&name, &v, i, g[i], 1e-5, &|| s(&term(&m_on).unwrap()))?;
+    }
+
+    let ssl = LsalConfig {
+        mode: Mode::SemiSupervised,
+        labels: 16,
+        val: 64,
+        hidden: 16,
+        code_prior: 1.0,
+        ..Default::default()
+    };
+    let f = build(ssl, &d, DType::F32, 8)?.forward_step_for_tests(
+        &d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?,
+        0,
+        &mut Rng::new(4),
+    )?;
+    assert!(f.stats.0.iter().all(|(k, _)| k != "code_prior_kl"));
+    Ok(())
+}
