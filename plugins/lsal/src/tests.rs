@@ -1039,31 +1039,45 @@ fn reconstruction_adds_to_the_encoder_only() -> R {
         let z_hat = m.q.forward(&x, true, None)?;
         Ok(objective::mean_abs_error(&ganfold_core::nn::frozen(|| m.g.forward(&z_hat, false))?, &x)?)
     };
-    let grads = term(&m_on)?.backward()?;
-    for (vs, reach) in [(m_on.player_g.vs(), false), (m_on.player_q.vs(), true), (m_on.player_l.vs(), false)] {
+    assert_reaches_q_only_and_ssl_ignores(
+        &m_on,
+        &term,
+        LsalConfig { reconstruction: 1.0, ..ssl_small() },
+        "reconstruction",
+    )
+}
+
+/// A small SSL config for the encoder terms' tests.
+fn ssl_small() -> LsalConfig {
+    LsalConfig { mode: Mode::SemiSupervised, labels: 16, val: 64, hidden: 16, ..Default::default() }
+}
+
+/// An encoder-only term of `m` (`term`, on the ring batch): its gradient reaches Q's parameters
+/// and no other player's and matches central finite differences (f64); and the SSL step built
+/// from `ssl` (the term on) logs no `key`, since the term is unsupervised only.
+fn assert_reaches_q_only_and_ssl_ignores(
+    m: &Lsal,
+    term: &dyn Fn(&Lsal) -> anyhow::Result<Tensor>,
+    ssl: LsalConfig,
+    key: &str,
+) -> R {
+    let grads = term(m)?.backward()?;
+    for (vs, reach) in [(m.player_g.vs(), false), (m.player_q.vs(), true), (m.player_l.vs(), false)] {
         let any = vs.trainable_vars().iter().any(|(_, v)| grads.get(v.as_tensor()).is_some());
-        assert_eq!(any, reach);
+        assert_eq!(any, reach, "{key}");
     }
-    for (name, v) in m_on.player_q.vs().trainable_vars().into_iter().filter(|(n, _)| !n.contains("bn")).take(3) {
+    for (name, v) in m.player_q.vs().trainable_vars().into_iter().filter(|(n, _)| !n.contains("bn")).take(3) {
         let g = grads.get(v.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
         let i = g.len() / 2;
-        assert_central_difference(&name, &v, i, g[i], 1e-5, &|| s(&term(&m_on).unwrap()))?;
+        assert_central_difference(&name, &v, i, g[i], 1e-5, &|| s(&term(m).unwrap()))?;
     }
-
-    let ssl = LsalConfig {
-        mode: Mode::SemiSupervised,
-        labels: 16,
-        val: 64,
-        hidden: 16,
-        reconstruction: 1.0,
-        ..Default::default()
-    };
+    let d = ring();
     let f = build(ssl, &d, DType::F32, 8)?.forward_step_for_tests(
         &d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?,
         0,
         &mut Rng::new(4),
     )?;
-    assert!(f.stats.0.iter().all(|(k, _)| k != "reconstruction"));
+    assert!(f.stats.0.iter().all(|(k, _)| k != key), "{key} logged in SSL mode");
     Ok(())
 }
 
@@ -1102,30 +1116,5 @@ fn code_prior_adds_to_the_encoder_only() -> R {
 
     let x = batch.x.to_dtype(DType::F64)?;
     let term = |m: &Lsal| -> anyhow::Result<Tensor> { Ok(objective::code_prior_kl(&m.q.forward(&x, true, None)?)?) };
-    let grads = term(&m_on)?.backward()?;
-    for (vs, reach) in [(m_on.player_g.vs(), false), (m_on.player_q.vs(), true), (m_on.player_l.vs(), false)] {
-        let any = vs.trainable_vars().iter().any(|(_, v)| grads.get(v.as_tensor()).is_some());
-        assert_eq!(any, reach);
-    }
-    for (name, v) in m_on.player_q.vs().trainable_vars().into_iter().filter(|(n, _)| !n.contains("bn")).take(3) {
-        let g = grads.get(v.as_tensor()).unwrap().flatten_all()?.to_vec1::<f64>()?;
-        let i = g.len() / 2;
-        assert_central_difference(&name, &v, i, g[i], 1e-5, &|| s(&term(&m_on).unwrap()))?;
-    }
-
-    let ssl = LsalConfig {
-        mode: Mode::SemiSupervised,
-        labels: 16,
-        val: 64,
-        hidden: 16,
-        code_prior: 1.0,
-        ..Default::default()
-    };
-    let f = build(ssl, &d, DType::F32, 8)?.forward_step_for_tests(
-        &d.batch(&(0..8).collect::<Vec<_>>(), &Device::Cpu)?,
-        0,
-        &mut Rng::new(4),
-    )?;
-    assert!(f.stats.0.iter().all(|(k, _)| k != "code_prior_kl"));
-    Ok(())
+    assert_reaches_q_only_and_ssl_ignores(&m_on, &term, LsalConfig { code_prior: 1.0, ..ssl_small() }, "code_prior_kl")
 }
